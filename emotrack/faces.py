@@ -1,0 +1,104 @@
+"""Faces: detections per frame, linked across frames into tracks, cropped for the CNN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: box in pixels of the upright frame, detector confidence in [0, 1]."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+
+
+def faces_from_mtcnn(detections: list[dict], min_score: float, min_px: float = 0) -> list[Face]:
+    """MTCNN's output for one frame -> Faces with score >= min_score and both sides >= min_px.
+
+    Best first.
+    """
+    faces = []
+    for found in detections:
+        x, y, w, h = (float(v) for v in found["box"])
+        score = float(found["confidence"])
+        if score >= min_score and min(w, h) >= max(min_px, 1):
+            faces.append(Face(x, y, w, h, score))
+    return sorted(faces, key=lambda f: -f.score)
+
+
+def iou(a: Face, b: Face) -> float:
+    """Intersection over union of two boxes, in [0, 1]."""
+    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = ix * iy
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class FaceTracker:
+    """Links faces across consecutive analysed frames by box overlap (greedy IoU matching).
+
+    A track survives up to `max_gap` analysed frames without a detection; after that the same
+    person gets a new track_id. Ids are 0, 1, 2, ... in order of first appearance per video.
+    """
+
+    min_iou: float = 0.3
+    max_gap: int = 5
+    _last: dict[int, tuple[int, Face]] = field(default_factory=dict)  # id -> (frame, box)
+    _next_id: int = 0
+
+    def update(self, frame_index: int, faces: list[Face]) -> list[int]:
+        """Track ids for `faces` (same order) seen at `frame_index` (increasing)."""
+        self._last = {
+            tid: seen
+            for tid, seen in self._last.items()
+            if frame_index - seen[0] <= self.max_gap + 1
+        }
+        pairs = sorted(
+            (
+                (iou(face, box), fi, tid)
+                for fi, face in enumerate(faces)
+                for tid, (_, box) in self._last.items()
+            ),
+            reverse=True,
+        )
+        ids: list[int | None] = [None] * len(faces)
+        taken: set[int] = set()
+        for overlap, fi, tid in pairs:
+            if overlap < self.min_iou:
+                break
+            if ids[fi] is None and tid not in taken:
+                ids[fi] = tid
+                taken.add(tid)
+        for fi, face in enumerate(faces):
+            if ids[fi] is None:
+                ids[fi] = self._next_id
+                self._next_id += 1
+            self._last[ids[fi]] = (frame_index, face)  # type: ignore[index]
+        return [int(i) for i in ids]  # type: ignore[arg-type]
+
+
+def crop_face(frame: np.ndarray, face: Face, margin: float = 0.1, size: int = 64) -> np.ndarray:
+    """A face ready for the expression CNN.
+
+    frame: uint8 (H, W, 3) RGB. The box is grown by `margin` of its size on each side (the fer
+    package pads its boxes the same way), clipped to the frame, turned gray, resized to
+    size x size. Returns float32 (size, size, 1) in [-1, 1] (x / 255, - 0.5, * 2, as in fer).
+    """
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8, frame.shape
+    height, width = frame.shape[:2]
+    x0 = int(max(0, np.floor(face.x - margin * face.w)))
+    y0 = int(max(0, np.floor(face.y - margin * face.h)))
+    x1 = int(min(width, np.ceil(face.x + face.w * (1 + margin))))
+    y1 = int(min(height, np.ceil(face.y + face.h * (1 + margin))))
+    gray = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
+    return ((small.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]

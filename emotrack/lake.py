@@ -1,0 +1,213 @@
+"""The Parquet lake: table schemas, paths and atomic publication live here and nowhere else.
+
+Layout (Hive-style, one Parquet file per video and table):
+
+    LAKE/videos/video_id=<id>/part-0.parquet      one row per video (ok or failed)
+    LAKE/features/video_id=<id>/part-0.parquet    one row per face per analysed frame
+    LAKE/tracks/video_id=<id>/part-0.parquet      one row per face per analysed frame
+    LAKE/summaries/video_id=<id>/part-0.parquet   one row per video
+    LAKE/failures/<key>.parquet                   one row per unreadable input file
+
+`video_id` is the partition column: it comes from the folder name, not from inside the file.
+A video's files are first written under LAKE/_staging, then moved into place with os.replace
+(atomic on one filesystem), `videos` last: a video is complete once its `videos` row exists.
+Publishing a video again replaces its files, so re-runs never duplicate rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from models.expression_cnn import EMBEDDING_DIM, EMOTIONS
+
+PARTITION = "video_id"
+_f32, _f64, _i32, _str = pa.float32(), pa.float64(), pa.int32(), pa.string()
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_FACE = [
+    ("frame_index", _i32),
+    ("timestamp_s", _f64),
+    ("track_id", _i32),
+    ("bbox_x", _f32),
+    ("bbox_y", _f32),
+    ("bbox_w", _f32),
+    ("bbox_h", _f32),
+    ("face_score", _f32),
+]
+SCHEMAS: dict[str, pa.Schema] = {
+    "videos": pa.schema(
+        [
+            ("source_uri", _str),
+            ("size_bytes", pa.int64()),
+            ("duration_s", _f64),
+            ("fps", _f64),
+            ("width", _i32),
+            ("height", _i32),
+            ("codec", _str),
+            ("rotation", _i32),
+            ("analysis_fps", _f64),
+            ("status", _str),
+            ("processed_at", _TIMESTAMP),
+        ]
+    ),
+    "features": pa.schema(
+        [
+            *_FACE,
+            ("logits", pa.list_(_f32)),  # 7 values, EMOTIONS order, before the softmax
+            ("embedding", pa.list_(_f32)),  # EMBEDDING_DIM values
+        ]
+    ),
+    "tracks": pa.schema(
+        [
+            *_FACE,
+            ("emotion", _str),
+            *[(f"p_{e}", _f32) for e in EMOTIONS],
+            ("valence", _f32),
+            ("arousal", _f32),
+            ("model_version", _str),
+        ]
+    ),
+    "summaries": pa.schema(
+        [
+            ("frames_analysed", _i32),
+            ("frames_with_face", _i32),
+            ("face_observations", _i32),
+            ("n_tracks", _i32),
+            ("dominant_emotion", _str),
+            *[(f"share_{e}", _f64) for e in EMOTIONS],
+            ("mean_valence", _f64),
+            ("mean_arousal", _f64),
+            ("model_version", _str),
+        ]
+    ),
+    "failures": pa.schema(
+        [
+            ("source_uri", _str),
+            ("video_id", _str),
+            ("stage", _str),
+            ("error_type", _str),
+            ("message", _str),
+            ("failed_at", _TIMESTAMP),
+        ]
+    ),
+}
+_DUCKDB_TYPES = {
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "list<item: float>": "FLOAT[]",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+}
+VIDEO_TABLES = ("features", "tracks", "summaries", "videos")  # publication order: videos last
+
+
+class Lake:
+    """A lake on local disk rooted at `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def glob(self, table: str) -> str:
+        """The pattern readers pass to duckdb.read_parquet(..., hive_partitioning=true)."""
+        return str(self.root / table / "**" / "*.parquet")
+
+    def publish_video(
+        self, video_id: str, source_uri: str, tables: dict[str, pd.DataFrame]
+    ) -> dict[str, int]:
+        """Atomically (re)place one video's rows in every video table; return rows per table.
+
+        `tables` maps each of VIDEO_TABLES to its rows, without the video_id column. Clears
+        any earlier failure recorded for `source_uri`.
+        """
+        assert set(tables) == set(VIDEO_TABLES), sorted(tables)
+        staged = {t: _to_arrow(t, tables[t]) for t in VIDEO_TABLES}  # validate before writing
+        staging = self.root / "_staging" / f"{video_id}-{uuid.uuid4().hex}"
+        staging.mkdir(parents=True)
+        try:
+            for table, data in staged.items():
+                pq.write_table(data, staging / f"{table}.parquet")
+            for table in VIDEO_TABLES:
+                final = self._video_file(table, video_id)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / f"{table}.parquet", final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._failure_file(source_uri).unlink(missing_ok=True)
+        return {table: data.num_rows for table, data in staged.items()}
+
+    def record_failure(self, failure: dict[str, object], video: dict[str, object] | None) -> None:
+        """Record one unreadable input in `failures` and, if its video_id is known, `videos`.
+
+        Writes nothing to features, tracks or summaries.
+        """
+        self._write_atomic(
+            _to_arrow("failures", pd.DataFrame([failure])),
+            self._failure_file(str(failure["source_uri"])),
+        )
+        if video is not None and failure.get("video_id"):
+            self._write_atomic(
+                _to_arrow("videos", pd.DataFrame([video])),
+                self._video_file("videos", str(failure["video_id"])),
+            )
+
+    def read(self, table: str) -> pd.DataFrame:
+        """Every row of `table` as a DataFrame (empty, with the right columns, if none)."""
+        with self.connect() as con:
+            return con.execute(f"SELECT * FROM {table}").df()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with one view per table (empty tables included)."""
+        con = duckdb.connect()
+        for table, schema in SCHEMAS.items():
+            if any((self.root / table).glob("**/*.parquet")):
+                source = f"read_parquet('{_sql_text(self.glob(table))}', hive_partitioning=true)"
+            else:
+                columns = ([] if table == "failures" else [f"NULL::VARCHAR AS {PARTITION}"]) + [
+                    f"NULL::{_DUCKDB_TYPES.get(str(f.type), 'VARCHAR')} AS {f.name}" for f in schema
+                ]
+                source = f"(SELECT {', '.join(columns)} WHERE false)"
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
+        return con
+
+    def _video_file(self, table: str, video_id: str) -> Path:
+        return self.root / table / f"{PARTITION}={video_id}" / "part-0.parquet"
+
+    def _failure_file(self, source_uri: str) -> Path:
+        key = hashlib.sha256(source_uri.encode()).hexdigest()[:16]
+        return self.root / "failures" / f"{key}.parquet"
+
+    def _write_atomic(self, data: pa.Table, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            pq.write_table(data, tmp)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _to_arrow(table: str, rows: pd.DataFrame) -> pa.Table:
+    """rows cast to the table's schema; raises if a column is missing or cannot be cast."""
+    schema = SCHEMAS[table]
+    missing = set(schema.names) - set(rows.columns)
+    if missing:
+        raise ValueError(f"{table}: missing columns {sorted(missing)}")
+    data = pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
+    if table == "features" and data.num_rows:
+        lengths = pc.list_value_length(data["embedding"]).unique().to_pylist()
+        assert lengths == [EMBEDDING_DIM], f"embedding lengths {lengths}"
+    return data

@@ -1,0 +1,60 @@
+"""Rows that describe inputs: the `videos` row of a video and the `failures` row of a file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from emotrack.errors import UnreadableVideo
+from emotrack.video import VideoSource, content_video_id
+
+
+def video_row(
+    source: VideoSource, analysis_fps: float, status: str, processed_at: datetime
+) -> dict[str, object]:
+    """The `videos` row of a probed video."""
+    return {
+        "source_uri": str(source.path),
+        "size_bytes": source.size_bytes,
+        "duration_s": source.duration_s,
+        "fps": source.fps,
+        "width": source.width,
+        "height": source.height,
+        "codec": source.codec,
+        "rotation": source.rotation,
+        "analysis_fps": source.analysis_rate(analysis_fps),
+        "status": status,
+        "processed_at": processed_at,
+    }
+
+
+def failure_rows(
+    path: Path, error: UnreadableVideo
+) -> tuple[dict[str, object], dict[str, object] | None]:
+    """The `failures` row of an unreadable file, and its `videos` row when its id is known."""
+    now = datetime.now(UTC)
+    try:
+        video_id: str | None = content_video_id(path)
+        size: int | None = path.stat().st_size
+    except OSError:
+        video_id, size = None, None
+    failure: dict[str, object] = {
+        "source_uri": str(path),
+        "video_id": video_id,
+        "stage": error.stage,
+        "error_type": type(error).__name__,
+        "message": error.message,
+        "failed_at": now,
+    }
+    if video_id is None:
+        return failure, None
+    unknown = dict.fromkeys(["duration_s", "fps", "width", "height", "codec", "rotation"])
+    video: dict[str, object] = {
+        "source_uri": str(path),
+        "size_bytes": size,
+        **unknown,
+        "analysis_fps": None,
+        "status": "failed",
+        "processed_at": now,
+    }
+    return failure, video

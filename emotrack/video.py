@@ -1,0 +1,209 @@
+"""Video files: discovery, probing with ffprobe and frame decoding with ffmpeg.
+
+`VideoSource.from_path` is the only place that opens a video by path; everything after it
+works on the `VideoSource` and the frames it yields.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+import numpy as np
+
+from emotrack.assets import sha256_of
+from emotrack.errors import UnreadableVideo
+
+VIDEO_SUFFIXES = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".wmv",
+        ".flv",
+        ".3gp",
+    }
+)
+# ffmpeg may only read local files: a file that is really a playlist pointing elsewhere fails.
+_INPUT_OPTIONS = {"protocol_whitelist": "file"}
+
+
+def find_videos(root: Path) -> list[Path]:
+    """Video files under `root` (recursively, by suffix, hidden files skipped), sorted."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"video source {root} is not a directory")
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in VIDEO_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def content_video_id(path: Path) -> str:
+    """Stable id of a video's content: 'v' + the first 16 hex digits of its SHA-256.
+
+    The 'v' keeps the id from ever looking like a number to readers that infer the types of
+    Hive partition values (DuckDB, pandas, Spark).
+    """
+    return "v" + sha256_of(path)[:16]
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A probed video file. Sizes are of the upright picture (after rotation)."""
+
+    path: Path
+    video_id: str
+    size_bytes: int
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    codec: str
+    rotation: int  # degrees the stored picture is turned for display: 0, 90, 180 or 270
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def from_path(cls, path: Path) -> VideoSource:
+        """Probe `path` with ffprobe; raise UnreadableVideo when it holds no decodable video."""
+        path = Path(path)
+        if not path.is_file():
+            raise UnreadableVideo("probe", f"{path} does not exist or is not a regular file")
+        size = path.stat().st_size
+        video_id = content_video_id(path)
+        if size == 0:
+            raise UnreadableVideo("probe", "the file is empty (0 bytes)")
+        try:
+            info = ffmpeg.probe(str(path), **_INPUT_OPTIONS)
+        except ffmpeg.Error as err:
+            raise UnreadableVideo(
+                "probe", f"ffprobe cannot read it as a video ({_last_line(err.stderr, path)})"
+            ) from None
+        return cls(path=path, video_id=video_id, size_bytes=size, **parse_probe(info))
+
+    def analysis_rate(self, fps: float) -> float:
+        """Frames per second actually analysed: `fps`, capped at the video's own rate."""
+        return min(fps, self.fps) if self.fps > 0 else fps
+
+    def frames(self, fps: float) -> Iterator[tuple[float, np.ndarray]]:
+        """Upright frames at `fps` (capped at the video's rate), streamed from ffmpeg.
+
+        Yields (timestamp_s, frame): timestamp_s is seconds from the start of the video,
+        frame is uint8 (height, width, 3) RGB. Raises UnreadableVideo if decoding fails or
+        ends well short of the duration in the header (a truncated or corrupt stream), after
+        yielding the frames decoded before that.
+        """
+        rate = self.analysis_rate(fps)
+        cmd = (
+            ffmpeg.input(str(self.path), **_INPUT_OPTIONS)
+            .filter("fps", fps=rate)
+            .output("pipe:", format="rawvideo", pix_fmt="rgb24", an=None, sn=None)
+            .global_args("-nostdin", "-v", "error", "-xerror")
+            .compile()
+        )
+        frame_bytes = self.width * self.height * 3
+        # stderr goes to a file, never to a pipe nobody reads (which can deadlock ffmpeg).
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+            assert proc.stdout is not None
+            try:
+                index = 0
+                while buf := proc.stdout.read(frame_bytes):
+                    if len(buf) < frame_bytes:
+                        break
+                    frame = np.frombuffer(buf, np.uint8).reshape(self.height, self.width, 3)
+                    yield index / rate, frame
+                    index += 1
+                returncode = proc.wait()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                proc.stdout.close()
+            errors.seek(0)
+            message = _last_line(errors.read(), self.path)
+        if returncode != 0:
+            raise UnreadableVideo(
+                "decode", f"ffmpeg failed after {index} frames ({message}): truncated or corrupt?"
+            )
+        if index == 0:
+            raise UnreadableVideo("decode", "ffmpeg decoded no frames from the video stream")
+        expected = int(self.duration_s * rate)
+        if index < 0.9 * expected - 1:
+            raise UnreadableVideo(
+                "decode",
+                f"only {index} of the {expected} frames the header promises could be "
+                "decoded: the file looks truncated or corrupt",
+            )
+
+
+def parse_probe(info: dict[str, Any]) -> dict[str, Any]:
+    """Pick duration, rate, upright size, codec and rotation out of ffprobe's JSON."""
+    streams = [
+        s
+        for s in info.get("streams", [])
+        if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
+    ]
+    if not streams:
+        kinds = sorted({s.get("codec_type", "?") for s in info.get("streams", [])})
+        found = ", ".join(kinds) if kinds else "no streams"
+        raise UnreadableVideo("probe", f"no video stream in the file (found: {found})")
+    stream = streams[0]
+    rotation = stream_rotation(stream)
+    width, height = int(stream.get("width", 0)), int(stream.get("height", 0))
+    if width <= 0 or height <= 0:
+        raise UnreadableVideo("probe", "the video stream has no picture size")
+    if rotation in (90, 270):
+        width, height = height, width
+    duration = stream.get("duration") or info.get("format", {}).get("duration") or 0.0
+    return {
+        "duration_s": float(duration),
+        "fps": _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")),
+        "width": width,
+        "height": height,
+        "codec": str(stream.get("codec_name", "unknown")),
+        "rotation": rotation,
+    }
+
+
+def stream_rotation(stream: dict[str, Any]) -> int:
+    """Display rotation in degrees (0/90/180/270) from the display matrix or the rotate tag."""
+    degrees = 0.0
+    for side_data in stream.get("side_data_list", []) or []:
+        if "rotation" in side_data:
+            degrees = float(side_data["rotation"])
+            break
+    else:
+        degrees = float(stream.get("tags", {}).get("rotate", 0))
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _rate(text: str | None) -> float:
+    try:
+        rate = Fraction(text) if text else Fraction(0)
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+    return float(rate)
+
+
+def _last_line(stderr: bytes | None, path: Path) -> str:
+    """ffmpeg's last error line, without the file name it starts with."""
+    lines = (stderr or b"").decode(errors="replace").strip().splitlines()
+    return lines[-1].strip().removeprefix(f"{path}: ") if lines else "no message"

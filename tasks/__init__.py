@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that add names, retries and logging around emotrack's logic."""

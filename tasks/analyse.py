@@ -1,0 +1,60 @@
+"""Steps 2-4: probe a video, run faces and the expression CNN over it, score its frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from emotrack.analysis import VideoFeatures, extract_features
+from emotrack.assets import expression_cnn_path
+from emotrack.scoring import score_frames, summarise_video
+from emotrack.settings import Settings
+from emotrack.video import VideoSource
+from models.expression_cnn import load_expression_cnn
+from models.face_detector import load_face_detector
+
+
+@task(name="probe-video", task_run_name="probe [{path.name}]", cache_policy=NO_CACHE)
+def probe_video(path: Path) -> VideoSource:
+    """ffprobe facts about one file; raises UnreadableVideo if it holds no usable video."""
+    source = VideoSource.from_path(path)
+    get_run_logger().info(
+        "%s: %s %dx%d, %.1f s at %.2f fps, rotation %d",
+        path.name,
+        source.codec,
+        source.width,
+        source.height,
+        source.duration_s,
+        source.fps,
+        source.rotation,
+    )
+    return source
+
+
+@task(name="extract-features", task_run_name="faces+cnn [{source.name}]", cache_policy=NO_CACHE)
+def extract_video_features(source: VideoSource, settings: Settings) -> VideoFeatures:
+    """Decode, detect and track faces, and run the CNN (models loaded once per process)."""
+    detector = load_face_detector()
+    cnn = load_expression_cnn(
+        expression_cnn_path(settings.cache_dir, settings.expression_model_path)
+    )
+    features = extract_features(source, detector, cnn, settings)
+    get_run_logger().info(
+        "%s: %d frames analysed, %d face observations",
+        source.name,
+        features.frames_analysed,
+        len(features.table),
+    )
+    return features
+
+
+@task(name="score-frames", task_run_name="score [{source.name}]", cache_policy=NO_CACHE)
+def score_video(
+    source: VideoSource, features: VideoFeatures
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Per-frame emotion rows and the video's summary row."""
+    tracks = score_frames(features.table)
+    return tracks, summarise_video(tracks, features.frames_analysed)

@@ -1,0 +1,140 @@
+"""Shared fixtures: pinned real assets, clips made with real ffmpeg, one Prefect server."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from emotrack.assets import fetch_asset
+from emotrack.lake import Lake
+from emotrack.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def asset(settings: Settings) -> Callable[[str], Path]:
+    """Path to a pinned, SHA-256-verified asset (fetched once, then cached)."""
+    return lambda name: fetch_asset(name, settings.cache_dir)
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def make_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Build an H.264 test-pattern clip with ffmpeg: make_clip(seconds, fps, size, name)."""
+    folder = tmp_path_factory.mktemp("clips")
+
+    def make(seconds: float, fps: float, size: str = "160x96", name: str = "clip.mp4") -> Path:
+        path = folder / name
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        )
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def photo_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """A 3 s, 25 fps, 480x640 clip of a photo that slowly zooms in: a real face that moves.
+
+    With phone=True the pixels are stored sideways (turned clockwise) with a display matrix
+    that turns them back, as phones record portrait video.
+    """
+    folder = tmp_path_factory.mktemp("photo_clips")
+
+    def make(photo: Path, name: str, phone: bool = False) -> Path:
+        path = folder / name
+        frames = (
+            "scale=400:400,pad=480:640:40:120:color=gray,"
+            "zoompan=z='1+0.002*on':d=1:s=480x640:fps=25"
+        )
+        stored = folder / f"stored-{name}" if phone else path
+        ffmpeg(
+            "-loop",
+            "1",
+            "-i",
+            str(photo),
+            "-vf",
+            frames + (",transpose=1" if phone else ""),
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(stored),
+        )
+        if phone:
+            ffmpeg("-i", str(stored), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(path))
+            stored.unlink()
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One temporary Prefect server (with its own database) for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@dataclass(frozen=True)
+class NightlyRun:
+    source: Path
+    lake: Lake
+    counts: dict[str, int]
+    flow_run_id: object
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory, asset, photo_clip) -> Path:
+    """Real clips, a sideways phone clip, a zero-byte file and a text file named .mp4."""
+    folder = tmp_path_factory.mktemp("archive")
+    for name in ["single_face.mp4", "no_face.mp4"]:
+        shutil.copyfile(asset(name), folder / name)
+    shutil.copyfile(photo_clip(asset("happy_face.jpg"), "smile.mp4"), folder / "smile.mp4")
+    (folder / "phone").mkdir()
+    phone = photo_clip(asset("happy_face.jpg"), "portrait.mov", phone=True)
+    shutil.copyfile(phone, folder / "phone" / "portrait.mov")
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("meeting notes, not a video\n")
+    (folder / "README.txt").write_text("not a video suffix: ignored\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def nightly_run(prefect_server, archive, tmp_path_factory) -> NightlyRun:
+    """The real nightly flow, run once through the session's Prefect server."""
+    from flows.nightly import nightly
+
+    lake = Lake(tmp_path_factory.mktemp("lake"))
+    state = nightly(source=str(archive), lake=str(lake.root), return_state=True)
+    assert state.is_completed(), state
+    return NightlyRun(archive, lake, state.result(), state.state_details.flow_run_id)

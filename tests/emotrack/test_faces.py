@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from emotrack.faces import Face, FaceTracker, crop_face, faces_from_mtcnn, iou
+
+
+def test_iou_of_identical_disjoint_and_half_overlapping_boxes() -> None:
+    a = Face(0, 0, 10, 10, 1.0)
+    assert iou(a, a) == 1.0
+    assert iou(a, Face(20, 20, 10, 10, 1.0)) == 0.0
+    assert iou(a, Face(5, 0, 10, 10, 1.0)) == pytest.approx(50 / 150)
+
+
+def test_faces_from_mtcnn_drops_weak_detections_and_sorts_by_score() -> None:
+    found = [
+        {"box": [0, 0, 5, 5], "confidence": 0.95},
+        {"box": [9, 9, 5, 5], "confidence": 0.5},
+        {"box": [1, 1, 5, 5], "confidence": 0.99},
+    ]
+    faces = faces_from_mtcnn(found, min_score=0.9)
+    assert [f.score for f in faces] == [0.99, 0.95]
+    assert faces_from_mtcnn(found, min_score=0.9, min_px=6) == []
+
+
+def test_tracker_keeps_ids_for_two_moving_faces_in_any_order() -> None:
+    tracker = FaceTracker(min_iou=0.3, max_gap=2)
+    ids = []
+    for step in range(5):
+        left = Face(10 + 2 * step, 10, 40, 40, 0.99)
+        right = Face(200 - 2 * step, 10, 40, 40, 0.99)
+        faces = [left, right] if step % 2 == 0 else [right, left]
+        found = tracker.update(step, faces)
+        ids.append(found if step % 2 == 0 else found[::-1])
+    assert ids == [[0, 1]] * 5
+
+
+def test_tracker_bridges_short_gaps_and_starts_a_new_track_after_long_ones() -> None:
+    tracker = FaceTracker(min_iou=0.3, max_gap=2)
+    face = Face(10, 10, 40, 40, 0.99)
+    assert tracker.update(0, [face]) == [0]
+    assert tracker.update(3, [face]) == [0]  # missed in frames 1 and 2: same person
+    assert tracker.update(7, [face]) == [1]  # missed for 3 frames: a new track
+
+
+def test_crop_face_matches_the_cnn_input_contract() -> None:
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[20:60, 50:90] = 255  # a white square where the face is
+    crop = crop_face(frame, Face(50, 20, 40, 40, 1.0), margin=0.0)
+    assert crop.shape == (64, 64, 1) and crop.dtype == np.float32
+    np.testing.assert_allclose(crop, 1.0)  # white -> +1
+    dark = crop_face(frame, Face(120, 20, 40, 40, 1.0), margin=0.0)
+    np.testing.assert_allclose(dark, -1.0)  # black -> -1
+
+
+def test_crop_face_uses_luma_and_clips_boxes_at_the_border() -> None:
+    frame = np.zeros((50, 50, 3), np.uint8)
+    frame[..., 1] = 255  # pure green: luma 0.587 * 255 -> 150
+    crop = crop_face(frame, Face(-10, -10, 80, 80, 1.0))
+    assert crop.shape == (64, 64, 1)
+    np.testing.assert_allclose(crop, (150 / 255 - 0.5) * 2, atol=1e-6)

@@ -1,0 +1,93 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotrack.lake import SCHEMAS, Lake
+from emotrack.scoring import score_frames, summarise_video
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def _video_tables(n_faces: int) -> dict[str, pd.DataFrame]:
+    features = pd.DataFrame(
+        {
+            "frame_index": range(n_faces),
+            "timestamp_s": np.arange(n_faces) * 0.2,
+            "track_id": 0,
+            "bbox_x": 1.0,
+            "bbox_y": 2.0,
+            "bbox_w": 30.0,
+            "bbox_h": 40.0,
+            "face_score": 0.99,
+            "logits": [np.arange(7, dtype=np.float32)] * n_faces,
+            "embedding": [np.ones(128, np.float32)] * n_faces,
+        }
+    )
+    tracks = score_frames(features)
+    video = {name: None for name in SCHEMAS["videos"].names}
+    video |= {"source_uri": "/archive/a.mp4", "status": "ok", "processed_at": NOW}
+    return {
+        "features": features,
+        "tracks": tracks,
+        "summaries": pd.DataFrame([summarise_video(tracks, n_faces)]),
+        "videos": pd.DataFrame([video]),
+    }
+
+
+def _count(lake: Lake, table: str) -> int:
+    with duckdb.connect() as con:
+        query = "SELECT count(*) FROM read_parquet(?, hive_partitioning=true)"
+        return con.execute(query, [lake.glob(table)]).fetchall()[0][0]
+
+
+def test_publishing_twice_replaces_instead_of_duplicating(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    assert lake.publish_video("vaaa", "/archive/a.mp4", _video_tables(5))["tracks"] == 5
+    lake.publish_video("vaaa", "/archive/a.mp4", _video_tables(3))
+    lake.publish_video("vbbb", "/archive/b.mp4", _video_tables(2))
+    assert _count(lake, "tracks") == 5 and _count(lake, "videos") == 2
+    tracks = lake.read("tracks")
+    assert sorted(tracks["video_id"].unique()) == ["vaaa", "vbbb"]
+    assert not (tmp_path / "_staging").exists() or not any((tmp_path / "_staging").iterdir())
+
+
+def test_a_video_that_fails_validation_leaves_nothing_behind(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    tables = _video_tables(4)
+    tables["tracks"] = tables["tracks"].drop(columns=["p_happy"])
+    with pytest.raises(ValueError, match="p_happy"):
+        lake.publish_video("vccc", "/archive/c.mp4", tables)
+    assert list(tmp_path.rglob("*.parquet")) == []
+
+
+def test_a_success_clears_the_earlier_failure_of_the_same_file(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    failure = {
+        "source_uri": "/archive/a.mp4",
+        "video_id": "vold",
+        "stage": "probe",
+        "error_type": "UnreadableVideo",
+        "message": "the file is empty",
+        "failed_at": NOW,
+    }
+    lake.record_failure(failure, None)
+    lake.record_failure(failure, None)  # recorded again: still one row
+    assert len(lake.read("failures")) == 1
+    lake.publish_video("vnew", "/archive/a.mp4", _video_tables(1))
+    assert len(lake.read("failures")) == 0
+
+
+def test_reading_an_empty_table_gives_its_columns(tmp_path: Path) -> None:
+    empty = Lake(tmp_path).read("summaries")
+    assert empty.empty and "dominant_emotion" in empty.columns and "video_id" in empty.columns
+
+
+def test_pandas_reads_the_lake_with_video_id_as_text(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.publish_video("v0123456789012345", "/archive/a.mp4", _video_tables(2))
+    frame = pd.read_parquet(tmp_path / "tracks")
+    assert frame["video_id"].astype(str).unique().tolist() == ["v0123456789012345"]

@@ -1,0 +1,71 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotrack.scoring import (
+    CIRCUMPLEX,
+    MODEL_VERSION,
+    PROB_COLUMNS,
+    score_frames,
+    softmax,
+    summarise_video,
+)
+from models.expression_cnn import EMOTIONS
+
+
+def _features(logits: list[list[float]], track_ids: list[int]) -> pd.DataFrame:
+    n = len(logits)
+    return pd.DataFrame(
+        {
+            "frame_index": range(n),
+            "timestamp_s": np.arange(n) * 0.2,
+            "track_id": track_ids,
+            "bbox_x": 1.0,
+            "bbox_y": 2.0,
+            "bbox_w": 30.0,
+            "bbox_h": 40.0,
+            "face_score": 0.99,
+            "logits": [np.array(row, np.float32) for row in logits],
+            "embedding": [np.zeros(128, np.float32)] * n,
+        }
+    )
+
+
+def test_softmax_rows_sum_to_one_and_keep_the_order() -> None:
+    p = softmax(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]]))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert p[0].argmax() == 2 and p[1].argmax() == 0
+
+
+def test_circumplex_places_happy_positive_and_sad_negative() -> None:
+    table = dict(zip(EMOTIONS, CIRCUMPLEX, strict=True))
+    assert table["happy"][0] > 0.9 and table["sad"][0] < -0.8
+    assert table["angry"][1] > table["neutral"][1]
+    assert np.all(np.abs(CIRCUMPLEX) <= 1)
+
+
+def test_score_frames_labels_probabilities_and_valence() -> None:
+    happy, sad = [0, 0, 0, 9, 0, 0, 0], [0, 0, 0, 0, 9, 0, 0]
+    tracks = score_frames(_features([happy, sad, happy], [0, 0, 1]))
+    assert tracks["emotion"].tolist() == ["happy", "sad", "happy"]
+    np.testing.assert_allclose(tracks[PROB_COLUMNS].sum(axis=1), 1.0, rtol=1e-6)
+    assert tracks["valence"][0] > 0.8 and tracks["valence"][1] < -0.7
+    assert tracks[["valence", "arousal"]].abs().le(1).all().all()
+    assert set(tracks["model_version"]) == {MODEL_VERSION}
+
+
+def test_summary_counts_and_dominant_emotion() -> None:
+    happy, sad = [0, 0, 0, 9, 0, 0, 0], [0, 0, 0, 0, 9, 0, 0]
+    features = _features([happy, sad, happy], [0, 0, 1])
+    features.loc[2, "frame_index"] = 1  # two faces in frame 1
+    summary = summarise_video(score_frames(features), frames_analysed=10)
+    assert summary["frames_analysed"] == 10 and summary["frames_with_face"] == 2
+    assert summary["n_tracks"] == 2 and summary["dominant_emotion"] == "happy"
+    assert summary["share_happy"] == pytest.approx(2 / 3)
+    assert summary["share_sad"] == pytest.approx(1 / 3)
+
+
+def test_summary_without_faces_has_no_dominant_emotion() -> None:
+    summary = summarise_video(score_frames(_features([], [])), frames_analysed=7)
+    assert summary["frames_with_face"] == 0 and summary["dominant_emotion"] is None
+    assert summary["mean_valence"] is None

@@ -1,0 +1,139 @@
+import subprocess
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotrack.errors import UnreadableVideo
+from emotrack.video import VideoSource, find_videos
+
+
+def test_find_videos_by_suffix_skipping_hidden(tmp_path: Path) -> None:
+    for name in ["a.mp4", "b.MOV", "notes.txt", ".hidden.mp4", "sub/c.mkv", ".cache/d.mp4"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    found = [p.relative_to(tmp_path).as_posix() for p in find_videos(tmp_path)]
+    assert found == ["a.mp4", "b.MOV", "sub/c.mkv"]
+
+
+@pytest.mark.parametrize(("fps", "expected"), [(5.0, 20), (2.0, 8), (10.0, 40)])
+def test_frame_count_and_timestamps_follow_the_analysis_rate(make_clip, fps, expected) -> None:
+    source = VideoSource.from_path(make_clip(4, 25, name=f"rate{fps}.mp4"))
+    assert source.duration_s == pytest.approx(4.0, abs=0.05)
+    frames = list(source.frames(fps))
+    assert len(frames) == expected
+    timestamps = np.array([t for t, _ in frames])
+    np.testing.assert_allclose(timestamps, np.arange(expected) / fps)
+    assert all(f.shape == (96, 160, 3) and f.dtype == np.uint8 for _, f in frames)
+
+
+def test_analysis_rate_is_capped_at_the_video_rate(make_clip) -> None:
+    source = VideoSource.from_path(make_clip(2, 4, name="slow.mp4"))
+    assert len(list(source.frames(10))) == 8  # 4 fps video: no duplicated frames
+
+
+def test_rotated_clip_comes_out_upright_with_swapped_size(tmp_path: Path) -> None:
+    stored = tmp_path / "stored.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=160x96:d=1:r=10,drawbox=x=0:y=0:w=160:h=30:color=white:t=fill",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(stored),
+        ],
+        check=True,
+    )
+    phone = tmp_path / "phone.mp4"  # same pixels, display matrix says: turn 90 degrees
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(stored),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(phone),
+        ],
+        check=True,
+    )
+    source = VideoSource.from_path(phone)
+    assert (source.rotation, source.width, source.height) == (90, 96, 160)
+    _, upright = next(source.frames(5))
+    _, raw = next(VideoSource.from_path(stored).frames(5))
+    assert upright.shape == (160, 96, 3)
+    # ffprobe's rotation is counter-clockwise: the white top band is now the left column.
+    np.testing.assert_array_equal(upright, np.rot90(raw, k=1))
+    assert upright[:, :20].mean() > 200 and upright[:, -40:].mean() < 50
+
+
+def test_memory_stays_bounded_on_a_long_input(make_clip) -> None:
+    source = VideoSource.from_path(make_clip(600, 5, size="320x240", name="long.mp4"))
+    frame_bytes = 320 * 240 * 3
+    tracemalloc.start()
+    count = sum(1 for _ in source.frames(5))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == 3000  # 10 minutes at 5 fps: 690 MB of frames streamed through
+    assert peak < 8 * frame_bytes, f"peak {peak / 1e6:.1f} MB while streaming"
+
+
+def _audio_only(path: Path) -> Path:
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=1",
+            "-c:a",
+            "aac",
+            "-f",
+            "mp4",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "stage", "words"),
+    [
+        (lambda p: p.write_bytes(b"") and p, "probe", "empty"),
+        (lambda p: p.write_text("not a video\n") and p, "probe", "cannot read it as a video"),
+        (_audio_only, "probe", "no video stream"),
+    ],
+    ids=["zero-bytes", "text", "audio-only"],
+)
+def test_unreadable_inputs_raise_a_clear_error(tmp_path, make, stage, words) -> None:
+    path = tmp_path / "bad.mp4"
+    make(path)
+    with pytest.raises(UnreadableVideo) as caught:
+        VideoSource.from_path(path)
+    assert caught.value.stage == stage
+    assert words in caught.value.message
+
+
+def test_truncated_video_fails_in_decode(asset, tmp_path) -> None:
+    whole = asset("WolfgangLanger_Pexels.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) // 2])
+    source = VideoSource.from_path(cut)  # the index is at the front: probing still works
+    with pytest.raises(UnreadableVideo) as caught:
+        list(source.frames(5))
+    assert caught.value.stage == "decode"
+    assert "truncated or corrupt" in caught.value.message

@@ -1,0 +1,106 @@
+"""End to end through the real Prefect flow, ffmpeg, MTCNN and the CNN (see conftest)."""
+
+import numpy as np
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from emotrack.lake import SCHEMAS
+from models.expression_cnn import EMOTIONS
+
+GOOD = {"single_face.mp4", "no_face.mp4", "smile.mp4", "portrait.mov"}
+BAD = {"empty.mp4", "notes.mp4"}
+
+
+def _by_name(table):
+    return table.assign(name=table["source_uri"].str.rsplit("/", n=1).str[-1]).set_index("name")
+
+
+def test_flow_completes_and_counts_good_and_bad_inputs(nightly_run) -> None:
+    assert nightly_run.counts == {"ok": len(GOOD), "failed": len(BAD)}
+
+
+def test_prefect_server_recorded_the_run_and_the_failed_probes(nightly_run) -> None:
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(nightly_run.flow_run_id)
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[nightly_run.flow_run_id]))
+        )
+    assert flow_run.state.is_completed()
+    failed = sorted(t.name for t in task_runs if t.state.is_failed())
+    assert failed == ["probe [empty.mp4]", "probe [notes.mp4]"]
+    published = {t.name for t in task_runs if t.name.startswith("publish")}
+    assert published == {f"publish [{name}]" for name in GOOD}
+
+
+def test_videos_has_one_row_per_input_with_its_status(nightly_run) -> None:
+    videos = _by_name(nightly_run.lake.read("videos"))
+    assert set(videos.index) == GOOD | BAD
+    assert set(videos.loc[list(GOOD), "status"]) == {"ok"}
+    assert set(videos.loc[list(BAD), "status"]) == {"failed"}
+    assert videos.loc["single_face.mp4", ["width", "height", "codec"]].tolist() == [
+        640,
+        360,
+        "h264",
+    ]
+    assert videos.loc["single_face.mp4", "duration_s"] == pytest.approx(2.4, abs=0.05)
+    phone = videos.loc["portrait.mov"]
+    assert (phone["rotation"], phone["width"], phone["height"]) == (90, 480, 640)
+
+
+def test_bad_files_are_in_failures_with_clear_messages_and_nothing_else(nightly_run) -> None:
+    lake = nightly_run.lake
+    failures = _by_name(lake.read("failures"))
+    assert set(failures.index) == BAD
+    assert set(failures["stage"]) == {"probe"}
+    assert "empty (0 bytes)" in failures.loc["empty.mp4", "message"]
+    assert "cannot read it as a video" in failures.loc["notes.mp4", "message"]
+    bad_ids = set(failures["video_id"])
+    for table in ("features", "tracks", "summaries"):
+        assert not bad_ids & set(lake.read(table)["video_id"]), table
+
+
+def test_tracks_are_complete_and_well_formed(nightly_run) -> None:
+    lake = nightly_run.lake
+    tracks, features = lake.read("tracks"), lake.read("features")
+    videos = lake.read("videos").set_index("video_id")
+    assert list(tracks.columns[:-1]) == SCHEMAS["tracks"].names  # video_id comes from the path
+    probs = tracks[[f"p_{e}" for e in EMOTIONS]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert tracks[["valence", "arousal"]].abs().le(1).all().all()
+    assert set(tracks["emotion"]) <= set(EMOTIONS)
+    for (_, _), track in tracks.groupby(["video_id", "track_id"]):
+        assert track["timestamp_s"].is_monotonic_increasing and track["timestamp_s"].is_unique
+    size = videos.loc[tracks["video_id"], ["width", "height"]].to_numpy()
+    assert (tracks["bbox_x"] + tracks["bbox_w"] <= size[:, 0] + 1).all()
+    assert (tracks["bbox_y"] + tracks["bbox_h"] <= size[:, 1] + 1).all()
+    keys = ["video_id", "frame_index", "track_id"]
+    assert features[keys].sort_values(keys).values.tolist() == (
+        tracks[keys].sort_values(keys).values.tolist()
+    )
+    assert set(features["logits"].map(len)) == {7}
+    assert set(features["embedding"].map(len)) == {128}
+
+
+def test_summaries_describe_each_video(nightly_run) -> None:
+    lake = nightly_run.lake
+    summaries = lake.read("summaries").merge(lake.read("videos"), on="video_id")
+    summaries = _by_name(summaries)
+    assert set(summaries.index) == GOOD
+    assert summaries.loc["no_face.mp4", "frames_with_face"] == 0
+    assert summaries.loc["single_face.mp4", "frames_analysed"] == 12  # 2.4 s at 5 fps
+    for name in ("smile.mp4", "portrait.mov"):  # upright only if the rotation was honoured
+        row = summaries.loc[name]
+        assert row["frames_analysed"] == 15 and row["frames_with_face"] >= 13, name
+        assert row["n_tracks"] == 1 and row["dominant_emotion"] == "happy", name
+        assert row["mean_valence"] > 0.5, name
+
+
+def test_running_again_replaces_rows_instead_of_adding_them(nightly_run) -> None:
+    from flows.nightly import nightly
+
+    lake = nightly_run.lake
+    before = {t: len(lake.read(t)) for t in SCHEMAS}
+    nightly(source=str(nightly_run.source), lake=str(lake.root))
+    assert {t: len(lake.read(t)) for t in SCHEMAS} == before
+    assert not list((lake.root / "_staging").glob("*"))

@@ -1,0 +1,58 @@
+import cv2
+import numpy as np
+import pytest
+
+from emotrack.assets import expression_cnn_path
+from emotrack.faces import crop_face, faces_from_mtcnn
+from emotrack.scoring import softmax
+from models.expression_cnn import EMOTIONS, load_expression_cnn, predict_features
+from models.face_detector import detect_faces, load_face_detector
+
+
+@pytest.fixture(scope="module")
+def cnn(settings):
+    return load_expression_cnn(expression_cnn_path(settings.cache_dir))
+
+
+def _face_crops(path, settings) -> np.ndarray:
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    found = detect_faces(load_face_detector(), [image])[0]
+    faces = faces_from_mtcnn(found, settings.min_face_score, settings.min_face_px)
+    assert len(faces) == 1, faces
+    return np.stack([crop_face(image, faces[0])])
+
+
+def test_a_smiling_real_face_is_classified_happy(cnn, asset, settings) -> None:
+    logits, embedding = predict_features(cnn, _face_crops(asset("happy_face.jpg"), settings))
+    probs = softmax(logits.astype(np.float64))
+    assert EMOTIONS[int(probs[0].argmax())] == "happy"
+    assert probs[0, EMOTIONS.index("happy")] > 0.8
+    assert embedding.shape == (1, 128) and np.isfinite(embedding).all()
+
+
+def test_logits_are_the_networks_own_pre_softmax_outputs(cnn, asset, settings) -> None:
+    import keras
+
+    original = keras.models.load_model(str(expression_cnn_path(settings.cache_dir)), compile=False)
+    faces = _face_crops(asset("single_face.jpg"), settings)
+    assert original.input_shape == (None, 64, 64, 1)  # the model's documented input
+    logits, _ = predict_features(cnn, faces)
+    np.testing.assert_allclose(
+        softmax(logits.astype(np.float64)), original.predict(faces, verbose=0), atol=1e-5
+    )
+
+
+def test_preprocessing_is_gray_64px_scaled_to_plus_minus_one(asset, settings) -> None:
+    crops = _face_crops(asset("single_face.jpg"), settings)
+    assert crops.shape == (1, 64, 64, 1) and crops.dtype == np.float32
+    assert crops.min() >= -1.0 and crops.max() <= 1.0 and crops.max() - crops.min() > 1.0
+
+
+def test_batches_give_the_same_features_as_single_faces(cnn, asset, settings) -> None:
+    face = _face_crops(asset("happy_face.jpg"), settings)
+    flipped = face[:, :, ::-1]
+    batch = np.concatenate([face, flipped] * 40)  # 80 faces: goes through predict()
+    logits, _ = predict_features(cnn, batch)
+    single, _ = predict_features(cnn, face)
+    np.testing.assert_allclose(logits[0], single[0], atol=1e-4)
+    np.testing.assert_allclose(logits[::2], np.repeat(single, 40, axis=0), atol=1e-4)
