@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def _run(source: Path, lake: Path, fps: float) -> int:
     if not source.is_dir():
         print(f"emotrack: {source} is not a folder", file=sys.stderr)
         return 2
+    # Offline archives are the norm: do not let Prefect's server try to send telemetry.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.nightly import nightly
 
     counts = nightly(source=str(source.resolve()), lake=str(lake.resolve()), fps=fps)

@@ -75,6 +75,7 @@ class VideoSource:
     height: int
     codec: str
     rotation: int  # degrees the stored picture is turned for display: 0, 90, 180 or 270
+    stream_index: int = 0  # the container's stream that is decoded (the first video stream)
 
     @property
     def name(self) -> str:
@@ -112,7 +113,7 @@ class VideoSource:
         """
         rate = self.analysis_rate(fps)
         cmd = (
-            ffmpeg.input(str(self.path), **_INPUT_OPTIONS)
+            ffmpeg.input(str(self.path), **_INPUT_OPTIONS)[str(self.stream_index)]
             .filter("fps", fps=rate)
             .output("pipe:", format="rawvideo", pix_fmt="rgb24", an=None, sn=None)
             .global_args("-nostdin", "-v", "error", "-xerror")
@@ -180,6 +181,7 @@ def parse_probe(info: dict[str, Any]) -> dict[str, Any]:
         "height": height,
         "codec": str(stream.get("codec_name", "unknown")),
         "rotation": rotation,
+        "stream_index": int(stream.get("index", 0)),
     }
 
 

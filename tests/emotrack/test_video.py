@@ -78,6 +78,34 @@ def test_rotated_clip_comes_out_upright_with_swapped_size(tmp_path: Path) -> Non
     assert upright[:, :20].mean() > 200 and upright[:, -40:].mean() < 50
 
 
+def test_the_probed_stream_is_the_one_decoded(make_clip, tmp_path: Path) -> None:
+    small, large = make_clip(2, 10, name="small.mp4"), make_clip(2, 10, "640x480", "large.mp4")
+    both = tmp_path / "two-streams.mkv"  # ffmpeg alone would pick the larger stream
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(small),
+            "-i",
+            str(large),
+            "-map",
+            "0:v",
+            "-map",
+            "1:v",
+            "-c",
+            "copy",
+            str(both),
+        ],
+        check=True,
+    )
+    source = VideoSource.from_path(both)
+    frames = [frame for _, frame in source.frames(5)]
+    assert (source.width, source.height, len(frames)) == (160, 96, 10)
+    assert {f.shape for f in frames} == {(96, 160, 3)}
+
+
 def test_memory_stays_bounded_on_a_long_input(make_clip) -> None:
     source = VideoSource.from_path(make_clip(600, 5, size="320x240", name="long.mp4"))
     frame_bytes = 320 * 240 * 3

@@ -5,7 +5,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from emotrack.lake import SCHEMAS
+from emotrack.lake import SCHEMAS, Lake
 from models.expression_cnn import EMOTIONS
 
 GOOD = {"single_face.mp4", "no_face.mp4", "smile.mp4", "portrait.mov"}
@@ -104,3 +104,33 @@ def test_running_again_replaces_rows_instead_of_adding_them(nightly_run) -> None
     nightly(source=str(nightly_run.source), lake=str(lake.root))
     assert {t: len(lake.read(t)) for t in SCHEMAS} == before
     assert not list((lake.root / "_staging").glob("*"))
+
+
+def test_an_unexpected_error_fails_the_run_after_the_other_videos(
+    prefect_server, asset, tmp_path, monkeypatch
+) -> None:
+    import shutil
+
+    import tasks.analyse
+    from flows.nightly import nightly
+
+    real = tasks.analyse.extract_features
+
+    def flaky(source, *args):  # fault injection: an I/O error on one video only
+        if source.name == "no_face.mp4":
+            raise OSError("Input/output error (injected)")
+        return real(source, *args)
+
+    monkeypatch.setattr(tasks.analyse, "extract_features", flaky)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for name in ["no_face.mp4", "single_face.mp4"]:
+        shutil.copyfile(asset(name), archive / name)
+    lake = Lake(tmp_path / "lake")
+    state = nightly(source=str(archive), lake=str(lake.root), return_state=True)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, RuntimeError) and "no_face.mp4" in str(error)
+    names = {uri.rsplit("/", 1)[-1] for uri in lake.read("videos")["source_uri"]}
+    assert names == {"single_face.mp4"}  # done despite the error, which is not a `failure`
+    assert lake.read("failures").empty
