@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotrack.faces import FaceTracker, crop_face, faces_from_mtcnn
+from emotrack.faces import FACE_COLUMNS, FaceTracker, crop_face, faces_from_mtcnn
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 from models.expression_cnn import predict_features
@@ -82,15 +82,4 @@ def batched(items: Iterable[Any], size: int) -> Iterator[tuple[Any, ...]]:
         yield batch
 
 
-FEATURE_COLUMNS = [
-    "frame_index",
-    "timestamp_s",
-    "track_id",
-    "bbox_x",
-    "bbox_y",
-    "bbox_w",
-    "bbox_h",
-    "face_score",
-    "logits",
-    "embedding",
-]
+FEATURE_COLUMNS = [*FACE_COLUMNS, "logits", "embedding"]

@@ -7,6 +7,18 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+# Columns that describe one face in one analysed frame, shared by `features` and `tracks`.
+FACE_COLUMNS = [
+    "frame_index",  # analysed frame: 0, 1, 2, ... at the analysis rate
+    "timestamp_s",  # seconds from the start of the video
+    "track_id",
+    "bbox_x",  # box in pixels of the upright frame
+    "bbox_y",
+    "bbox_w",
+    "bbox_h",
+    "face_score",  # detector confidence in [0, 1]
+]
+
 
 @dataclass(frozen=True)
 class Face:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from emotrack.faces import FACE_COLUMNS
 from models.expression_cnn import CONFIG as CNN_CONFIG
 from models.expression_cnn import EMOTIONS
 
@@ -29,16 +30,6 @@ MODEL_VERSION = f"cnn-per-frame:{CNN_CONFIG.version}+va:nrc-vad-v1-expectation"
 
 PROB_COLUMNS = [f"p_{e}" for e in EMOTIONS]
 SHARE_COLUMNS = [f"share_{e}" for e in EMOTIONS]
-FACE_COLUMNS = [
-    "frame_index",
-    "timestamp_s",
-    "track_id",
-    "bbox_x",
-    "bbox_y",
-    "bbox_w",
-    "bbox_h",
-    "face_score",
-]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -26,8 +26,17 @@ def asset(settings: Settings) -> Callable[[str], Path]:
     return lambda name: fetch_asset(name, settings.cache_dir)
 
 
+H264 = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+
+
 def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def run_ffmpeg() -> Callable[..., None]:
+    """ffmpeg with the given arguments (quiet, overwriting); raises if it fails."""
+    return ffmpeg
 
 
 @pytest.fixture(scope="session")
@@ -37,19 +46,8 @@ def make_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 
     def make(seconds: float, fps: float, size: str = "160x96", name: str = "clip.mp4") -> Path:
         path = folder / name
-        ffmpeg(
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size={size}:rate={fps}:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        )
+        pattern = f"testsrc2=size={size}:rate={fps}:duration={seconds}"
+        ffmpeg("-f", "lavfi", "-i", pattern, *H264, str(path))
         return path
 
     return make
@@ -71,23 +69,8 @@ def photo_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
             "zoompan=z='1+0.002*on':d=1:s=480x640:fps=25"
         )
         stored = folder / f"stored-{name}" if phone else path
-        ffmpeg(
-            "-loop",
-            "1",
-            "-i",
-            str(photo),
-            "-vf",
-            frames + (",transpose=1" if phone else ""),
-            "-t",
-            "3",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            str(stored),
-        )
+        turn = ",transpose=1" if phone else ""
+        ffmpeg("-loop", "1", "-i", str(photo), "-vf", frames + turn, "-t", "3", *H264, str(stored))
         if phone:
             ffmpeg("-i", str(stored), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(path))
             stored.unlink()

@@ -1,4 +1,3 @@
-import subprocess
 import tracemalloc
 from pathlib import Path
 
@@ -33,41 +32,12 @@ def test_analysis_rate_is_capped_at_the_video_rate(make_clip) -> None:
     assert len(list(source.frames(10))) == 8  # 4 fps video: no duplicated frames
 
 
-def test_rotated_clip_comes_out_upright_with_swapped_size(tmp_path: Path) -> None:
+def test_rotated_clip_comes_out_upright_with_swapped_size(run_ffmpeg, tmp_path: Path) -> None:
     stored = tmp_path / "stored.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=black:s=160x96:d=1:r=10,drawbox=x=0:y=0:w=160:h=30:color=white:t=fill",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(stored),
-        ],
-        check=True,
-    )
+    band = "color=c=black:s=160x96:d=1:r=10,drawbox=x=0:y=0:w=160:h=30:color=white:t=fill"
+    run_ffmpeg("-f", "lavfi", "-i", band, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(stored))
     phone = tmp_path / "phone.mp4"  # same pixels, display matrix says: turn 90 degrees
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-i",
-            str(stored),
-            "-c",
-            "copy",
-            "-metadata:s:v:0",
-            "rotate=90",
-            str(phone),
-        ],
-        check=True,
-    )
+    run_ffmpeg("-i", str(stored), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(phone))
     source = VideoSource.from_path(phone)
     assert (source.rotation, source.width, source.height) == (90, 96, 160)
     _, upright = next(source.frames(5))
@@ -78,27 +48,11 @@ def test_rotated_clip_comes_out_upright_with_swapped_size(tmp_path: Path) -> Non
     assert upright[:, :20].mean() > 200 and upright[:, -40:].mean() < 50
 
 
-def test_the_probed_stream_is_the_one_decoded(make_clip, tmp_path: Path) -> None:
+def test_the_probed_stream_is_the_one_decoded(make_clip, run_ffmpeg, tmp_path: Path) -> None:
     small, large = make_clip(2, 10, name="small.mp4"), make_clip(2, 10, "640x480", "large.mp4")
     both = tmp_path / "two-streams.mkv"  # ffmpeg alone would pick the larger stream
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-i",
-            str(small),
-            "-i",
-            str(large),
-            "-map",
-            "0:v",
-            "-map",
-            "1:v",
-            "-c",
-            "copy",
-            str(both),
-        ],
-        check=True,
+    run_ffmpeg(
+        "-i", str(small), "-i", str(large), "-map", "0:v", "-map", "1:v", "-c", "copy", str(both)
     )
     source = VideoSource.from_path(both)
     frames = [frame for _, frame in source.frames(5)]
@@ -117,39 +71,21 @@ def test_memory_stays_bounded_on_a_long_input(make_clip) -> None:
     assert peak < 8 * frame_bytes, f"peak {peak / 1e6:.1f} MB while streaming"
 
 
-def _audio_only(path: Path) -> Path:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=duration=1",
-            "-c:a",
-            "aac",
-            "-f",
-            "mp4",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
-
-
 @pytest.mark.parametrize(
     ("make", "stage", "words"),
     [
         (lambda p: p.write_bytes(b"") and p, "probe", "empty"),
         (lambda p: p.write_text("not a video\n") and p, "probe", "cannot read it as a video"),
-        (_audio_only, "probe", "no video stream"),
+        ("audio-only", "probe", "no video stream"),
     ],
     ids=["zero-bytes", "text", "audio-only"],
 )
-def test_unreadable_inputs_raise_a_clear_error(tmp_path, make, stage, words) -> None:
+def test_unreadable_inputs_raise_a_clear_error(run_ffmpeg, tmp_path, make, stage, words) -> None:
     path = tmp_path / "bad.mp4"
-    make(path)
+    if make == "audio-only":
+        run_ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-f", "mp4", str(path))
+    else:
+        make(path)
     with pytest.raises(UnreadableVideo) as caught:
         VideoSource.from_path(path)
     assert caught.value.stage == stage
