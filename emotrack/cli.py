@@ -20,6 +20,25 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("source", type=Path, help="folder of videos (searched recursively)")
     run.add_argument("--lake", type=Path, required=True, help="lake folder (created if missing)")
     run.add_argument("--fps", type=float, default=5.0, help="frames analysed per second")
+    _add_inference_options(run)
+
+    rescore = commands.add_parser(
+        "rescore", help="recompute tracks and summaries from stored features with a model"
+    )
+    rescore.add_argument("--lake", type=Path, required=True)
+    rescore.add_argument(
+        "--keep-versions",
+        action="store_true",
+        help="keep the other model versions' tracks next to the new ones (default: replace)",
+    )
+    _add_inference_options(rescore)
+
+    train = commands.add_parser("train-temporal", help="train the temporal model (simulated)")
+    train.add_argument("--preset", choices=["default", "tiny"], default="default")
+    train.add_argument("--out", type=Path, help="folder (default: models/weights/<version>)")
+
+    evaluate = commands.add_parser("evaluate-temporal", help="the model card's figures, again")
+    evaluate.add_argument("--model", default=None, help="a shipped temporal model version")
 
     fetch = commands.add_parser("fetch", help="fetch and verify the pinned model weights")
     fetch.add_argument("--samples", type=Path, help="also copy the sample videos into this folder")
@@ -35,23 +54,91 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sql":
         return _sql(args.lake, args.query)
     if args.command == "run":
-        return _run(args.source, args.lake, args.fps)
+        return _run(args)
+    if args.command == "rescore":
+        return _rescore(args)
+    if args.command == "train-temporal":
+        return _train(args.preset, args.out)
+    if args.command == "evaluate-temporal":
+        return _evaluate(args.model)
     if args.command == "fetch":
         return _fetch(args.samples)
     return _report(args.lake)
 
 
-def _run(source: Path, lake: Path, fps: float) -> int:
-    if not source.is_dir():
-        print(f"emotrack: {source} is not a folder", file=sys.stderr)
-        return 2
+def _add_inference_options(command: argparse.ArgumentParser) -> None:
+    from emotrack.inference import DEFAULT_MODEL
+
+    command.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"model version that writes tracks (default {DEFAULT_MODEL}; see README)",
+    )
+    command.add_argument("--dask-address", help="scheduler of an existing Dask cluster")
+    command.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
+
+
+def _quiet_prefect() -> None:
     # Offline archives are the norm: do not let Prefect's server try to send telemetry.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.source.is_dir():
+        print(f"emotrack: {args.source} is not a folder", file=sys.stderr)
+        return 2
+    _quiet_prefect()
     from flows.nightly import nightly
 
-    counts = nightly(source=str(source.resolve()), lake=str(lake.resolve()), fps=fps)
+    counts = nightly(
+        source=str(args.source.resolve()),
+        lake=str(args.lake.resolve()),
+        fps=args.fps,
+        model=args.model,
+        dask_address=args.dask_address,
+        workers=args.workers,
+    )
     print(f"\nprocessed {counts.get('ok', 0)} video(s), {counts.get('failed', 0)} unreadable")
-    return _report(lake)
+    return _report(args.lake)
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    from emotrack.inference import known_models
+
+    if args.model not in known_models():
+        print(f"emotrack: unknown model {args.model!r}; known: {known_models()}", file=sys.stderr)
+        return 2
+    _quiet_prefect()
+    from flows.rescore import rescore
+
+    counts = rescore(
+        lake=str(args.lake.resolve()),
+        model=args.model,
+        keep_versions=args.keep_versions,
+        dask_address=args.dask_address,
+        workers=args.workers,
+    )
+    print(f"\nrescored {counts['rescored']} video(s) with {args.model}")
+    return _report(args.lake)
+
+
+def _train(preset: str, out: Path | None) -> int:
+    from models.train_temporal import train_and_save
+
+    folder = train_and_save(preset, out)
+    print(f"weights, config, metrics and model card in {folder}")
+    print((folder / "MODEL_CARD.md").read_text())
+    return 0
+
+
+def _evaluate(version: str | None) -> int:
+    import json
+
+    from emotrack.inference import DEFAULT_MODEL
+    from models.evaluate_temporal import evaluate_again
+
+    print(json.dumps(evaluate_again(version or DEFAULT_MODEL), indent=2))
+    return 0
 
 
 def _fetch(samples: Path | None) -> int:

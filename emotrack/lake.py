@@ -4,14 +4,16 @@ Layout (Hive-style, one Parquet file per video and table):
 
     LAKE/videos/video_id=<id>/part-0.parquet      one row per video (ok or failed)
     LAKE/features/video_id=<id>/part-0.parquet    one row per face per analysed frame
-    LAKE/tracks/video_id=<id>/part-0.parquet      one row per face per analysed frame
-    LAKE/summaries/video_id=<id>/part-0.parquet   one row per video
+    LAKE/tracks/video_id=<id>/<model>.parquet     one row per face per analysed frame
+    LAKE/summaries/video_id=<id>/<model>.parquet  one row per video
     LAKE/failures/<key>.parquet                   one row per unreadable input file
 
 `video_id` is the partition column: it comes from the folder name, not from inside the file.
 A video's files are first written under LAKE/_staging, then moved into place with os.replace
 (atomic on one filesystem), `videos` last: a video is complete once its `videos` row exists.
-Publishing a video again replaces its files, so re-runs never duplicate rows.
+Publishing a video again replaces its files, so re-runs never duplicate rows. `tracks` and
+`summaries` files are named after the model version that made them; publishing another
+version removes the old one unless the caller asks to keep several.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("codec", _str),
             ("rotation", _i32),
             ("analysis_fps", _f64),
+            ("frames_analysed", _i32),
             ("status", _str),
             ("processed_at", _TIMESTAMP),
         ]
@@ -73,6 +76,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             *[(f"p_{e}", _f32) for e in EMOTIONS],
             ("valence", _f32),
             ("arousal", _f32),
+            ("intensity", _f32),
             ("model_version", _str),
         ]
     ),
@@ -121,29 +125,54 @@ class Lake:
         """The pattern readers pass to duckdb.read_parquet(..., hive_partitioning=true)."""
         return str(self.root / table / "**" / "*.parquet")
 
-    def publish_video(
-        self, video_id: str, source_uri: str, tables: dict[str, pd.DataFrame]
+    def publish(
+        self,
+        video_id: str,
+        tables: dict[str, pd.DataFrame],
+        source_uri: str | None = None,
+        keep_versions: bool = False,
     ) -> dict[str, int]:
-        """Atomically (re)place one video's rows in every video table; return rows per table.
+        """Atomically (re)place one video's rows in the given tables; return rows per table.
 
-        `tables` maps each of VIDEO_TABLES to its rows, without the video_id column. Clears
-        any earlier failure recorded for `source_uri`.
+        `tables` maps some of VIDEO_TABLES to rows without the video_id column; they are
+        validated first, staged, then moved into place with `videos` last. Rows of `tracks`
+        and `summaries` are stored per model_version: other versions of the video are removed
+        unless keep_versions. Publishing `videos` clears a failure recorded for `source_uri`.
         """
-        assert set(tables) == set(VIDEO_TABLES), sorted(tables)
-        staged = {t: _to_arrow(t, tables[t]) for t in VIDEO_TABLES}  # validate before writing
+        assert set(tables) <= set(VIDEO_TABLES), sorted(tables)
+        order = [t for t in VIDEO_TABLES if t in tables]
+        staged = {t: _to_arrow(t, tables[t]) for t in order}  # validate before writing
+        finals = {t: self._video_file(t, video_id, _file_name(t, tables[t])) for t in order}
         staging = self.root / "_staging" / f"{video_id}-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
             for table, data in staged.items():
                 pq.write_table(data, staging / f"{table}.parquet")
-            for table in VIDEO_TABLES:
-                final = self._video_file(table, video_id)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / f"{table}.parquet", final)
+            for table in order:
+                finals[table].parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / f"{table}.parquet", finals[table])
+                if not keep_versions:
+                    for other in finals[table].parent.glob("*.parquet"):
+                        if other != finals[table]:
+                            other.unlink(missing_ok=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._failure_file(source_uri).unlink(missing_ok=True)
+        if "videos" in tables and source_uri is not None:
+            self._failure_file(source_uri).unlink(missing_ok=True)
         return {table: data.num_rows for table, data in staged.items()}
+
+    def video_ids(self, table: str) -> list[str]:
+        """The videos that have rows (files) in `table`."""
+        prefix = f"{PARTITION}="
+        folders = (self.root / table).glob(f"{prefix}*")
+        return sorted(f.name[len(prefix) :] for f in folders if any(f.glob("*.parquet")))
+
+    def read_video(self, table: str, video_id: str) -> pd.DataFrame:
+        """One video's rows of `table` (without the video_id column)."""
+        files = sorted((self.root / table / f"{PARTITION}={video_id}").glob("*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"no {table} rows for video {video_id} in {self.root}")
+        return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
 
     def record_failure(self, failure: dict[str, object], video: dict[str, object] | None) -> None:
         """Record one unreadable input in `failures` and, if its video_id is known, `videos`.
@@ -179,8 +208,8 @@ class Lake:
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
         return con
 
-    def _video_file(self, table: str, video_id: str) -> Path:
-        return self.root / table / f"{PARTITION}={video_id}" / "part-0.parquet"
+    def _video_file(self, table: str, video_id: str, name: str = "part-0") -> Path:
+        return self.root / table / f"{PARTITION}={video_id}" / f"{name}.parquet"
 
     def _failure_file(self, source_uri: str) -> Path:
         key = hashlib.sha256(source_uri.encode()).hexdigest()[:16]
@@ -194,6 +223,15 @@ class Lake:
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _file_name(table: str, rows: pd.DataFrame) -> str:
+    """File stem of a video's rows: the model version for tracks and summaries."""
+    if table in ("tracks", "summaries") and len(rows):
+        versions = rows["model_version"].unique()
+        assert len(versions) == 1, f"{table}: one model_version per file, got {versions}"
+        return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(versions[0]))
+    return "part-0"
 
 
 def _sql_text(text: str) -> str:

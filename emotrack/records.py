@@ -10,7 +10,11 @@ from emotrack.video import VideoSource, content_video_id
 
 
 def video_row(
-    source: VideoSource, analysis_fps: float, status: str, processed_at: datetime
+    source: VideoSource,
+    analysis_fps: float,
+    frames_analysed: int,
+    status: str,
+    processed_at: datetime,
 ) -> dict[str, object]:
     """The `videos` row of a probed video."""
     return {
@@ -23,6 +27,7 @@ def video_row(
         "codec": source.codec,
         "rotation": source.rotation,
         "analysis_fps": source.analysis_rate(analysis_fps),
+        "frames_analysed": frames_analysed,
         "status": status,
         "processed_at": processed_at,
     }
@@ -54,6 +59,7 @@ def failure_rows(
         "size_bytes": size,
         **unknown,
         "analysis_fps": None,
+        "frames_analysed": None,
         "status": "failed",
         "processed_at": now,
     }

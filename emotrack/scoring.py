@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from emotrack.faces import FACE_COLUMNS
 from models.expression_cnn import CONFIG as CNN_CONFIG
 from models.expression_cnn import EMOTIONS
+from models.temporal_gru import TemporalConfig, model_inputs, predict_track
 
 # Valence and arousal of each expression word in the NRC VAD Lexicon v1.0: Mohammad, S. M.
 # (2018), "Obtaining Reliable Human Ratings of Valence, Arousal, and Dominance for 20,000
@@ -22,6 +26,7 @@ NRC_VAD = {
     "surprise": (0.875, 0.875),
     "neutral": (0.469, 0.184),
 }
+NEUTRAL = EMOTIONS.index("neutral")
 CIRCUMPLEX = np.array([NRC_VAD[e] for e in EMOTIONS], np.float64) * 2.0 - 1.0  # (7, 2)
 
 # What produced the tracks table's values: the CNN alone, per frame, and valence/arousal as
@@ -44,26 +49,74 @@ def valence_arousal(probs: np.ndarray) -> np.ndarray:
     return probs @ CIRCUMPLEX
 
 
-def score_frames(features: pd.DataFrame) -> pd.DataFrame:
-    """The analyst-facing per-frame table from the CNN features (one row per face per frame).
+@dataclass(frozen=True)
+class FrameScores:
+    """Per-row outputs for a features table: probs (N, 7), va (N, 2), intensity (N,)."""
 
-    Adds emotion (argmax label), p_* (softmax of the logits, summing to 1), valence and
-    arousal in [-1, 1], and model_version.
-    """
-    logits = np.array(features["logits"].tolist(), np.float64).reshape(len(features), 7)
+    probs: np.ndarray
+    va: np.ndarray
+    intensity: np.ndarray
+    model_version: str
+
+
+def logits_of(features: pd.DataFrame) -> np.ndarray:
+    """float64 (N, 7) logits of a features table."""
+    return np.array(features["logits"].tolist(), np.float64).reshape(len(features), 7)
+
+
+def cnn_frame_scores(features: pd.DataFrame) -> FrameScores:
+    """The CNN alone, frame by frame: softmax of the logits, circumplex expectation for
+    valence/arousal, and 1 - p_neutral as intensity."""
+    logits = logits_of(features)
     probs = softmax(logits) if len(features) else np.zeros((0, 7))
-    va = valence_arousal(probs)
+    return FrameScores(probs, valence_arousal(probs), 1.0 - probs[:, NEUTRAL], MODEL_VERSION)
+
+
+def temporal_scores(features: pd.DataFrame, model: Any, cfg: TemporalConfig) -> FrameScores:
+    """The temporal model run over each face track (frames where the face was missed are fed
+    to it as absent), aligned back to the rows of `features`."""
+    probs = np.zeros((len(features), 7))
+    va = np.zeros((len(features), 2))
+    intensity = np.zeros(len(features))
+    logits = logits_of(features)
+    frame_index = features["frame_index"].to_numpy()
+    for _, rows in features.groupby("track_id", sort=True).indices.items():
+        rows = rows[np.argsort(frame_index[rows], kind="stable")]
+        span = frame_index[rows] - frame_index[rows[0]]
+        seq_logits = np.zeros((span[-1] + 1, 7))
+        present = np.zeros(span[-1] + 1, bool)
+        seq_logits[span] = logits[rows]
+        present[span] = True
+        out = predict_track(model, model_inputs(seq_logits, present), cfg)
+        probs[rows] = out["expression"][span]
+        va[rows] = out["va"][span]
+        intensity[rows] = out["intensity"][span]
+    probs = probs / probs.sum(axis=1, keepdims=True) if len(probs) else probs
+    return FrameScores(probs, va, intensity, cfg.version)
+
+
+def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> pd.DataFrame:
+    """The analyst-facing per-frame table: one row per face per frame of `features`.
+
+    Adds emotion (argmax label), p_* (summing to 1), valence and arousal in [-1, 1],
+    intensity in [0, 1] and model_version; `scores` defaults to the CNN frame by frame.
+    """
+    scores = cnn_frame_scores(features) if scores is None else scores
+    probs, va = scores.probs, scores.va
     tracks = features[FACE_COLUMNS].copy()
     tracks["emotion"] = [EMOTIONS[i] for i in probs.argmax(axis=1)] if len(features) else []
     for column, values in zip(PROB_COLUMNS, probs.T, strict=True):
         tracks[column] = values.astype(np.float32)
     tracks["valence"] = va[:, 0].astype(np.float32)
     tracks["arousal"] = va[:, 1].astype(np.float32)
-    tracks["model_version"] = MODEL_VERSION
+    tracks["intensity"] = scores.intensity.astype(np.float32)
+    tracks["model_version"] = scores.model_version
     return tracks.reset_index(drop=True)
 
 
-def summarise_video(tracks: pd.DataFrame, frames_analysed: int) -> dict[str, object]:
+def summarise_video(
+    tracks: pd.DataFrame, frames_analysed: int, model_version: str
+) -> dict[str, object]:
     """One summary row for a video from its tracks table.
 
     Shares are fractions of face observations (face x frame) labelled with each emotion;
@@ -82,5 +135,5 @@ def summarise_video(tracks: pd.DataFrame, frames_analysed: int) -> dict[str, obj
         summary[column] = float(counts.get(emotion, 0) / n) if n else None
     summary["mean_valence"] = float(tracks["valence"].mean()) if n else None
     summary["mean_arousal"] = float(tracks["arousal"].mean()) if n else None
-    summary["model_version"] = MODEL_VERSION
+    summary["model_version"] = model_version
     return summary

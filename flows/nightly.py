@@ -7,44 +7,78 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from emotrack.analysis import VideoFeatures
 from emotrack.errors import UnreadableVideo
+from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.settings import Settings
-from tasks.analyse import extract_video_features, probe_video, score_video
+from emotrack.video import VideoSource
+from tasks.analyse import extract_video_features, probe_video
 from tasks.discover import discover_videos
-from tasks.publish import publish_video, record_failure
+from tasks.infer import infer_tracks
+from tasks.publish import publish_features, publish_scores, record_failure
 
 
 @flow(name="emotrack-nightly", flow_run_name="nightly {source}")
-def nightly(source: str, lake: str, fps: float = 5.0) -> dict[str, int]:
+def nightly(
+    source: str,
+    lake: str,
+    fps: float = 5.0,
+    model: str = DEFAULT_MODEL,
+    dask_address: str | None = None,
+    workers: int = 2,
+) -> dict[str, int]:
     """Process every video under `source` into `lake`; returns how many ended ok or failed."""
     settings = Settings(analysis_fps=fps)
+    store = Lake(Path(lake))
     # Step 1: discover the videos.
     paths = discover_videos(source)
-    # Steps 2-5, one video at a time (TensorFlow already uses every core for one video).
-    statuses = {path: process_video(path, Lake(Path(lake)), settings) for path in paths}
-    errors = [path.name for path, status in statuses.items() if status == "error"]
-    if errors:  # the others are done; the run still ends Failed so that someone looks
-        raise RuntimeError(f"unexpected errors in {len(errors)} video(s): {', '.join(errors)}")
-    return dict(Counter(statuses.values()))
+    # Steps 2-3, one video at a time (TensorFlow already uses every core for one video):
+    # probe, then decode, faces and CNN -> features in the lake.
+    analysed: dict[Path, tuple[VideoSource, VideoFeatures] | str] = {
+        path: analyse_video(path, store, settings) for path in paths
+    }
+    done = {path: result for path, result in analysed.items() if not isinstance(result, str)}
+    # Step 4: the temporal model over every face track, one video per Dask task.
+    jobs = {src.video_id: feats.frames_analysed for src, feats in done.values()}
+    scored = infer_tracks(store, jobs, model, dask_address, workers)
+    # Step 5: tracks and summaries, then the videos row that marks each video complete.
+    statuses = {path: result for path, result in analysed.items() if isinstance(result, str)}
+    for path, (src, feats) in done.items():
+        result = scored[src.video_id]
+        if isinstance(result, str):
+            statuses[path] = "error"
+            continue
+        tracks, summary = result
+        publish_scores(store, src, fps, feats.frames_analysed, tracks, summary)
+        statuses[path] = "ok"
+    return report_statuses(statuses)
 
 
-def process_video(path: Path, lake: Lake, settings: Settings) -> str:
-    """Probe, analyse, score and publish one video: "ok", "failed" or "error".
+def analyse_video(
+    path: Path, lake: Lake, settings: Settings
+) -> tuple[VideoSource, VideoFeatures] | str:
+    """Probe one video and store its features; "failed" (recorded) or "error" if it cannot.
 
-    An unreadable file is recorded in `failures` ("failed"). Any other exception is logged and
-    reported as "error" (it may be transient: nothing is recorded) so that the other videos
-    still get processed.
+    An unreadable file is recorded in `failures`. Any other exception is logged and reported
+    as "error" (it may be transient: nothing is recorded), so the other videos go on.
     """
     try:
-        source = probe_video(path)  # Step 2: probe
-        features = extract_video_features(source, settings)  # Step 3: decode, faces, CNN
-        tracks, summary = score_video(source, features)  # Step 4: per-frame scores, summary
-        publish_video(lake, source, features, tracks, summary, settings)  # Step 5: publish
+        source = probe_video(path)
+        features = extract_video_features(source, settings)
+        publish_features(lake, source, features)
     except UnreadableVideo as error:
         record_failure(lake, path, error)
         return "failed"
     except Exception:
         get_run_logger().exception("%s: unexpected error; the other videos go on", path.name)
         return "error"
-    return "ok"
+    return source, features
+
+
+def report_statuses(statuses: dict[Path, str]) -> dict[str, int]:
+    """Counts per status; raises (the run ends Failed) if any video hit an unexpected error."""
+    errors = sorted(path.name for path, status in statuses.items() if status == "error")
+    if errors:  # the others are done; the run still ends Failed so that someone looks
+        raise RuntimeError(f"unexpected errors in {len(errors)} video(s): {', '.join(errors)}")
+    return dict(Counter(statuses.values()))

@@ -1,16 +1,14 @@
-"""Steps 2-4: probe a video, run faces and the expression CNN over it, score its frames."""
+"""Steps 2-3: probe a video, then decode it and run faces and the expression CNN over it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from emotrack.analysis import VideoFeatures, extract_features
 from emotrack.assets import expression_cnn_path
-from emotrack.scoring import score_frames, summarise_video
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 from models.expression_cnn import load_expression_cnn
@@ -49,12 +47,3 @@ def extract_video_features(source: VideoSource, settings: Settings) -> VideoFeat
         len(features.table),
     )
     return features
-
-
-@task(name="score-frames", task_run_name="score [{source.name}]", cache_policy=NO_CACHE)
-def score_video(
-    source: VideoSource, features: VideoFeatures
-) -> tuple[pd.DataFrame, dict[str, object]]:
-    """Per-frame emotion rows and the video's summary row."""
-    tracks = score_frames(features.table)
-    return tracks, summarise_video(tracks, features.frames_analysed)

@@ -1,4 +1,4 @@
-"""Step 5: write a video's rows to the lake atomically, or record why it could not be read."""
+"""Writing to the lake: features, then scores with the videos row last, or a failure."""
 
 from __future__ import annotations
 
@@ -13,39 +13,69 @@ from emotrack.analysis import VideoFeatures
 from emotrack.errors import UnreadableVideo
 from emotrack.lake import Lake
 from emotrack.records import failure_rows, video_row
-from emotrack.settings import Settings
 from emotrack.video import VideoSource
+
+RETRIES, RETRY_DELAYS_S = 2, [2.0, 10.0]  # for transient I/O errors while writing
 
 
 @task(
-    name="publish-video",
-    task_run_name="publish [{source.name}]",
+    name="publish-features",
+    task_run_name="publish features [{source.name}]",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_S,
     cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
 )
-def publish_video(
+def publish_features(lake: Lake, source: VideoSource, features: VideoFeatures) -> int:
+    """Replace the video's rows in `features` (not yet complete: no `videos` row)."""
+    rows = lake.publish(source.video_id, {"features": features.table})["features"]
+    get_run_logger().info("%s: %d feature rows in %s", source.name, rows, lake.root)
+    return rows
+
+
+@task(
+    name="publish-scores",
+    task_run_name="publish scores [{source.name}]",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_S,
+    cache_policy=NO_CACHE,
+)
+def publish_scores(
     lake: Lake,
     source: VideoSource,
-    features: VideoFeatures,
+    analysis_fps: float,
+    frames_analysed: int,
     tracks: pd.DataFrame,
     summary: dict[str, object],
-    settings: Settings,
 ) -> dict[str, int]:
-    """Replace the video's rows in features, tracks, summaries and videos; return row counts."""
-    rows = lake.publish_video(
+    """Replace the video's tracks and summary, then write its `videos` row: it is complete."""
+    video = video_row(source, analysis_fps, frames_analysed, "ok", datetime.now(UTC))
+    rows = lake.publish(
         source.video_id,
-        str(source.path),
-        {
-            "features": features.table,
-            "tracks": tracks,
-            "summaries": pd.DataFrame([summary]),
-            "videos": pd.DataFrame(
-                [video_row(source, settings.analysis_fps, "ok", datetime.now(UTC))]
-            ),
-        },
+        {"tracks": tracks, "summaries": pd.DataFrame([summary]), "videos": pd.DataFrame([video])},
+        source_uri=str(source.path),
     )
-    get_run_logger().info("%s: published %s to %s", source.name, rows, lake.root)
+    get_run_logger().info("%s: published %s", source.name, rows)
+    return rows
+
+
+@task(
+    name="replace-scores",
+    task_run_name="replace scores [{video_id}]",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_S,
+    cache_policy=NO_CACHE,
+)
+def replace_scores(
+    lake: Lake,
+    video_id: str,
+    tracks: pd.DataFrame,
+    summary: dict[str, object],
+    keep_versions: bool,
+) -> dict[str, int]:
+    """Rescoring: replace (or add, with keep_versions) a video's tracks and summary."""
+    tables = {"tracks": tracks, "summaries": pd.DataFrame([summary])}
+    rows = lake.publish(video_id, tables, keep_versions=keep_versions)
+    get_run_logger().info("%s: rescored, %s", video_id, rows)
     return rows
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from emotrack.lake import SCHEMAS, Lake
-from emotrack.scoring import score_frames, summarise_video
+from emotrack.scoring import MODEL_VERSION, score_frames, summarise_video
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -30,10 +30,11 @@ def _video_tables(n_faces: int) -> dict[str, pd.DataFrame]:
     tracks = score_frames(features)
     video = {name: None for name in SCHEMAS["videos"].names}
     video |= {"source_uri": "/archive/a.mp4", "status": "ok", "processed_at": NOW}
+    video["frames_analysed"] = n_faces
     return {
         "features": features,
         "tracks": tracks,
-        "summaries": pd.DataFrame([summarise_video(tracks, n_faces)]),
+        "summaries": pd.DataFrame([summarise_video(tracks, n_faces, MODEL_VERSION)]),
         "videos": pd.DataFrame([video]),
     }
 
@@ -46,9 +47,9 @@ def _count(lake: Lake, table: str) -> int:
 
 def test_publishing_twice_replaces_instead_of_duplicating(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
-    assert lake.publish_video("vaaa", "/archive/a.mp4", _video_tables(5))["tracks"] == 5
-    lake.publish_video("vaaa", "/archive/a.mp4", _video_tables(3))
-    lake.publish_video("vbbb", "/archive/b.mp4", _video_tables(2))
+    assert lake.publish("vaaa", _video_tables(5), source_uri="/archive/a.mp4")["tracks"] == 5
+    lake.publish("vaaa", _video_tables(3), source_uri="/archive/a.mp4")
+    lake.publish("vbbb", _video_tables(2), source_uri="/archive/b.mp4")
     assert _count(lake, "tracks") == 5 and _count(lake, "videos") == 2
     tracks = lake.read("tracks")
     assert sorted(tracks["video_id"].unique()) == ["vaaa", "vbbb"]
@@ -60,7 +61,7 @@ def test_a_video_that_fails_validation_leaves_nothing_behind(tmp_path: Path) -> 
     tables = _video_tables(4)
     tables["tracks"] = tables["tracks"].drop(columns=["p_happy"])
     with pytest.raises(ValueError, match="p_happy"):
-        lake.publish_video("vccc", "/archive/c.mp4", tables)
+        lake.publish("vccc", tables, source_uri="/archive/c.mp4")
     assert list(tmp_path.rglob("*.parquet")) == []
 
 
@@ -77,7 +78,7 @@ def test_a_success_clears_the_earlier_failure_of_the_same_file(tmp_path: Path) -
     lake.record_failure(failure, None)
     lake.record_failure(failure, None)  # recorded again: still one row
     assert len(lake.read("failures")) == 1
-    lake.publish_video("vnew", "/archive/a.mp4", _video_tables(1))
+    lake.publish("vnew", _video_tables(1), source_uri="/archive/a.mp4")
     assert len(lake.read("failures")) == 0
 
 
@@ -88,6 +89,28 @@ def test_reading_an_empty_table_gives_its_columns(tmp_path: Path) -> None:
 
 def test_pandas_reads_the_lake_with_video_id_as_text(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
-    lake.publish_video("v0123456789012345", "/archive/a.mp4", _video_tables(2))
+    lake.publish("v0123456789012345", _video_tables(2), source_uri="/archive/a.mp4")
     frame = pd.read_parquet(tmp_path / "tracks")
     assert frame["video_id"].astype(str).unique().tolist() == ["v0123456789012345"]
+
+
+def test_a_new_model_version_replaces_tracks_unless_asked_to_keep_both(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.publish("vaaa", _video_tables(4), source_uri="/archive/a.mp4")
+    features_file = next((tmp_path / "features").rglob("*.parquet"))
+    features_before = features_file.stat().st_mtime_ns
+
+    def rescored(version: str) -> dict[str, pd.DataFrame]:
+        tables = _video_tables(4)
+        tables["tracks"]["model_version"] = version
+        tables["summaries"]["model_version"] = version
+        return {"tracks": tables["tracks"], "summaries": tables["summaries"]}
+
+    lake.publish("vaaa", rescored("model-b"))
+    assert set(lake.read("tracks")["model_version"]) == {"model-b"}
+    lake.publish("vaaa", rescored("model-c"), keep_versions=True)
+    tracks = lake.read("tracks")
+    assert tracks.groupby("model_version").size().to_dict() == {"model-b": 4, "model-c": 4}
+    assert set(lake.read("summaries")["model_version"]) == {"model-b", "model-c"}
+    assert features_file.stat().st_mtime_ns == features_before  # features untouched
+    assert len(lake.read("features")) == 4

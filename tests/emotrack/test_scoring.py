@@ -58,7 +58,7 @@ def test_summary_counts_and_dominant_emotion() -> None:
     happy, sad = [0, 0, 0, 9, 0, 0, 0], [0, 0, 0, 0, 9, 0, 0]
     features = _features([happy, sad, happy], [0, 0, 1])
     features.loc[2, "frame_index"] = 1  # two faces in frame 1
-    summary = summarise_video(score_frames(features), frames_analysed=10)
+    summary = summarise_video(score_frames(features), 10, MODEL_VERSION)
     assert summary["frames_analysed"] == 10 and summary["frames_with_face"] == 2
     assert summary["n_tracks"] == 2 and summary["dominant_emotion"] == "happy"
     assert summary["share_happy"] == pytest.approx(2 / 3)
@@ -66,6 +66,6 @@ def test_summary_counts_and_dominant_emotion() -> None:
 
 
 def test_summary_without_faces_has_no_dominant_emotion() -> None:
-    summary = summarise_video(score_frames(_features([], [])), frames_analysed=7)
+    summary = summarise_video(score_frames(_features([], [])), 7, MODEL_VERSION)
     assert summary["frames_with_face"] == 0 and summary["dominant_emotion"] is None
     assert summary["mean_valence"] is None

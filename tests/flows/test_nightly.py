@@ -5,6 +5,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import SCHEMAS, Lake
 from models.expression_cnn import EMOTIONS
 
@@ -29,8 +30,8 @@ def test_prefect_server_recorded_the_run_and_the_failed_probes(nightly_run) -> N
     assert flow_run.state.is_completed()
     failed = sorted(t.name for t in task_runs if t.state.is_failed())
     assert failed == ["probe [empty.mp4]", "probe [notes.mp4]"]
-    published = {t.name for t in task_runs if t.name.startswith("publish")}
-    assert published == {f"publish [{name}]" for name in GOOD}
+    published = {t.name for t in task_runs if t.name.startswith("publish scores")}
+    assert published == {f"publish scores [{name}]" for name in GOOD}
 
 
 def test_videos_has_one_row_per_input_with_its_status(nightly_run) -> None:
@@ -65,6 +66,8 @@ def test_tracks_are_complete_and_well_formed(nightly_run) -> None:
     tracks, features = lake.read("tracks"), lake.read("features")
     videos = lake.read("videos").set_index("video_id")
     assert list(tracks.columns[:-1]) == SCHEMAS["tracks"].names  # video_id comes from the path
+    assert set(tracks["model_version"]) == {DEFAULT_MODEL}
+    assert tracks["intensity"].between(0, 1).all()
     probs = tracks[[f"p_{e}" for e in EMOTIONS]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert tracks[["valence", "arousal"]].abs().le(1).all().all()
@@ -84,7 +87,9 @@ def test_tracks_are_complete_and_well_formed(nightly_run) -> None:
 
 def test_summaries_describe_each_video(nightly_run) -> None:
     lake = nightly_run.lake
-    summaries = lake.read("summaries").merge(lake.read("videos"), on="video_id")
+    videos = lake.read("videos")[["video_id", "source_uri", "frames_analysed"]]
+    summaries = lake.read("summaries").merge(videos, on="video_id", suffixes=("", "_video"))
+    assert (summaries["frames_analysed"] == summaries["frames_analysed_video"]).all()
     summaries = _by_name(summaries)
     assert set(summaries.index) == GOOD
     assert summaries.loc["no_face.mp4", "frames_with_face"] == 0

@@ -1,0 +1,100 @@
+"""Features -> tracks and summaries, one video per Dask task.
+
+`score_video` is what runs on a worker: it reads one video's features from the lake, scores
+them with a model version (the temporal GRU, or the CNN frame by frame), and returns the rows
+for the driver to publish. Models are loaded once per worker process (functools.cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emotrack.lake import Lake
+from emotrack.scoring import (
+    MODEL_VERSION as CNN_PER_FRAME,
+)
+from emotrack.scoring import (
+    FrameScores,
+    cnn_frame_scores,
+    score_frames,
+    summarise_video,
+    temporal_scores,
+)
+from models.temporal_gru import WEIGHTS_DIR, load_temporal_model
+
+DEFAULT_MODEL = "temporal-gru-v1"
+
+
+def known_models() -> list[str]:
+    """Model versions that can score features: the shipped temporal models and the CNN alone."""
+    shipped = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/config.json"))
+    return [*shipped, CNN_PER_FRAME]
+
+
+def score_features(features: pd.DataFrame, version: str) -> FrameScores:
+    """Per-row scores of one video's features with the model `version`."""
+    if version == CNN_PER_FRAME:
+        return cnn_frame_scores(features)
+    model, cfg = load_temporal_model(version)
+    return temporal_scores(features, model, cfg)
+
+
+def score_video(
+    lake_root: str, video_id: str, frames_analysed: int, version: str
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """The tracks rows and the summary row of one video, from its stored features."""
+    features = Lake(Path(lake_root)).read_video("features", video_id)
+    features = features.sort_values(["frame_index", "track_id"], ignore_index=True)
+    tracks = score_frames(features, score_features(features, version))
+    return tracks, summarise_video(tracks, frames_analysed, version)
+
+
+@contextmanager
+def dask_client(address: str | None, workers: int) -> Iterator[Any]:
+    """A client of the Dask scheduler at `address`, or of a new LocalCluster of `workers`
+    single-threaded worker processes (TensorFlow limited to one thread each)."""
+    from dask.distributed import Client, LocalCluster
+
+    if address:
+        with Client(address) as client:
+            yield client
+        return
+    env = {"EMOTRACK_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, env=env
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def score_videos(
+    client: Any, lake: Lake, jobs: dict[str, int], version: str
+) -> Iterator[tuple[str, tuple[pd.DataFrame, dict[str, object]] | BaseException]]:
+    """(video_id, rows or the exception it raised) for each video_id -> frames_analysed in
+    `jobs`, in the order they finish; one video's failure does not affect the others."""
+    from dask.distributed import as_completed
+
+    futures = {
+        client.submit(
+            score_video,
+            str(lake.root),
+            video_id,
+            frames,
+            version,
+            pure=False,
+            key=f"score-{video_id}-{version}",
+        ): video_id
+        for video_id, frames in jobs.items()
+    }
+    for future in as_completed(futures):
+        try:
+            yield futures[future], future.result()
+        except Exception as error:  # noqa: BLE001 - reported per video to the caller
+            yield futures[future], error
