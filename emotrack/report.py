@@ -16,7 +16,9 @@ def describe_lake(root: Path) -> str:
     summaries = lake.read("summaries")
     failures = lake.read("failures")
     lines = [f"lake: {lake.root.resolve()}"]
-    done = videos[videos["status"] == "ok"].merge(summaries, on="video_id", how="left")
+    done = videos.loc[videos["status"] == "ok", ["video_id", "source_uri"]].merge(
+        summaries, on="video_id", how="left"
+    )
     for row in done.sort_values("source_uri").itertuples():
         dominant = row.dominant_emotion if isinstance(row.dominant_emotion, str) else "no face"
         valence = (
