@@ -87,6 +87,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.source.is_dir():
         print(f"emotrack: {args.source} is not a folder", file=sys.stderr)
         return 2
+    if not _known_model(args.model):
+        return 2
     _quiet_prefect()
     from flows.nightly import nightly
 
@@ -102,11 +104,18 @@ def _run(args: argparse.Namespace) -> int:
     return _report(args.lake)
 
 
-def _rescore(args: argparse.Namespace) -> int:
+def _known_model(version: str) -> bool:
+    """Whether `version` can score features; says which can if not (before any work starts)."""
     from emotrack.inference import known_models
 
-    if args.model not in known_models():
-        print(f"emotrack: unknown model {args.model!r}; known: {known_models()}", file=sys.stderr)
+    if version in known_models():
+        return True
+    print(f"emotrack: unknown model {version!r}; known: {known_models()}", file=sys.stderr)
+    return False
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    if not _known_model(args.model):
         return 2
     _quiet_prefect()
     from flows.rescore import rescore

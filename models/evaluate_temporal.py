@@ -68,22 +68,18 @@ def evaluate_simulated(model: Any, cfg: TemporalConfig, tracks: list[Track]) -> 
         va_cnn.append(valence_arousal(softmax(track.logits[seen].astype(np.float64))))
     t, o, c = np.concatenate(truth), np.concatenate(ours), np.concatenate(cnn)
     vt, vo, vc = np.concatenate(va_true), np.concatenate(va_ours), np.concatenate(va_cnn)
+    return {"frames": int(len(t)), "model": _scores(t, o, vt, vo), "cnn": _scores(t, c, vt, vc)}
+
+
+def _scores(
+    truth: np.ndarray, labels: np.ndarray, va_true: np.ndarray, va: np.ndarray
+) -> dict[str, Any]:
     return {
-        "frames": int(len(t)),
-        "model": {
-            "accuracy": accuracy(t, o),
-            "macro_f1": macro_f1(t, o),
-            "ccc_valence": ccc(vt[:, 0], vo[:, 0]),
-            "ccc_arousal": ccc(vt[:, 1], vo[:, 1]),
-            "confusion": confusion_matrix(t, o).tolist(),
-        },
-        "cnn": {
-            "accuracy": accuracy(t, c),
-            "macro_f1": macro_f1(t, c),
-            "ccc_valence": ccc(vt[:, 0], vc[:, 0]),
-            "ccc_arousal": ccc(vt[:, 1], vc[:, 1]),
-            "confusion": confusion_matrix(t, c).tolist(),
-        },
+        "accuracy": accuracy(truth, labels),
+        "macro_f1": macro_f1(truth, labels),
+        "ccc_valence": ccc(va_true[:, 0], va[:, 0]),
+        "ccc_arousal": ccc(va_true[:, 1], va[:, 1]),
+        "confusion": confusion_matrix(truth, labels).tolist(),
     }
 
 

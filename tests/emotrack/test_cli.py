@@ -26,3 +26,9 @@ def test_run_refuses_a_source_that_is_not_a_folder(tmp_path: Path, capsys) -> No
 def test_rescore_refuses_an_unknown_model(tmp_path: Path, capsys) -> None:
     assert main(["rescore", "--lake", str(tmp_path), "--model", "no-such-model"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_run_refuses_an_unknown_model_before_decoding_anything(tmp_path: Path, capsys) -> None:
+    lake = tmp_path / "lake"
+    assert main(["run", str(tmp_path), "--lake", str(lake), "--model", "nope"]) == 2
+    assert "unknown model" in capsys.readouterr().err and not lake.exists()
