@@ -27,7 +27,7 @@ EXPRESSIVE = [i for i, e in enumerate(EMOTIONS) if e != "neutral"]
 # 30:37-52, measured smile onsets of about 0.5 s and longer offsets). Assumed: log-normal
 # durations with these medians, clipped to the ranges given.
 EPISODE_MEDIAN_S, EPISODE_RANGE_S = 2.5, (1.0, 10.0)
-REST_MEDIAN_S, REST_RANGE_S = 3.0, (0.4, 15.0)
+REST_MEDIAN_S, REST_RANGE_S = 3.0, (1.0, 15.0)
 ONSET_SHARE, OFFSET_SHARE = 0.2, 0.35  # of an episode's duration; the apex holds in between
 PEAK_INTENSITY = (0.35, 1.0)
 LABEL_THRESHOLD = 0.3  # frames below this intensity are labelled (and look) neutral
