@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("source", type=Path, help="folder of videos (searched recursively)")
     run.add_argument("--lake", type=Path, required=True, help="lake folder (created if missing)")
     run.add_argument("--fps", type=float, default=5.0, help="frames analysed per second")
+    run.add_argument(
+        "--reprocess",
+        action="store_true",
+        help="process every video again, even complete or quarantined ones",
+    )
     _add_inference_options(run)
 
     rescore = commands.add_parser(
@@ -99,8 +104,13 @@ def _run(args: argparse.Namespace) -> int:
         model=args.model,
         dask_address=args.dask_address,
         workers=args.workers,
+        reprocess=args.reprocess,
     )
-    print(f"\nprocessed {counts.get('ok', 0)} video(s), {counts.get('failed', 0)} unreadable")
+    print(
+        f"\nprocessed {counts.get('ok', 0)} video(s), {counts.get('failed', 0)} unreadable, "
+        f"{counts.get('skipped', 0)} already complete, {counts.get('quarantined', 0)} "
+        "quarantined (unreadable earlier, unchanged)"
+    )
     return _report(args.lake)
 
 

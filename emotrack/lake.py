@@ -161,6 +161,23 @@ class Lake:
             self._failure_file(source_uri).unlink(missing_ok=True)
         return {table: data.num_rows for table, data in staged.items()}
 
+    def completed(self, model_version: str) -> set[str]:
+        """Videos whose `videos` row says ok and that were scored by `model_version`.
+
+        (The summaries file is the witness: unlike tracks, it always has a row.)
+        """
+        name = _safe_name(model_version)
+        with self.connect() as con:
+            ok = con.execute("SELECT video_id FROM videos WHERE status = 'ok'").fetchall()
+        return {
+            video_id for (video_id,) in ok if self._video_file("summaries", video_id, name).exists()
+        }
+
+    def failed(self) -> dict[str, str | None]:
+        """source_uri -> video_id of every recorded failure."""
+        with self.connect() as con:
+            return dict(con.execute("SELECT source_uri, video_id FROM failures").fetchall())
+
     def video_ids(self, table: str) -> list[str]:
         """The videos that have rows (files) in `table`."""
         prefix = f"{PARTITION}="
@@ -230,8 +247,12 @@ def _file_name(table: str, rows: pd.DataFrame) -> str:
     if table in ("tracks", "summaries") and len(rows):
         versions = rows["model_version"].unique()
         assert len(versions) == 1, f"{table}: one model_version per file, got {versions}"
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(versions[0]))
+        return _safe_name(str(versions[0]))
     return "part-0"
+
+
+def _safe_name(model_version: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model_version)
 
 
 def _sql_text(text: str) -> str:

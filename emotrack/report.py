@@ -43,3 +43,61 @@ def describe_lake(root: Path) -> str:
     example = "SELECT emotion, count(*) FROM tracks GROUP BY 1"
     lines.append(f'query:  emotrack sql --lake {root} "{example}"')
     return "\n".join(lines)
+
+
+def run_rows(statuses: dict[Path, str], lake: Lake) -> list[dict[str, object]]:
+    """One row per file of a run: status, frames, faces, dominant emotion or failure reason."""
+    videos = lake.read("videos")[["video_id", "source_uri"]]
+    facts = videos.merge(lake.read("summaries"), on="video_id", how="left")
+    by_uri = {row["source_uri"]: row for row in facts.to_dict("records")}
+    reasons = {
+        row["source_uri"]: f"{row['stage']}: {row['message']}"
+        for row in lake.read("failures").to_dict("records")
+    }
+    rows = []
+    for path, status in sorted(statuses.items()):
+        fact = by_uri.get(str(path), {}) if status in ("ok", "skipped") else {}
+        rows.append(
+            {
+                "video": path.name,
+                "status": status,
+                "frames": _int_or_none(fact.get("frames_analysed")),
+                "frames_with_face": _int_or_none(fact.get("frames_with_face")),
+                "tracks": _int_or_none(fact.get("n_tracks")),
+                "dominant_emotion": fact.get("dominant_emotion") or None,
+                "reason": reasons.get(str(path)),
+            }
+        )
+    return rows
+
+
+def run_markdown(rows: list[dict[str, object]], lake: Lake) -> str:
+    """The run in a few lines: counts, unreadable files with reasons, where the outputs are."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
+    lines = [
+        "# emotrack nightly run",
+        "",
+        ", ".join(f"**{n}** {status}" for status, n in sorted(counts.items())) or "no videos",
+        "",
+    ]
+    problems = [r for r in rows if r["reason"]]
+    if problems:
+        lines += ["## Not processed", ""]
+        lines += [f"- `{r['video']}` ({r['status']}): {r['reason']}" for r in problems]
+        lines.append("")
+    lines += [
+        "## Outputs",
+        "",
+        f"Lake: `{lake.root}`",
+        "",
+        "```sql",
+        f"SELECT * FROM read_parquet('{lake.glob('summaries')}', hive_partitioning=true);",
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)  # type: ignore[call-overload]

@@ -14,9 +14,10 @@ from emotrack.lake import Lake
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 from tasks.analyse import extract_video_features, probe_video
-from tasks.discover import discover_videos
+from tasks.discover import discover_videos, plan_run
 from tasks.infer import infer_tracks
 from tasks.publish import publish_features, publish_scores, record_failure
+from tasks.report import publish_run_report
 
 
 @flow(name="emotrack-nightly", flow_run_name="nightly {source}")
@@ -27,12 +28,18 @@ def nightly(
     model: str = DEFAULT_MODEL,
     dask_address: str | None = None,
     workers: int = 2,
+    reprocess: bool = False,
 ) -> dict[str, int]:
-    """Process every video under `source` into `lake`; returns how many ended ok or failed."""
+    """Process the new or changed videos under `source` into `lake` (all with reprocess).
+
+    Returns how many videos ended ok, failed (unreadable), were skipped (already complete) or
+    quarantined (recorded as unreadable earlier, unchanged since).
+    """
     settings = Settings(analysis_fps=fps)
     store = Lake(Path(lake))
-    # Step 1: discover the videos.
-    paths = discover_videos(source)
+    # Step 1: discover the videos and keep those that are new or changed.
+    plan = plan_run(discover_videos(source), store, model, reprocess)
+    paths = plan.todo
     # Steps 2-3, one video at a time (TensorFlow already uses every core for one video):
     # probe, then decode, faces and CNN -> features in the lake.
     analysed: dict[Path, tuple[VideoSource, VideoFeatures] | str] = {
@@ -52,6 +59,9 @@ def nightly(
         tracks, summary = result
         publish_scores(store, src, fps, feats.frames_analysed, tracks, summary)
         statuses[path] = "ok"
+    statuses |= dict.fromkeys(plan.done, "skipped") | dict.fromkeys(plan.quarantined, "quarantined")
+    # Step 6: what the operator sees in the Prefect UI.
+    publish_run_report(store, statuses)
     return report_statuses(statuses)
 
 

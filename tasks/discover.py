@@ -1,12 +1,15 @@
-"""Step 1: find the videos to process."""
+"""Step 1: find the videos, and decide which of them this run must process."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
-from emotrack.video import find_videos
+from emotrack.incremental import Plan, plan_videos
+from emotrack.lake import Lake
+from emotrack.video import content_video_id, find_videos
 
 
 @task(name="discover-videos")
@@ -15,3 +18,29 @@ def discover_videos(source: str) -> list[Path]:
     paths = find_videos(Path(source))
     get_run_logger().info("found %d video files under %s", len(paths), source)
     return paths
+
+
+@task(name="plan-run", cache_policy=NO_CACHE)
+def plan_run(paths: list[Path], lake: Lake, model: str, reprocess: bool) -> Plan:
+    """New or changed videos are todo; complete ones are skipped; unchanged failures wait."""
+    plan = plan_videos(
+        {path: _content_id(path) for path in paths},
+        lake.completed(model),
+        lake.failed(),
+        reprocess,
+    )
+    get_run_logger().info(
+        "%d to process, %d already complete with %s, %d quarantined (unreadable, unchanged)",
+        len(plan.todo),
+        len(plan.done),
+        model,
+        len(plan.quarantined),
+    )
+    return plan
+
+
+def _content_id(path: Path) -> str | None:
+    try:
+        return content_video_id(path)
+    except OSError:
+        return None

@@ -1,9 +1,16 @@
 """End to end through the real Prefect flow, ffmpeg, MTCNN and the CNN (see conftest)."""
 
+import json
+
 import numpy as np
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import SCHEMAS, Lake
@@ -21,12 +28,49 @@ def test_flow_completes_and_counts_good_and_bad_inputs(nightly_run) -> None:
     assert nightly_run.counts == {"ok": len(GOOD), "failed": len(BAD)}
 
 
+def _task_runs(flow_run_id):
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+
+
+def test_the_run_publishes_a_video_table_and_a_summary_as_artifacts(nightly_run) -> None:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[nightly_run.flow_run_id])
+            )
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == {"emotrack-run-videos", "emotrack-run-summary"}
+    table = by_key["emotrack-run-videos"].data
+    rows = {row["video"]: row for row in (json.loads(table) if isinstance(table, str) else table)}
+    assert set(rows) == GOOD | BAD
+    assert rows["smile.mp4"]["status"] == "ok" and rows["smile.mp4"]["dominant_emotion"] == "happy"
+    assert rows["single_face.mp4"]["frames"] == 12
+    assert "empty (0 bytes)" in rows["empty.mp4"]["reason"]
+    summary = by_key["emotrack-run-summary"].data
+    assert "**4** ok" in summary and "**2** failed" in summary and "notes.mp4" in summary
+    assert str(nightly_run.lake.root) in summary
+
+
+def test_a_second_run_over_an_unchanged_archive_processes_nothing(nightly_run) -> None:
+    from flows.nightly import nightly
+
+    lake = nightly_run.lake
+    files = {p: p.stat().st_mtime_ns for p in lake.root.rglob("*.parquet")}
+    state = nightly(source=str(nightly_run.source), lake=str(lake.root), return_state=True)
+    assert state.result() == {"skipped": len(GOOD), "quarantined": len(BAD)}
+    names = {t.name for t in _task_runs(state.state_details.flow_run_id)}
+    assert not any(n.startswith(("probe", "faces+cnn", "publish ")) for n in names), names
+    assert {p: p.stat().st_mtime_ns for p in lake.root.rglob("*.parquet")} == files
+
+
 def test_prefect_server_recorded_the_run_and_the_failed_probes(nightly_run) -> None:
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(nightly_run.flow_run_id)
-        task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[nightly_run.flow_run_id]))
-        )
+    task_runs = _task_runs(nightly_run.flow_run_id)
     assert flow_run.state.is_completed()
     failed = sorted(t.name for t in task_runs if t.state.is_failed())
     assert failed == ["probe [empty.mp4]", "probe [notes.mp4]"]
@@ -106,7 +150,8 @@ def test_running_again_replaces_rows_instead_of_adding_them(nightly_run) -> None
 
     lake = nightly_run.lake
     before = {t: len(lake.read(t)) for t in SCHEMAS}
-    nightly(source=str(nightly_run.source), lake=str(lake.root))
+    counts = nightly(source=str(nightly_run.source), lake=str(lake.root), reprocess=True)
+    assert counts == {"ok": len(GOOD), "failed": len(BAD)}
     assert {t: len(lake.read(t)) for t in SCHEMAS} == before
     assert not list((lake.root / "_staging").glob("*"))
 

@@ -1,0 +1,41 @@
+"""Which videos a nightly run must process: new or changed content, not quarantined."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with each discovered file (paths keep the discovery order)."""
+
+    todo: list[Path] = field(default_factory=list)
+    done: list[Path] = field(default_factory=list)  # same content already complete
+    quarantined: list[Path] = field(default_factory=list)  # same content already failed
+
+
+def plan_videos(
+    video_ids: dict[Path, str | None],
+    completed: set[str],
+    failed: dict[str, str | None],
+    reprocess: bool = False,
+) -> Plan:
+    """Split files into todo / done / quarantined.
+
+    video_ids: each file's content id (None if it could not be read); completed: ids that
+    are complete in the lake for the model in use; failed: source_uri -> content id of the
+    recorded failures. A failure stays quarantined while its file's content is unchanged.
+    With reprocess, everything is todo.
+    """
+    plan = Plan()
+    for path, video_id in video_ids.items():
+        if reprocess or video_id is None:
+            plan.todo.append(path)
+        elif video_id in completed:
+            plan.done.append(path)
+        elif str(path) in failed and failed[str(path)] == video_id:
+            plan.quarantined.append(path)
+        else:
+            plan.todo.append(path)
+    return plan

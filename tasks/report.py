@@ -1,0 +1,28 @@
+"""Step 6: Prefect artifacts that tell an operator what a run did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from emotrack.lake import Lake
+from emotrack.report import run_markdown, run_rows
+
+
+@task(name="publish-run-report", cache_policy=NO_CACHE)
+def publish_run_report(lake: Lake, statuses: dict[Path, str]) -> None:
+    """A table of the run's videos and a markdown summary, as artifacts of the flow run."""
+    rows = run_rows(statuses, lake)
+    create_table_artifact(
+        rows,
+        key="emotrack-run-videos",
+        description="Videos of this run: status, frames, faces, dominant emotion or reason",
+    )
+    create_markdown_artifact(
+        run_markdown(rows, lake),
+        key="emotrack-run-summary",
+        description="Counts, unreadable files and where the outputs are",
+    )
