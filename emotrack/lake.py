@@ -11,17 +11,22 @@ Layout (Hive-style, one Parquet file per video and table):
 `video_id` is the partition column: it comes from the folder name, not from inside the file.
 A video's files are first written under LAKE/_staging, then moved into place with os.replace
 (atomic on one filesystem), `videos` last: a video is complete once its `videos` row exists.
-Publishing a video again replaces its files, so re-runs never duplicate rows. `tracks` and
+Publishing a video again replaces its files, so re-runs never duplicate rows. A run holds
+the lake's lock (`Lake.exclusive`) for its whole length. `tracks` and
 `summaries` files are named after the model version that made them; publishing another
 version removes the old one unless the caller asks to keep several.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -160,6 +165,34 @@ class Lake:
         if "videos" in tables and source_uri is not None:
             self._failure_file(source_uri).unlink(missing_ok=True)
         return {table: data.num_rows for table, data in staged.items()}
+
+    @contextmanager
+    def exclusive(self, timeout_s: float | None = None) -> Iterator[None]:
+        """Hold the lake's run lock: one run at a time writes to a lake.
+
+        A second run waits for the first to finish (or raises TimeoutError after timeout_s),
+        then sees the first run's videos as complete. The lock is an flock on LAKE/_lock,
+        released by the kernel if the process dies, so a killed run never leaves it held.
+        Also clears staging files that a killed run left behind.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "_lock").open("a") as handle:
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError(f"another run holds {self.root / '_lock'}") from None
+                    time.sleep(0.5)
+            try:
+                shutil.rmtree(self.root / "_staging", ignore_errors=True)
+                for stale in self.root.glob("*/**/.*.tmp"):
+                    stale.unlink(missing_ok=True)
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def completed(self, model_version: str) -> set[str]:
         """Videos whose `videos` row says ok and that were scored by `model_version`.

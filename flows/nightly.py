@@ -35,8 +35,24 @@ def nightly(
     Returns how many videos ended ok, failed (unreadable), were skipped (already complete) or
     quarantined (recorded as unreadable earlier, unchanged since).
     """
-    settings = Settings(analysis_fps=fps)
     store = Lake(Path(lake))
+    with store.exclusive():  # a second run over the same lake waits for this one
+        return _nightly(
+            source, store, Settings(analysis_fps=fps), model, dask_address, workers, reprocess
+        )
+
+
+def _nightly(
+    source: str,
+    store: Lake,
+    settings: Settings,
+    model: str,
+    dask_address: str | None,
+    workers: int,
+    reprocess: bool,
+) -> dict[str, int]:
+    """The steps of a nightly run, with the lake's lock held."""
+    fps = settings.analysis_fps
     # Step 1: discover the videos and keep those that are new or changed.
     plan = plan_run(discover_videos(source), store, model, reprocess)
     paths = plan.todo

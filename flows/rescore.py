@@ -22,6 +22,13 @@ def rescore(
 ) -> dict[str, int]:
     """Recompute tracks and summaries of every complete video in `lake` with `model`."""
     store = Lake(Path(lake))
+    with store.exclusive():  # never while a nightly run writes to the same lake
+        return _rescore(store, model, keep_versions, dask_address, workers)
+
+
+def _rescore(
+    store: Lake, model: str, keep_versions: bool, dask_address: str | None, workers: int
+) -> dict[str, int]:
     # Step 1: the complete videos and how many frames each had analysed.
     videos = store.read("videos")
     videos = videos[

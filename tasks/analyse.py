@@ -6,9 +6,11 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from emotrack.analysis import VideoFeatures, extract_features
 from emotrack.assets import expression_cnn_path
+from emotrack.errors import UnreadableVideo
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 from models.expression_cnn import load_expression_cnn
@@ -32,7 +34,27 @@ def probe_video(path: Path) -> VideoSource:
     return source
 
 
-@task(name="extract-features", task_run_name="faces+cnn [{source.name}]", cache_policy=NO_CACHE)
+def _transient(task: object, task_run: object, state: State) -> bool:
+    """Retry an I/O-like error; never an unreadable video (retrying cannot fix the file)."""
+    try:
+        state.result()
+    except UnreadableVideo:
+        return False
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001 - anything else is not known to be transient
+        return False
+    return False
+
+
+@task(
+    name="extract-features",
+    task_run_name="faces+cnn [{source.name}]",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[5.0, 30.0],
+    retry_condition_fn=_transient,
+)
 def extract_video_features(source: VideoSource, settings: Settings) -> VideoFeatures:
     """Decode, detect and track faces, and run the CNN (models loaded once per process)."""
     detector = load_face_detector()

@@ -114,3 +114,27 @@ def test_a_new_model_version_replaces_tracks_unless_asked_to_keep_both(tmp_path:
     assert set(lake.read("summaries")["model_version"]) == {"model-b", "model-c"}
     assert features_file.stat().st_mtime_ns == features_before  # features untouched
     assert len(lake.read("features")) == 4
+
+
+def test_one_run_at_a_time_holds_the_lake(tmp_path: Path) -> None:
+    import threading
+
+    lake = Lake(tmp_path)
+    (tmp_path / "_staging" / "vdead-123").mkdir(parents=True)  # left by a killed run
+    held, release = threading.Event(), threading.Event()
+
+    def first_run() -> None:
+        with lake.exclusive():
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first_run)
+    thread.start()
+    held.wait(10)
+    assert not (tmp_path / "_staging").exists()
+    with pytest.raises(TimeoutError), lake.exclusive(timeout_s=1):
+        pass
+    release.set()
+    thread.join()
+    with lake.exclusive(timeout_s=5):
+        pass

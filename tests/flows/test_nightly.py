@@ -166,9 +166,9 @@ def test_an_unexpected_error_fails_the_run_after_the_other_videos(
 
     real = tasks.analyse.extract_features
 
-    def flaky(source, *args):  # fault injection: an I/O error on one video only
+    def flaky(source, *args):  # fault injection: a bug that shows on one video only
         if source.name == "no_face.mp4":
-            raise OSError("Input/output error (injected)")
+            raise RuntimeError("unexpected (injected)")
         return real(source, *args)
 
     monkeypatch.setattr(tasks.analyse, "extract_features", flaky)
@@ -184,3 +184,30 @@ def test_an_unexpected_error_fails_the_run_after_the_other_videos(
     names = {uri.rsplit("/", 1)[-1] for uri in lake.read("videos")["source_uri"]}
     assert names == {"single_face.mp4"}  # done despite the error, which is not a `failure`
     assert lake.read("failures").empty
+
+
+def test_a_transient_error_is_retried_by_prefect(
+    prefect_server, asset, tmp_path, monkeypatch
+) -> None:
+    import shutil
+
+    import tasks.analyse
+    from flows.nightly import nightly
+
+    real, calls = tasks.analyse.extract_features, []
+
+    def flaky_once(source, *args):  # fault injection: the first read hits an I/O error
+        calls.append(source.name)
+        if len(calls) == 1:
+            raise OSError("Input/output error (injected)")
+        return real(source, *args)
+
+    monkeypatch.setattr(tasks.analyse, "extract_features", flaky_once)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copyfile(asset("single_face.mp4"), archive / "single_face.mp4")
+    state = nightly(source=str(archive), lake=str(tmp_path / "lake"), return_state=True)
+    assert state.is_completed() and state.result() == {"ok": 1}
+    assert calls == ["single_face.mp4", "single_face.mp4"]
+    runs = [t for t in _task_runs(state.state_details.flow_run_id) if t.name.startswith("faces")]
+    assert [t.run_count for t in runs] == [2]

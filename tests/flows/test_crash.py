@@ -1,0 +1,81 @@
+"""A run killed with SIGKILL leaves the lake consistent; the next run completes it."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from prefect.settings import PREFECT_API_URL
+
+from emotrack.lake import SCHEMAS, Lake
+
+NAMES = ["single_face.mp4", "smile.mp4", "phone/portrait.mov"]
+
+
+def _consistent(lake: Lake) -> set[str]:
+    """The complete videos, after checking that what readers see holds together."""
+    assert not [p for p in lake.root.glob("[!_]*/**/*") if p.name.endswith(".tmp")]
+    for table in SCHEMAS:  # every visible file reads
+        lake.read(table)
+    videos = lake.read("videos")
+    complete = set(videos.loc[videos["status"] == "ok", "video_id"])
+    for table in ("features", "tracks", "summaries"):
+        assert complete <= set(lake.video_ids(table)), table
+    return complete
+
+
+def test_sigkill_mid_run_loses_nothing_and_the_next_run_completes(
+    nightly_run, tmp_path, prefect_server
+) -> None:
+    from flows.nightly import nightly
+
+    archive = tmp_path / "archive"
+    for name in NAMES:
+        (archive / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(nightly_run.source / name, archive / name)
+    lake = Lake(tmp_path / "lake")
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    cli = Path(sys.executable).with_name("emotrack")
+    run = subprocess.Popen(
+        [str(cli), "run", str(archive), "--lake", str(lake.root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not lake.video_ids("features") and time.monotonic() < deadline:
+        assert run.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)  # the CLI and any Dask workers it started
+    run.wait()
+
+    assert len(_consistent(lake)) < len(NAMES), "the kill came too late to test anything"
+    counts = nightly(source=str(archive), lake=str(lake.root))
+    assert counts.get("ok", 0) + counts.get("skipped", 0) == len(NAMES)
+    complete = _consistent(lake)
+    assert len(complete) == len(NAMES)
+
+    reference = nightly_run.lake  # the same files, processed without interruption
+    for table in ("features", "tracks", "summaries"):
+        ours = lake.read(table).sort_values(["video_id", *_keys(table)], ignore_index=True)
+        theirs = reference.read(table)
+        theirs = theirs[theirs["video_id"].isin(complete)]
+        theirs = theirs.sort_values(["video_id", *_keys(table)], ignore_index=True)
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+    with duckdb.connect() as con:  # and a reader sees exactly one row per face and frame
+        dup = con.execute(
+            "SELECT count(*) - count(DISTINCT (video_id, frame_index, track_id)) "
+            "FROM read_parquet(?, hive_partitioning=true)",
+            [lake.glob("tracks")],
+        ).fetchall()[0][0]
+    assert dup == 0
+
+
+def _keys(table: str) -> list[str]:
+    return [] if table == "summaries" else ["frame_index", "track_id"]
