@@ -48,6 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     fetch = commands.add_parser("fetch", help="fetch and verify the pinned model weights")
     fetch.add_argument("--samples", type=Path, help="also copy the sample videos into this folder")
 
+    server = commands.add_parser("server", help="run a local Prefect server and its UI")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=4200)
+
+    serve = commands.add_parser(
+        "serve", help="register the nightly deployment with a schedule and serve its runs"
+    )
+    serve.add_argument("--source", type=Path, required=True, help="folder of videos")
+    serve.add_argument("--lake", type=Path, required=True)
+    serve.add_argument("--cron", help='schedule, e.g. "0 2 * * *" (none: on demand only)')
+    serve.add_argument("--name", default="nightly", help="deployment name")
+    serve.add_argument("--fps", type=float, default=5.0)
+    _add_inference_options(serve)
+
     report = commands.add_parser("report", help="print what the lake holds")
     report.add_argument("--lake", type=Path, required=True)
 
@@ -62,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command == "rescore":
         return _rescore(args)
+    if args.command == "server":
+        return _server(args.host, args.port)
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "train-temporal":
         return _train(args.preset, args.out)
     if args.command == "evaluate-temporal":
@@ -112,6 +130,43 @@ def _run(args: argparse.Namespace) -> int:
         "quarantined (unreadable earlier, unchanged)"
     )
     return _report(args.lake)
+
+
+def _server(host: str, port: int) -> int:
+    _quiet_prefect()
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    print(f"Prefect UI: http://{host}:{port}  (API: http://{host}:{port}/api)", flush=True)
+    os.execv(prefect, [prefect, "server", "start", "--host", host, "--port", str(port)])
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not os.environ.get("PREFECT_API_URL"):
+        print(
+            "emotrack: schedules need a running Prefect server. Start one with "
+            "'emotrack server', then: export PREFECT_API_URL=http://127.0.0.1:4200/api",
+            file=sys.stderr,
+        )
+        return 2
+    if not _known_model(args.model):
+        return 2
+    from flows.nightly import nightly
+
+    nightly.serve(
+        name=args.name,
+        cron=args.cron,
+        parameters={
+            "source": str(args.source.resolve()),
+            "lake": str(args.lake.resolve()),
+            "fps": args.fps,
+            "model": args.model,
+            "dask_address": args.dask_address,
+            "workers": args.workers,
+        },
+        tags=["emotrack"],
+        description="Process new or changed videos of the archive into the lake.",
+        global_limit=1,  # never two runs of this deployment at once
+    )
+    return 0
 
 
 def _known_model(version: str) -> bool:

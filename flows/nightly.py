@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 from prefect import flow, get_run_logger
 
 from emotrack.analysis import VideoFeatures
@@ -69,12 +70,11 @@ def _nightly(
     statuses = {path: result for path, result in analysed.items() if isinstance(result, str)}
     for path, (src, feats) in done.items():
         result = scored[src.video_id]
-        if isinstance(result, str):
-            statuses[path] = "error"
-            continue
-        tracks, summary = result
-        publish_scores(store, src, fps, feats.frames_analysed, tracks, summary)
-        statuses[path] = "ok"
+        statuses[path] = (
+            "error"
+            if isinstance(result, str)
+            else publish_video(store, src, fps, feats.frames_analysed, *result)
+        )
     statuses |= dict.fromkeys(plan.done, "skipped") | dict.fromkeys(plan.quarantined, "quarantined")
     # Step 6: what the operator sees in the Prefect UI.
     publish_run_report(store, statuses)
@@ -100,6 +100,23 @@ def analyse_video(
         get_run_logger().exception("%s: unexpected error; the other videos go on", path.name)
         return "error"
     return source, features
+
+
+def publish_video(
+    lake: Lake,
+    source: VideoSource,
+    fps: float,
+    frames: int,
+    tracks: pd.DataFrame,
+    summary: dict[str, object],
+) -> str:
+    """Publish one video's scores: "ok", or "error" once Prefect's retries are spent."""
+    try:
+        publish_scores(lake, source, fps, frames, tracks, summary)
+    except Exception:
+        get_run_logger().exception("%s: could not publish; the other videos go on", source.name)
+        return "error"
+    return "ok"
 
 
 def report_statuses(statuses: dict[Path, str]) -> dict[str, int]:

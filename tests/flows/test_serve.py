@@ -1,0 +1,104 @@
+"""The nightly deployment, served by `emotrack serve` against the session's Prefect server."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL
+from prefect.states import Scheduled
+
+from emotrack.lake import Lake
+from emotrack.video import content_video_id
+
+DEPLOYMENT = "emotrack-nightly/test-nightly"
+
+
+def _wait(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _deployment_exists() -> bool:
+    with get_client(sync_client=True) as client:
+        try:
+            return bool(client.read_deployment_by_name(DEPLOYMENT))
+        except Exception:
+            return False
+
+
+def _final_state(flow_run_id):
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run_id).state
+    return state if state is not None and state.is_final() else None
+
+
+def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
+    prefect_server, asset, tmp_path
+) -> None:
+    archive, lake = tmp_path / "archive", Lake(tmp_path / "lake")
+    archive.mkdir()
+    for name in ["single_face.mp4", "no_face.mp4"]:
+        shutil.copyfile(asset(name), archive / name)
+    # The fault, injected from outside the code: a plain file where one video's tracks
+    # folder must go, as a full or read-only disk would, makes its publication fail.
+    blocked = lake.root / "tracks" / f"video_id={content_video_id(archive / 'single_face.mp4')}"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("in the way")
+
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
+    cli = str(Path(sys.executable).with_name("emotrack"))
+    serving = subprocess.Popen(
+        [
+            cli,
+            "serve",
+            "--source",
+            str(archive),
+            "--lake",
+            str(lake.root),
+            "--name",
+            "test-nightly",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait(_deployment_exists, 120, "the served deployment")
+        first = run_deployment(DEPLOYMENT, timeout=300)
+        assert first.state.is_failed(), first.state
+        videos = lake.read("videos")
+        assert set(videos["status"]) == {"ok"} and len(videos) == 1  # no_face.mp4 is done
+        done_file = next((lake.root / "videos").rglob("*.parquet"))
+        done_at = done_file.stat().st_mtime_ns
+
+        blocked.unlink()  # the operator fixes the disk, then retries the run
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(first.id, Scheduled(), force=True)
+        state = _wait(lambda: _final_state(first.id), 300, "the retried run")
+        assert state.is_completed(), state
+        assert len(lake.read("videos")) == 2 and len(lake.read("summaries")) == 2
+        assert done_file.stat().st_mtime_ns == done_at  # the completed video was not redone
+        with get_client(sync_client=True) as client:
+            artifacts = {a.key for a in client.read_artifacts() if a.flow_run_id == first.id}
+        assert {"emotrack-run-videos", "emotrack-run-summary"} <= artifacts
+    finally:
+        os.killpg(serving.pid, signal.SIGTERM)
+        try:
+            serving.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serving.pid, signal.SIGKILL)
