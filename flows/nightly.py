@@ -18,7 +18,7 @@ from tasks.analyse import extract_video_features, probe_video
 from tasks.discover import discover_videos, plan_run
 from tasks.infer import infer_tracks
 from tasks.publish import publish_features, publish_scores, record_failure
-from tasks.report import publish_run_report
+from tasks.report import publish_run_report, report_progress, start_progress
 
 
 @flow(name="emotrack-nightly", flow_run_name="nightly {source}")
@@ -59,9 +59,12 @@ def _nightly(
     paths = plan.todo
     # Steps 2-3, one video at a time (TensorFlow already uses every core for one video):
     # probe, then decode, faces and CNN -> features in the lake.
-    analysed: dict[Path, tuple[VideoSource, VideoFeatures] | str] = {
-        path: analyse_video(path, store, settings) for path in paths
-    }
+    progress = start_progress()
+    analysed: dict[Path, tuple[VideoSource, VideoFeatures] | str] = {}
+    for number, path in enumerate(paths, start=1):
+        get_run_logger().info("video %d of %d: %s", number, len(paths), path.name)
+        analysed[path] = analyse_video(path, store, settings)
+        report_progress(progress, 100.0 * number / len(paths))
     done = {path: result for path, result in analysed.items() if not isinstance(result, str)}
     # Step 4: the temporal model over every face track, one video per Dask task.
     jobs = {src.video_id: feats.frames_analysed for src, feats in done.values()}

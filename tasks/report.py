@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
+from uuid import UUID
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from emotrack.lake import Lake
@@ -26,3 +33,17 @@ def publish_run_report(lake: Lake, statuses: dict[Path, str]) -> None:
         key="emotrack-run-summary",
         description="Counts, unreadable files and where the outputs are",
     )
+
+
+def start_progress() -> UUID:
+    """A progress artifact (0 %) for the share of videos analysed so far in this run."""
+    return cast(
+        UUID,
+        create_progress_artifact(
+            0.0, key="emotrack-run-progress", description="Videos decoded and analysed, in percent"
+        ),
+    )
+
+
+def report_progress(progress: UUID, percent: float) -> None:
+    update_progress_artifact(progress, percent)

@@ -43,7 +43,8 @@ def test_the_run_publishes_a_video_table_and_a_summary_as_artifacts(nightly_run)
             )
         )
     by_key = {a.key: a for a in artifacts}
-    assert set(by_key) == {"emotrack-run-videos", "emotrack-run-summary"}
+    assert set(by_key) == {"emotrack-run-videos", "emotrack-run-summary", "emotrack-run-progress"}
+    assert float(by_key["emotrack-run-progress"].data) == 100.0
     table = by_key["emotrack-run-videos"].data
     rows = {row["video"]: row for row in (json.loads(table) if isinstance(table, str) else table)}
     assert set(rows) == GOOD | BAD
