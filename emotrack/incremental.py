@@ -10,6 +10,7 @@ from pathlib import Path
 class Plan:
     """What to do with each discovered file (paths keep the discovery order)."""
 
+    video_ids: dict[Path, str | None] = field(default_factory=dict)  # content ids, read once
     todo: list[Path] = field(default_factory=list)
     done: list[Path] = field(default_factory=list)  # same content already complete
     quarantined: list[Path] = field(default_factory=list)  # same content already failed
@@ -28,7 +29,7 @@ def plan_videos(
     recorded failures. A failure stays quarantined while its file's content is unchanged.
     With reprocess, everything is todo.
     """
-    plan = Plan()
+    plan = Plan(video_ids=dict(video_ids))
     for path, video_id in video_ids.items():
         if reprocess or video_id is None:
             plan.todo.append(path)

@@ -82,13 +82,16 @@ class VideoSource:
         return self.path.name
 
     @classmethod
-    def from_path(cls, path: Path) -> VideoSource:
-        """Probe `path` with ffprobe; raise UnreadableVideo when it holds no decodable video."""
+    def from_path(cls, path: Path, video_id: str | None = None) -> VideoSource:
+        """Probe `path` with ffprobe; raise UnreadableVideo when it holds no decodable video.
+
+        `video_id` is the file's content id when the caller has already read it.
+        """
         path = Path(path)
         if not path.is_file():
             raise UnreadableVideo("probe", f"{path} does not exist or is not a regular file")
         size = path.stat().st_size
-        video_id = content_video_id(path)
+        video_id = video_id or content_video_id(path)
         if size == 0:
             raise UnreadableVideo("probe", "the file is empty (0 bytes)")
         try:

@@ -63,7 +63,7 @@ def _nightly(
     analysed: dict[Path, tuple[VideoSource, VideoFeatures] | str] = {}
     for number, path in enumerate(paths, start=1):
         get_run_logger().info("video %d of %d: %s", number, len(paths), path.name)
-        analysed[path] = analyse_video(path, store, settings)
+        analysed[path] = analyse_video(path, plan.video_ids.get(path), store, settings)
         report_progress(progress, 100.0 * number / len(paths))
     done = {path: result for path, result in analysed.items() if not isinstance(result, str)}
     # Step 4: the temporal model over every face track, one video per Dask task.
@@ -85,7 +85,7 @@ def _nightly(
 
 
 def analyse_video(
-    path: Path, lake: Lake, settings: Settings
+    path: Path, video_id: str | None, lake: Lake, settings: Settings
 ) -> tuple[VideoSource, VideoFeatures] | str:
     """Probe one video and store its features; "failed" (recorded) or "error" if it cannot.
 
@@ -93,7 +93,7 @@ def analyse_video(
     as "error" (it may be transient: nothing is recorded), so the other videos go on.
     """
     try:
-        source = probe_video(path)
+        source = probe_video(path, video_id)
         features = extract_video_features(source, settings)
         publish_features(lake, source, features)
     except UnreadableVideo as error:

@@ -18,9 +18,9 @@ from models.face_detector import load_face_detector
 
 
 @task(name="probe-video", task_run_name="probe [{path.name}]", cache_policy=NO_CACHE)
-def probe_video(path: Path) -> VideoSource:
+def probe_video(path: Path, video_id: str | None = None) -> VideoSource:
     """ffprobe facts about one file; raises UnreadableVideo if it holds no usable video."""
-    source = VideoSource.from_path(path)
+    source = VideoSource.from_path(path, video_id)
     get_run_logger().info(
         "%s: %s %dx%d, %.1f s at %.2f fps, rotation %d",
         path.name,

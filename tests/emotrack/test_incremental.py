@@ -25,3 +25,8 @@ def test_reprocess_takes_everything_and_unreadable_files_are_tried() -> None:
 
 def test_the_same_content_at_a_new_path_is_already_complete() -> None:
     assert plan_videos({C: "va"}, completed={"va"}, failed={}).done == [C]
+
+
+def test_the_plan_keeps_the_content_ids_it_read() -> None:
+    plan = plan_videos({A: "va", C: None}, completed=set(), failed={})
+    assert plan.video_ids == {A: "va", C: None}
