@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from emotrack.assets import expression_cnn_path, fetch_asset
+from emotrack.assets import fetch_asset
 from emotrack.faces import crop_face, faces_from_mtcnn
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
@@ -111,11 +111,11 @@ def main() -> None:
     baseline = timed(lambda: ffmpeg_decode(video, args.fps))
     decode = timed(lambda: sum(1 for _ in source.frames(args.fps)))
 
-    from models.expression_cnn import load_expression_cnn, predict_features
-    from models.face_detector import detect_faces, load_face_detector
+    from emotrack.analysis import load_models
+    from models.expression_cnn import predict_features
+    from models.face_detector import detect_faces
 
-    detector = load_face_detector()
-    cnn = load_expression_cnn(expression_cnn_path(settings.cache_dir))
+    detector, cnn = load_models(settings)
     detect_faces(detector, frames[:16])  # warm-up
     detect = timed(
         lambda: [detect_faces(detector, frames[i : i + 16]) for i in range(0, n, 16)], repeat=1

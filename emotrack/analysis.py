@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotrack.assets import expression_cnn_path
 from emotrack.faces import FACE_COLUMNS, FaceTracker, crop_face, faces_from_mtcnn
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
-from models.expression_cnn import predict_features
-from models.face_detector import detect_faces
+from models.expression_cnn import load_expression_cnn, predict_features
+from models.face_detector import detect_faces, load_face_detector
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class VideoFeatures:
 
     frames_analysed: int
     table: pd.DataFrame
+
+
+def load_models(settings: Settings) -> tuple[Any, Any]:
+    """The face detector and the expression CNN (verified weights), once per process."""
+    cnn_path = expression_cnn_path(settings.cache_dir, settings.expression_model_path)
+    return load_face_detector(), load_expression_cnn(cnn_path)
 
 
 def extract_features(

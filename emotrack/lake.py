@@ -117,6 +117,7 @@ _DUCKDB_TYPES = {
     "list<item: float>": "FLOAT[]",
     "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
 }
+VERSIONED = ("tracks", "summaries")  # stored per model version
 VIDEO_TABLES = ("features", "tracks", "summaries", "videos")  # publication order: videos last
 
 
@@ -147,7 +148,10 @@ class Lake:
         assert set(tables) <= set(VIDEO_TABLES), sorted(tables)
         order = [t for t in VIDEO_TABLES if t in tables]
         staged = {t: _to_arrow(t, tables[t]) for t in order}  # validate before writing
-        finals = {t: self._video_file(t, video_id, _file_name(t, tables[t])) for t in order}
+        version = _version_file_name(tables)
+        finals = {
+            t: self._video_file(t, video_id, version if t in VERSIONED else "part-0") for t in order
+        }
         staging = self.root / "_staging" / f"{video_id}-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
@@ -195,10 +199,7 @@ class Lake:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def completed(self, model_version: str) -> set[str]:
-        """Videos whose `videos` row says ok and that were scored by `model_version`.
-
-        (The summaries file is the witness: unlike tracks, it always has a row.)
-        """
+        """Videos whose `videos` row says ok and that were scored by `model_version`."""
         name = _safe_name(model_version)
         with self.connect() as con:
             ok = con.execute("SELECT video_id FROM videos WHERE status = 'ok'").fetchall()
@@ -244,6 +245,11 @@ class Lake:
         with self.connect() as con:
             return con.execute(f"SELECT * FROM {table}").df()
 
+    def count(self, table: str) -> int:
+        """Number of rows in `table`, from Parquet metadata (no rows are loaded)."""
+        with self.connect() as con:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with one view per table (empty tables included)."""
         con = duckdb.connect()
@@ -275,13 +281,11 @@ class Lake:
             tmp.unlink(missing_ok=True)
 
 
-def _file_name(table: str, rows: pd.DataFrame) -> str:
-    """File stem of a video's rows: the model version for tracks and summaries."""
-    if table in ("tracks", "summaries") and len(rows):
-        versions = rows["model_version"].unique()
-        assert len(versions) == 1, f"{table}: one model_version per file, got {versions}"
-        return _safe_name(str(versions[0]))
-    return "part-0"
+def _version_file_name(tables: dict[str, pd.DataFrame]) -> str:
+    """File stem shared by a publication's tracks and summaries: their model version."""
+    versions = {v for t in VERSIONED if t in tables for v in tables[t]["model_version"].unique()}
+    assert len(versions) <= 1, f"one model_version per publication, got {sorted(versions)}"
+    return _safe_name(str(versions.pop())) if versions else "part-0"
 
 
 def _safe_name(model_version: str) -> str:

@@ -36,7 +36,7 @@ def describe_lake(root: Path) -> str:
     lines.append(
         "tables: "
         + ", ".join(
-            f"{t} ({len(lake.read(t))} rows)"
+            f"{t} ({lake.count(t)} rows)"
             for t in ("videos", "features", "tracks", "summaries", "failures")
         )
     )

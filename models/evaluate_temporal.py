@@ -104,17 +104,14 @@ def evaluate_real(model: Any, cfg: TemporalConfig) -> dict[str, Any]:
 
 
 def _real_features():
-    from emotrack.analysis import extract_features
-    from emotrack.assets import expression_cnn_path, fetch_asset
+    from emotrack.analysis import extract_features, load_models
+    from emotrack.assets import fetch_asset
     from emotrack.settings import Settings
     from emotrack.video import VideoSource
-    from models.expression_cnn import load_expression_cnn
-    from models.face_detector import load_face_detector
 
     settings = Settings()
     source = VideoSource.from_path(fetch_asset(REAL_VIDEO, settings.cache_dir))
-    cnn = load_expression_cnn(expression_cnn_path(settings.cache_dir))
-    return extract_features(source, load_face_detector(), cnn, settings).table
+    return extract_features(source, *load_models(settings), settings).table
 
 
 def write_model_card(

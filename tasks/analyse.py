@@ -8,13 +8,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
-from emotrack.analysis import VideoFeatures, extract_features
-from emotrack.assets import expression_cnn_path
+from emotrack.analysis import VideoFeatures, extract_features, load_models
 from emotrack.errors import UnreadableVideo
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
-from models.expression_cnn import load_expression_cnn
-from models.face_detector import load_face_detector
 
 
 @task(name="probe-video", task_run_name="probe [{path.name}]", cache_policy=NO_CACHE)
@@ -57,11 +54,7 @@ def _transient(task: object, task_run: object, state: State) -> bool:
 )
 def extract_video_features(source: VideoSource, settings: Settings) -> VideoFeatures:
     """Decode, detect and track faces, and run the CNN (models loaded once per process)."""
-    detector = load_face_detector()
-    cnn = load_expression_cnn(
-        expression_cnn_path(settings.cache_dir, settings.expression_model_path)
-    )
-    features = extract_features(source, detector, cnn, settings)
+    features = extract_features(source, *load_models(settings), settings)
     get_run_logger().info(
         "%s: %d frames analysed, %d face observations",
         source.name,
