@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from emotrack.inference import DEFAULT_MODEL, dask_client, score_video, score_videos
+from emotrack.cluster import dask_client
+from emotrack.inference import DEFAULT_MODEL, score_video, score_videos
 from emotrack.lake import Lake
 
 

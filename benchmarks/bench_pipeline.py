@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 
 from emotrack.assets import fetch_asset
-from emotrack.faces import crop_face, faces_from_mtcnn
+from emotrack.faces import crop_face, faces_from_boxes
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 
@@ -120,10 +120,7 @@ def main() -> None:
     detect = timed(
         lambda: [detect_faces(detector, frames[i : i + 16]) for i in range(0, n, 16)], repeat=1
     )
-    found = [
-        faces_from_mtcnn(d, settings.min_face_score, settings.min_face_px)
-        for d in detect_faces(detector, frames[:16])
-    ]
+    found = [faces_from_boxes(d, settings.min_face_px) for d in detect_faces(detector, frames[:16])]
     face = crop_face(frames[0], found[0][0])[None]
     batch = np.repeat(face, 64, axis=0)
     predict_features(cnn, face)  # warm-up
@@ -139,7 +136,7 @@ def main() -> None:
         f"{decode / baseline:5.2f}x baseline"
     )
     print(
-        f"faces     MTCNN, batches of 16             {detect:7.2f} s   "
+        f"faces     detector, batches of 16          {detect:7.2f} s   "
         f"{detect / baseline:5.2f}x baseline   {1000 * detect / n:6.1f} ms/frame"
     )
     print(

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from emotrack.assets import expression_cnn_path
-from emotrack.faces import FACE_COLUMNS, FaceTracker, crop_face, faces_from_mtcnn
+from emotrack.assets import expression_cnn_path, fetch_asset
+from emotrack.faces import FACE_COLUMNS, Face, FaceTracker, crop_face, faces_from_boxes, iou
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 from models.expression_cnn import load_expression_cnn, predict_features
-from models.face_detector import detect_faces, load_face_detector
+from models.face_detector import BLAZEFACE, detect_faces, load_face_detector
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,31 +39,81 @@ class VideoFeatures:
 def load_models(settings: Settings) -> tuple[Any, Any]:
     """The face detector and the expression CNN (verified weights), once per process."""
     cnn_path = expression_cnn_path(settings.cache_dir, settings.expression_model_path)
-    return load_face_detector(), load_expression_cnn(cnn_path)
+    return load_detector(settings), load_expression_cnn(cnn_path)
+
+
+def load_detector(settings: Settings) -> Any:
+    """The face detector named by `settings.detector`, with verified weights."""
+    name = settings.detector
+    weights = fetch_asset(BLAZEFACE[name].asset, settings.cache_dir) if name in BLAZEFACE else None
+    return load_face_detector(name, weights, settings.min_face_px, settings.min_face_score)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a video analysed on its own, in analysed frames (at the analysis rate).
+
+    It owns frames [first, first + frames) (to the end of the video when frames is None) and
+    also analyses the `overlap` frames after them, which the next segment owns: tracks are
+    joined across the boundary where both saw the same face.
+    """
+
+    first: int = 0
+    frames: int | None = None
+    overlap: int = 0
+
+    def window(self, rate: float) -> tuple[float, float | None]:
+        """(start_s, duration_s or None for "to the end") of the frames to decode."""
+        if self.frames is None:
+            return self.first / rate, None
+        return self.first / rate, (self.frames + self.overlap) / rate
+
+
+WHOLE = Segment()
+
+
+def plan_segments(source: VideoSource, settings: Settings) -> list[Segment]:
+    """The segments of a video: one, or a few of about `segment_s` seconds each."""
+    rate = source.analysis_rate(settings.analysis_fps)
+    count = round(source.duration_s / settings.segment_s)
+    if count <= 1:
+        return [WHOLE]
+    size = math.ceil(source.duration_s * rate / count)
+    overlap = math.ceil(settings.segment_overlap_s * rate)
+    return [
+        Segment(i * size, None if i == count - 1 else size, 0 if i == count - 1 else overlap)
+        for i in range(count)
+    ]
 
 
 def extract_features(
-    source: VideoSource, detector: Any, cnn: Any, settings: Settings
+    source: VideoSource,
+    detector: Any,
+    cnn: Any,
+    settings: Settings,
+    segment: Segment = WHOLE,
 ) -> VideoFeatures:
     """Run the face detector, tracker and expression CNN over `source` at the analysis rate.
 
-    Holds at most `settings.batch_frames` frames in memory at a time.
+    Over `segment` only, if given: its table then also holds the overlap frames after it,
+    and frames_analysed counts only the frames it owns. ffmpeg decodes the next frames in a
+    thread while the models work; at most about 2 * `settings.batch_frames` frames are held.
     """
     rate = source.analysis_rate(settings.analysis_fps)
     tracker = FaceTracker(
         min_iou=settings.track_min_iou, max_gap=round(settings.track_max_gap_s * rate)
     )
     rows: list[dict[str, Any]] = []
-    frames_analysed = 0
-    for batch in batched(source.frames(settings.analysis_fps), settings.batch_frames):
-        timestamps, frames = zip(*batch, strict=True)
-        detections = detect_faces(detector, list(frames))
+    index = segment.first
+    frames = prefetch(
+        source.frames(settings.analysis_fps, *segment.window(rate)), settings.batch_frames
+    )
+    for batch in batched(frames, settings.batch_frames):
         crops = []
-        for offset, (timestamp, frame, found) in enumerate(
-            zip(timestamps, frames, detections, strict=True)
+        for (timestamp, frame), found in zip(
+            batch, detect_faces(detector, [f for _, f in batch]), strict=True
         ):
-            index = frames_analysed + offset
-            faces = faces_from_mtcnn(found, settings.min_face_score, settings.min_face_px)
+            faces = faces_from_boxes(found, settings.min_face_px)
             for face, track_id in zip(faces, tracker.update(index, faces), strict=True):
                 crops.append(crop_face(frame, face))
                 rows.append(
@@ -73,13 +128,116 @@ def extract_features(
                         "face_score": face.score,
                     }
                 )
-        frames_analysed += len(frames)
+            index += 1
         if crops:
             logits, embedding = predict_features(cnn, np.stack(crops))
             for row, lg, em in zip(rows[-len(crops) :], logits, embedding, strict=True):
                 row["logits"] = lg
                 row["embedding"] = em
-    return VideoFeatures(frames_analysed, pd.DataFrame(rows, columns=FEATURE_COLUMNS))
+    owned = (
+        index - segment.first
+        if segment.frames is None
+        else min(index - segment.first, segment.frames)
+    )
+    return VideoFeatures(owned, pd.DataFrame(rows, columns=FEATURE_COLUMNS))
+
+
+def stitch_segments(parts: list[tuple[Segment, VideoFeatures]], min_iou: float) -> VideoFeatures:
+    """One video's features from its segments' (in order).
+
+    Each segment keeps the frames it owns. A track of the next segment that overlaps a track
+    of this one (box IoU >= min_iou) in the overlap frames continues that track's id. Ids are
+    then renumbered 0, 1, ... in order of first appearance, as for a video analysed whole.
+    """
+    pieces, carried = [], pd.DataFrame(columns=FEATURE_COLUMNS)
+    next_id = 0
+    for segment, features in parts:
+        table = features.table
+        ids = join_tracks(carried, table, min_iou)
+        for local in sorted(set(table["track_id"]) - set(ids)):
+            ids[local], next_id = next_id, next_id + 1
+        table = table.assign(track_id=table["track_id"].map(ids))
+        end = math.inf if segment.frames is None else segment.first + segment.frames
+        pieces.append(table[table["frame_index"] < end])
+        carried = table[table["frame_index"] >= end]
+    stitched = pd.concat(pieces, ignore_index=True) if pieces else carried
+    first_seen = stitched.groupby("track_id")["frame_index"].min().reset_index()
+    order = first_seen.sort_values(["frame_index", "track_id"])["track_id"].tolist()
+    stitched["track_id"] = stitched["track_id"].map({old: new for new, old in enumerate(order)})
+    frames = sum(features.frames_analysed for _, features in parts)
+    return VideoFeatures(frames, stitched.reset_index(drop=True))
+
+
+def join_tracks(before: pd.DataFrame, after: pd.DataFrame, min_iou: float) -> dict[int, int]:
+    """after's track id -> before's track id, for tracks that overlap in the same frames.
+
+    Pairs are taken greedily by the number of shared frames where their boxes overlap by
+    min_iou or more; each track joins at most one other.
+    """
+    box = ["frame_index", "track_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+    pairs = before[box].merge(after[box], on="frame_index", suffixes=("_a", "_b"))
+    if pairs.empty:
+        return {}
+    pairs["overlap"] = [
+        iou(
+            Face(r.bbox_x_a, r.bbox_y_a, r.bbox_w_a, r.bbox_h_a, 1.0),
+            Face(r.bbox_x_b, r.bbox_y_b, r.bbox_w_b, r.bbox_h_b, 1.0),
+        )
+        for r in pairs.itertuples()
+    ]
+    votes = pairs[pairs["overlap"] >= min_iou].groupby(["track_id_b", "track_id_a"]).size()
+    joined: dict[int, int] = {}
+    for (after_id, before_id), _ in votes.sort_values(ascending=False, kind="stable").items():
+        if after_id not in joined and before_id not in joined.values():
+            joined[int(after_id)] = int(before_id)
+    return joined
+
+
+def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
+    """The items of `items`, produced by a background thread up to `depth` items ahead.
+
+    Lets ffmpeg decode (and this process copy frames out of its pipe) while the caller runs
+    the models. An exception in `items` is raised to the caller; when the caller stops early,
+    the thread stops and closes `items` (which ends ffmpeg).
+    """
+    queue: Queue[tuple[Any, BaseException | None]] = Queue(maxsize=depth)
+    stop, end = threading.Event(), object()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            put((end, error))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="emotrack-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[tuple[Any, ...]]:

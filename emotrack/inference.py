@@ -8,7 +8,6 @@ for the driver to publish. Models are loaded once per worker process (functools.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,26 +51,6 @@ def score_video(
     features = features.sort_values(["frame_index", "track_id"], ignore_index=True)
     tracks = score_frames(features, score_features(features, version))
     return tracks, summarise_video(tracks, frames_analysed, version)
-
-
-@contextmanager
-def dask_client(address: str | None, workers: int) -> Iterator[Any]:
-    """A client of the Dask scheduler at `address`, or of a new LocalCluster of `workers`
-    single-threaded worker processes (TensorFlow limited to one thread each)."""
-    from dask.distributed import Client, LocalCluster
-
-    if address:
-        with Client(address) as client:
-            yield client
-        return
-    env = {"EMOTRACK_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
-    with (
-        LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, env=env
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 def score_videos(

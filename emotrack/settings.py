@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,11 +27,27 @@ class Settings(BaseSettings):
     """Frames analysed per second of video (capped at the video's own frame rate)."""
     batch_frames: int = Field(default=16, ge=1)
     """Frames decoded and sent through the face detector together."""
-    min_face_score: float = Field(default=0.90, ge=0, le=1)
-    """MTCNN confidence below which a detection is dropped."""
-    min_face_px: int = Field(default=24, ge=12)
-    """Smallest face side, in pixels of the upright frame, that is detected."""
+    detector: str = "blazeface-full"
+    """Face detector: blazeface-full, blazeface-short, blazeface-back or mtcnn (README table)."""
+    min_face_score: float | None = Field(default=None, ge=0, le=1)
+    """Detector confidence below which a face is dropped; None: the detector's own (0.65/0.9)."""
+    min_face_px: int = Field(default=40, ge=12)
+    """Smallest face side, in pixels of the upright frame, that must be found. Smaller values
+    make BlazeFace look at more tiles of large frames (slower)."""
     track_min_iou: float = Field(default=0.3, gt=0, lt=1)
     """Overlap a detection needs with a track's last box to continue that track."""
     track_max_gap_s: float = Field(default=1.0, ge=0)
     """How long a face may go undetected and still keep its track_id."""
+    segment_s: float = Field(default=120.0, gt=0)
+    """Videos longer than this are analysed in segments of this length, in parallel."""
+    segment_overlap_s: float = Field(default=2.0, ge=0)
+    """Seconds analysed twice at each segment boundary, to join the face tracks across it."""
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, name: str) -> str:
+        from models.face_detector import DETECTORS
+
+        if name not in DETECTORS:
+            raise ValueError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
+        return name

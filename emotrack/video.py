@@ -106,17 +106,24 @@ class VideoSource:
         """Frames per second actually analysed: `fps`, capped at the video's own rate."""
         return min(fps, self.fps) if self.fps > 0 else fps
 
-    def frames(self, fps: float) -> Iterator[tuple[float, np.ndarray]]:
+    def frames(
+        self, fps: float, start_s: float = 0.0, duration_s: float | None = None
+    ) -> Iterator[tuple[float, np.ndarray]]:
         """Upright frames at `fps` (capped at the video's rate), streamed from ffmpeg.
 
         Yields (timestamp_s, frame): timestamp_s is seconds from the start of the video,
-        frame is uint8 (height, width, 3) RGB. Raises UnreadableVideo if decoding fails or
-        ends well short of the duration in the header (a truncated or corrupt stream), after
+        frame is uint8 (height, width, 3) RGB. With start_s and duration_s, only that part
+        of the video is decoded (ffmpeg seeks to start_s); timestamps stay those of the whole
+        video when start_s is a multiple of 1 / rate. Raises UnreadableVideo if decoding fails
+        or ends well short of what the header promises (a truncated or corrupt stream), after
         yielding the frames decoded before that.
         """
         rate = self.analysis_rate(fps)
+        window = {} if start_s <= 0 and duration_s is None else {"ss": start_s}
+        if duration_s is not None:
+            window["t"] = duration_s
         cmd = (
-            ffmpeg.input(str(self.path), **_INPUT_OPTIONS)[str(self.stream_index)]
+            ffmpeg.input(str(self.path), **_INPUT_OPTIONS, **window)[str(self.stream_index)]
             .filter("fps", fps=rate)
             .output("pipe:", format="rawvideo", pix_fmt="rgb24", an=None, sn=None)
             .global_args("-nostdin", "-v", "error", "-xerror")
@@ -133,7 +140,7 @@ class VideoSource:
                     if len(buf) < frame_bytes:
                         break
                     frame = np.frombuffer(buf, np.uint8).reshape(self.height, self.width, 3)
-                    yield index / rate, frame
+                    yield start_s + index / rate, frame
                     index += 1
                 returncode = proc.wait()
             finally:
@@ -149,7 +156,8 @@ class VideoSource:
             )
         if index == 0:
             raise UnreadableVideo("decode", "ffmpeg decoded no frames from the video stream")
-        expected = int(self.duration_s * rate)
+        remaining = self.duration_s - start_s
+        expected = int((remaining if duration_s is None else min(duration_s, remaining)) * rate)
         if index < 0.9 * expected - 1:
             raise UnreadableVideo(
                 "decode",

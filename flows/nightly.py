@@ -4,24 +4,36 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from emotrack.analysis import VideoFeatures
+from emotrack.cluster import dask_client
 from emotrack.errors import UnreadableVideo
+from emotrack.incremental import Plan
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 from tasks.analyse import extract_video_features, probe_video
 from tasks.discover import discover_videos, plan_run
-from tasks.infer import infer_tracks
-from tasks.publish import publish_features, publish_scores, record_failure
+from tasks.infer import infer_video_tracks
+from tasks.publish import publish_scores, record_failure
 from tasks.report import publish_run_report, report_progress, start_progress
 
+# Videos whose stages run at once; each waits on the Dask cluster, which does the work.
+VIDEOS_IN_FLIGHT = 16
 
-@flow(name="emotrack-nightly", flow_run_name="nightly {source}")
+
+@flow(
+    name="emotrack-nightly",
+    flow_run_name="nightly {source}",
+    task_runner=ThreadPoolTaskRunner(max_workers=VIDEOS_IN_FLIGHT),  # type: ignore[arg-type]
+)
 def nightly(
     source: str,
     lake: str,
@@ -30,17 +42,21 @@ def nightly(
     dask_address: str | None = None,
     workers: int = 2,
     reprocess: bool = False,
+    detector: str | None = None,
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
+
+    `detector` names the face detector (None: EMOTRACK_DETECTOR or blazeface-full).
 
     Returns how many videos ended ok, failed (unreadable), were skipped (already complete) or
     quarantined (recorded as unreadable earlier, unchanged since).
     """
     store = Lake(Path(lake))
     with store.exclusive():  # a second run over the same lake waits for this one
-        return _nightly(
-            source, store, Settings(analysis_fps=fps), model, dask_address, workers, reprocess
-        )
+        settings = Settings(analysis_fps=fps)
+        if detector:
+            settings = Settings(analysis_fps=fps, detector=detector)
+        return _nightly(source, store, settings, model, dask_address, workers, reprocess)
 
 
 def _nightly(
@@ -53,56 +69,59 @@ def _nightly(
     reprocess: bool,
 ) -> dict[str, int]:
     """The steps of a nightly run, with the lake's lock held."""
-    fps = settings.analysis_fps
     # Step 1: discover the videos and keep those that are new or changed.
     plan = plan_run(discover_videos(source), store, model, reprocess)
-    paths = plan.todo
-    # Steps 2-3, one video at a time (TensorFlow already uses every core for one video):
-    # probe, then decode, faces and CNN -> features in the lake.
-    progress = start_progress()
-    analysed: dict[Path, tuple[VideoSource, VideoFeatures] | str] = {}
-    for number, path in enumerate(paths, start=1):
-        get_run_logger().info("video %d of %d: %s", number, len(paths), path.name)
-        analysed[path] = analyse_video(path, plan.video_ids.get(path), store, settings)
-        report_progress(progress, 100.0 * number / len(paths))
-    done = {path: result for path, result in analysed.items() if not isinstance(result, str)}
-    # Step 4: the temporal model over every face track, one video per Dask task.
-    jobs = {src.video_id: feats.frames_analysed for src, feats in done.values()}
-    scored = infer_tracks(store, jobs, model, dask_address, workers)
-    # Step 5: tracks and summaries, then the videos row that marks each video complete.
-    statuses = {path: result for path, result in analysed.items() if isinstance(result, str)}
-    for path, (src, feats) in done.items():
-        result = scored[src.video_id]
-        statuses[path] = (
-            "error"
-            if isinstance(result, str)
-            else publish_video(store, src, fps, feats.frames_analysed, *result)
-        )
+    statuses: dict[Path, str] = {}
+    if plan.todo:
+        # Steps 2-5 for every video, several at a time; the heavy work runs on the cluster.
+        with dask_client(dask_address, workers) as client:
+            statuses = process_videos(plan, store, settings, model, client)
     statuses |= dict.fromkeys(plan.done, "skipped") | dict.fromkeys(plan.quarantined, "quarantined")
     # Step 6: what the operator sees in the Prefect UI.
     publish_run_report(store, statuses)
     return report_statuses(statuses)
 
 
-def analyse_video(
-    path: Path, video_id: str | None, lake: Lake, settings: Settings
-) -> tuple[VideoSource, VideoFeatures] | str:
-    """Probe one video and store its features; "failed" (recorded) or "error" if it cannot.
+def process_videos(
+    plan: Plan, lake: Lake, settings: Settings, model: str, client: Any
+) -> dict[Path, str]:
+    """Each video of the plan through process_video, VIDEOS_IN_FLIGHT at a time: path -> status."""
+    progress = start_progress()
+    futures = {
+        process_video.submit(path, plan.video_ids.get(path), lake, settings, model, client): path
+        for path in plan.todo
+    }
+    done: dict[Path, str] = {}
+    for number, future in enumerate(as_completed(list(futures)), start=1):
+        path = futures[future]
+        done[path] = future.result()
+        get_run_logger().info("video %d of %d: %s %s", number, len(futures), path.name, done[path])
+        report_progress(progress, 100.0 * number / len(futures))
+    return {path: done[path] for path in plan.todo}
 
-    An unreadable file is recorded in `failures`. Any other exception is logged and reported
-    as "error" (it may be transient: nothing is recorded), so the other videos go on.
+
+@task(name="process-video", task_run_name="video [{path.name}]", cache_policy=NO_CACHE)
+def process_video(
+    path: Path, video_id: str | None, lake: Lake, settings: Settings, model: str, client: Any
+) -> str:
+    """One video, stage by stage: "ok", "failed" (unreadable, recorded) or "error".
+
+    Steps: probe -> faces + CNN on a worker (features stored) -> the temporal model on a
+    worker -> tracks, summary and, last, the videos row. An unreadable file is recorded in
+    `failures`. Any other exception is logged and reported as "error" (it may be transient:
+    nothing is recorded), so the other videos go on.
     """
     try:
         source = probe_video(path, video_id)
-        features = extract_video_features(source, settings)
-        publish_features(lake, source, features)
+        frames = extract_video_features(client, source, lake, settings)
+        tracks, summary = infer_video_tracks(client, lake, source.video_id, frames, model)
     except UnreadableVideo as error:
         record_failure(lake, path, error)
         return "failed"
     except Exception:
         get_run_logger().exception("%s: unexpected error; the other videos go on", path.name)
         return "error"
-    return source, features
+    return publish_video(lake, source, settings.analysis_fps, frames, tracks, summary)
 
 
 def publish_video(

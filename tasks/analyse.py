@@ -1,15 +1,17 @@
-"""Steps 2-3: probe a video, then decode it and run faces and the expression CNN over it."""
+"""Steps 2-3: probe a video, then decode it, run faces and the CNN over it, store the features."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
-from emotrack.analysis import VideoFeatures, extract_features, load_models
+from emotrack.cluster import submit_features
 from emotrack.errors import UnreadableVideo
+from emotrack.lake import Lake
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 
@@ -52,13 +54,11 @@ def _transient(task: object, task_run: object, state: State) -> bool:
     retry_delay_seconds=[5.0, 30.0],
     retry_condition_fn=_transient,
 )
-def extract_video_features(source: VideoSource, settings: Settings) -> VideoFeatures:
-    """Decode, detect and track faces, and run the CNN (models loaded once per process)."""
-    features = extract_features(source, *load_models(settings), settings)
+def extract_video_features(client: Any, source: VideoSource, lake: Lake, settings: Settings) -> int:
+    """Decode, detect and track faces, run the CNN and publish the features, on a Dask worker
+    (segments of a long video in parallel). Returns the number of frames analysed."""
+    frames, rows = submit_features(client, source, lake, settings).result()
     get_run_logger().info(
-        "%s: %d frames analysed, %d face observations",
-        source.name,
-        features.frames_analysed,
-        len(features.table),
+        "%s: %d frames analysed, %d face observations in %s", source.name, frames, rows, lake.root
     )
-    return features
+    return int(frames)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from emotrack.inference import dask_client, score_videos
+from emotrack.cluster import dask_client
+from emotrack.inference import score_video, score_videos
 from emotrack.lake import Lake
 
 Scored = tuple[pd.DataFrame, dict[str, object]]
@@ -34,3 +37,16 @@ def infer_tracks(
             else:
                 results[video_id] = result
     return results
+
+
+@task(name="infer-video", task_run_name="infer tracks [{video_id}]", cache_policy=NO_CACHE)
+def infer_video_tracks(
+    client: Any, lake: Lake, video_id: str, frames_analysed: int, version: str
+) -> Scored:
+    """One video's tracks rows and summary row, scored by `version` on a Dask worker."""
+    future = client.submit(
+        score_video, str(lake.root), video_id, frames_analysed, version, pure=False
+    )
+    tracks, summary = future.result()
+    get_run_logger().info("%s: %d track rows scored with %s", video_id, len(tracks), version)
+    return tracks, summary

@@ -9,27 +9,12 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from emotrack.analysis import VideoFeatures
 from emotrack.errors import UnreadableVideo
 from emotrack.lake import Lake
 from emotrack.records import failure_rows, video_row
 from emotrack.video import VideoSource
 
 RETRIES, RETRY_DELAYS_S = 2, [2.0, 10.0]  # for transient I/O errors while writing
-
-
-@task(
-    name="publish-features",
-    task_run_name="publish features [{source.name}]",
-    retries=RETRIES,
-    retry_delay_seconds=RETRY_DELAYS_S,
-    cache_policy=NO_CACHE,
-)
-def publish_features(lake: Lake, source: VideoSource, features: VideoFeatures) -> int:
-    """Replace the video's rows in `features` (not yet complete: no `videos` row)."""
-    rows = lake.publish(source.video_id, {"features": features.table})["features"]
-    get_run_logger().info("%s: %d feature rows in %s", source.name, rows, lake.root)
-    return rows
 
 
 @task(

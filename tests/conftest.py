@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from distributed import WorkerPlugin
 
 from emotrack.assets import fetch_asset
 from emotrack.lake import Lake
@@ -86,6 +87,54 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+class InjectFault(WorkerPlugin):
+    """A Dask worker plugin: extract_features raises `error` for the video `name` (fault
+    injection in the worker processes; with `once`, only while the file `once` is absent)."""
+
+    def __init__(self, name: str, error: Exception, once: Path | None = None) -> None:
+        self.name, self.error, self.once = name, error, once
+
+    def setup(self, worker: object) -> None:
+        import emotrack.cluster
+
+        real = emotrack.cluster.extract_features
+
+        def faulty(source, *args, **kwargs):
+            if source.name == self.name and not (self.once and self.once.exists()):
+                if self.once:
+                    self.once.touch()
+                raise self.error
+            return real(source, *args, **kwargs)
+
+        emotrack.cluster.extract_features = faulty
+
+
+@pytest.fixture
+def faulty_cluster() -> Iterator[Callable[..., str]]:
+    """faulty_cluster(name, error, once=None): the address of a new 2-worker LocalCluster
+    whose workers carry InjectFault(name, error, once); pass it to the flow as dask_address."""
+    import sys
+
+    import cloudpickle
+    from dask.distributed import Client, LocalCluster
+
+    from emotrack.cluster import WORKER_ENV
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address=None, env=WORKER_ENV
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+
+        def start(name: str, error: Exception, once: Path | None = None) -> str:
+            client.register_plugin(InjectFault(name, error, once), name="inject-fault")
+            return cluster.scheduler_address
+
+        yield start
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emotrack.faces import Face, FaceTracker, crop_face, faces_from_mtcnn, iou
+from emotrack.faces import Face, FaceTracker, crop_face, faces_from_boxes, iou
 
 
 def test_iou_of_identical_disjoint_and_half_overlapping_boxes() -> None:
@@ -11,15 +11,13 @@ def test_iou_of_identical_disjoint_and_half_overlapping_boxes() -> None:
     assert iou(a, Face(5, 0, 10, 10, 1.0)) == pytest.approx(50 / 150)
 
 
-def test_faces_from_mtcnn_drops_weak_detections_and_sorts_by_score() -> None:
-    found = [
-        {"box": [0, 0, 5, 5], "confidence": 0.95},
-        {"box": [9, 9, 5, 5], "confidence": 0.5},
-        {"box": [1, 1, 5, 5], "confidence": 0.99},
-    ]
-    faces = faces_from_mtcnn(found, min_score=0.9)
-    assert [f.score for f in faces] == [0.99, 0.95]
-    assert faces_from_mtcnn(found, min_score=0.9, min_px=6) == []
+def test_faces_from_boxes_drops_small_faces_and_sorts_by_score() -> None:
+    boxes = np.array([[0, 0, 8, 8, 0.95], [9, 9, 5, 5, 0.5], [1, 1, 8, 8, 0.99]], np.float32)
+    faces = faces_from_boxes(boxes, min_px=6)
+    assert [f.score for f in faces] == pytest.approx([0.99, 0.95])
+    assert (faces[0].x, faces[0].w) == (1.0, 8.0)
+    assert faces_from_boxes(boxes, min_px=9) == []
+    assert faces_from_boxes(np.zeros((0, 5), np.float32)) == []
 
 
 def test_tracker_keeps_ids_for_two_moving_faces_in_any_order() -> None:

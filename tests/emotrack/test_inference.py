@@ -1,6 +1,7 @@
 import pandas as pd
 
-from emotrack.inference import DEFAULT_MODEL, dask_client, score_video, score_videos
+from emotrack.cluster import dask_client
+from emotrack.inference import DEFAULT_MODEL, score_video, score_videos
 
 
 def test_dask_with_two_workers_gives_exactly_the_single_process_tracks(nightly_run) -> None:

@@ -158,27 +158,22 @@ def test_running_again_replaces_rows_instead_of_adding_them(nightly_run) -> None
 
 
 def test_an_unexpected_error_fails_the_run_after_the_other_videos(
-    prefect_server, asset, tmp_path, monkeypatch
+    prefect_server, asset, tmp_path, faulty_cluster
 ) -> None:
     import shutil
 
-    import tasks.analyse
     from flows.nightly import nightly
 
-    real = tasks.analyse.extract_features
-
-    def flaky(source, *args):  # fault injection: a bug that shows on one video only
-        if source.name == "no_face.mp4":
-            raise RuntimeError("unexpected (injected)")
-        return real(source, *args)
-
-    monkeypatch.setattr(tasks.analyse, "extract_features", flaky)
+    # fault injection in the Dask workers: a bug that shows on one video only
+    address = faulty_cluster("no_face.mp4", RuntimeError("unexpected (injected)"))
     archive = tmp_path / "archive"
     archive.mkdir()
     for name in ["no_face.mp4", "single_face.mp4"]:
         shutil.copyfile(asset(name), archive / name)
     lake = Lake(tmp_path / "lake")
-    state = nightly(source=str(archive), lake=str(lake.root), return_state=True)
+    state = nightly(
+        source=str(archive), lake=str(lake.root), dask_address=address, return_state=True
+    )
     assert state.is_failed()
     error = state.result(raise_on_failure=False)
     assert isinstance(error, RuntimeError) and "no_face.mp4" in str(error)
@@ -188,27 +183,25 @@ def test_an_unexpected_error_fails_the_run_after_the_other_videos(
 
 
 def test_a_transient_error_is_retried_by_prefect(
-    prefect_server, asset, tmp_path, monkeypatch
+    prefect_server, asset, tmp_path, faulty_cluster
 ) -> None:
     import shutil
 
-    import tasks.analyse
     from flows.nightly import nightly
 
-    real, calls = tasks.analyse.extract_features, []
-
-    def flaky_once(source, *args):  # fault injection: the first read hits an I/O error
-        calls.append(source.name)
-        if len(calls) == 1:
-            raise OSError("Input/output error (injected)")
-        return real(source, *args)
-
-    monkeypatch.setattr(tasks.analyse, "extract_features", flaky_once)
+    # fault injection in the Dask workers: the first read hits an I/O error
+    once = tmp_path / "failed-once"
+    address = faulty_cluster("single_face.mp4", OSError("Input/output error (injected)"), once)
     archive = tmp_path / "archive"
     archive.mkdir()
     shutil.copyfile(asset("single_face.mp4"), archive / "single_face.mp4")
-    state = nightly(source=str(archive), lake=str(tmp_path / "lake"), return_state=True)
+    state = nightly(
+        source=str(archive),
+        lake=str(tmp_path / "lake"),
+        dask_address=address,
+        return_state=True,
+    )
     assert state.is_completed() and state.result() == {"ok": 1}
-    assert calls == ["single_face.mp4", "single_face.mp4"]
+    assert once.exists()  # the fault did fire
     runs = [t for t in _task_runs(state.state_details.flow_run_id) if t.name.startswith("faces")]
     assert [t.run_count for t in runs] == [2]

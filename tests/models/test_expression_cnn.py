@@ -2,11 +2,12 @@ import cv2
 import numpy as np
 import pytest
 
+from emotrack.analysis import load_detector
 from emotrack.assets import expression_cnn_path
-from emotrack.faces import crop_face, faces_from_mtcnn
+from emotrack.faces import crop_face, faces_from_boxes
 from emotrack.scoring import softmax
 from models.expression_cnn import EMOTIONS, load_expression_cnn, predict_features
-from models.face_detector import detect_faces, load_face_detector
+from models.face_detector import detect_faces
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +17,8 @@ def cnn(settings):
 
 def _face_crops(path, settings) -> np.ndarray:
     image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-    found = detect_faces(load_face_detector(), [image])[0]
-    faces = faces_from_mtcnn(found, settings.min_face_score, settings.min_face_px)
+    found = detect_faces(load_detector(settings), [image])[0]
+    faces = faces_from_boxes(found, settings.min_face_px)
     assert len(faces) == 1, faces
     return np.stack([crop_face(image, faces[0])])
 
