@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 	@bash scripts/ensure-ffmpeg.sh
@@ -24,10 +24,16 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# Speed and memory, as ratios against baselines measured in the same run (about 15 minutes).
+bench: setup
+	$(BIN)/emotrack fetch
+	$(BIN)/python benchmarks/bench_detectors.py
+	$(BIN)/python benchmarks/bench_throughput.py
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) lake samples .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) lake samples build .pytest_cache .mypy_cache .ruff_cache

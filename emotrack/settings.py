@@ -27,10 +27,10 @@ class Settings(BaseSettings):
     """Frames analysed per second of video (capped at the video's own frame rate)."""
     batch_frames: int = Field(default=16, ge=1)
     """Frames decoded and sent through the face detector together."""
-    detector: str = "blazeface-full"
-    """Face detector: blazeface-full, blazeface-short, blazeface-back or mtcnn (README table)."""
+    detector: str = "blazeface-short"
+    """Face detector: blazeface-short, blazeface-full, blazeface-back or mtcnn (README table)."""
     min_face_score: float | None = Field(default=None, ge=0, le=1)
-    """Detector confidence below which a face is dropped; None: the detector's own (0.65/0.9)."""
+    """Detector confidence below which a face is dropped; None: the detector's own."""
     min_face_px: int = Field(default=40, ge=12)
     """Smallest face side, in pixels of the upright frame, that must be found. Smaller values
     make BlazeFace look at more tiles of large frames (slower)."""

