@@ -106,7 +106,8 @@ def extract_features(
     rows: list[dict[str, Any]] = []
     index = segment.first
     frames = prefetch(
-        source.frames(settings.analysis_fps, *segment.window(rate)), settings.batch_frames
+        source.frames(settings.analysis_fps, *segment.window(rate), settings.decode_threads),
+        settings.batch_frames,
     )
     for batch in batched(frames, settings.batch_frames):
         crops = []

@@ -107,7 +107,11 @@ class VideoSource:
         return min(fps, self.fps) if self.fps > 0 else fps
 
     def frames(
-        self, fps: float, start_s: float = 0.0, duration_s: float | None = None
+        self,
+        fps: float,
+        start_s: float = 0.0,
+        duration_s: float | None = None,
+        threads: int = 0,
     ) -> Iterator[tuple[float, np.ndarray]]:
         """Upright frames at `fps` (capped at the video's rate), streamed from ffmpeg.
 
@@ -116,10 +120,13 @@ class VideoSource:
         of the video is decoded (ffmpeg seeks to start_s); timestamps stay those of the whole
         video when start_s is a multiple of 1 / rate. Raises UnreadableVideo if decoding fails
         or ends well short of what the header promises (a truncated or corrupt stream), after
-        yielding the frames decoded before that.
+        yielding the frames decoded before that. threads: ffmpeg's decoding threads (0: its
+        own choice, one per core and more).
         """
         rate = self.analysis_rate(fps)
-        window = {} if start_s <= 0 and duration_s is None else {"ss": start_s}
+        window: dict[str, float] = {"threads": threads} if threads else {}
+        if start_s > 0 or duration_s is not None:
+            window["ss"] = start_s
         if duration_s is not None:
             window["t"] = duration_s
         cmd = (

@@ -129,25 +129,37 @@ class BlazeFace:
     def detect(self, frame: np.ndarray, min_face_px: float, min_score: float) -> np.ndarray:
         """float32 (N, 5) [x, y, w, h, score] for one frame, after suppression, best first."""
         height, width = frame.shape[:2]
-        found = [
-            self._detect_view(frame, view, min_score)
-            for view in views(width, height, self.config, min_face_px)
-        ]
+        found, scaled = [], {}
+        for x0, y0, side in views(width, height, self.config, min_face_px):
+            if side not in scaled:  # one resize per level; its tiles are crops of it
+                scale = self.config.input_size / side
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                scaled[side] = small.astype(np.float32) / 127.5 - 1.0
+            found.append(
+                self._detect_view(scaled[side], (x0, y0, side), (width, height), min_score)
+            )
         return suppress(np.concatenate(found), self.config.nms_iou)
 
     def _detect_view(
-        self, frame: np.ndarray, view: tuple[int, int, int], min_score: float
+        self,
+        scaled: np.ndarray,
+        view: tuple[int, int, int],
+        frame_size: tuple[int, int],
+        min_score: float,
     ) -> np.ndarray:
-        """Boxes found in the square `view` (x0, y0, side) of the frame, in frame pixels."""
+        """Boxes found in the square `view` (x0, y0, side) of the frame, in frame pixels.
+
+        scaled: the whole frame resized by input_size / side, float32 in [-1, 1].
+        """
         x0, y0, side = view
+        width, height = frame_size
         size = self.config.input_size
-        height, width = frame.shape[:2]
-        x1, y1 = min(width, x0 + side), min(height, y0 + side)
         scale = size / side
-        w, h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+        sx, sy = round(x0 * scale), round(y0 * scale)
+        crop = scaled[sy : sy + size, sx : sx + size]
         image = np.zeros((1, size, size, 3), np.float32)  # padding: mid-gray, as MediaPipe's
-        small = cv2.resize(frame[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
-        image[0, :h, :w] = small.astype(np.float32) / 127.5 - 1.0
+        image[0, : crop.shape[0], : crop.shape[1]] = crop
         self.interpreter.set_tensor(self.input_index, image)
         self.interpreter.invoke()
         raw_boxes = self.interpreter.get_tensor(self.boxes_index)[0]  # (anchors, 16)
@@ -157,9 +169,10 @@ class BlazeFace:
         # Regressors are offsets in input pixels from the anchor centre: cx, cy, w, h, keypoints.
         centre = raw_boxes[keep, :2] / size + self.anchors[keep]
         extent = raw_boxes[keep, 2:4] / size
-        corner = (centre - extent / 2) * size / scale + (x0, y0)
+        corner = ((centre - extent / 2) * size + (sx, sy)) / scale
         boxes = np.column_stack([corner, extent * size / scale, scores[keep]]).astype(np.float32)
         if side < max(width, height):  # a tile: a box cut by an inner edge is found whole elsewhere
+            x1, y1 = min(width, x0 + side), min(height, y0 + side)
             inside = (
                 ((boxes[:, 0] >= x0 - 2) | (x0 == 0))
                 & ((boxes[:, 1] >= y0 - 2) | (y0 == 0))
