@@ -41,9 +41,9 @@ class Settings(BaseSettings):
     """Overlap a detection needs with a track's last box to continue that track."""
     track_max_gap_s: float = Field(default=1.0, ge=0)
     """How long a face may go undetected and still keep its track_id."""
-    segment_s: float = Field(default=120.0, gt=0)
+    segment_s: float = Field(default=60.0, gt=0)
     """Videos longer than this are analysed in segments of this length, in parallel."""
-    segment_overlap_s: float = Field(default=2.0, ge=0)
+    segment_overlap_s: float = Field(default=1.0, ge=0)
     """Seconds analysed twice at each segment boundary, to join the face tracks across it."""
 
     @field_validator("detector")

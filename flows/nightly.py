@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextvars import copy_context
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect import flow, get_run_logger
 
 from emotrack.cluster import dask_client
 from emotrack.errors import UnreadableVideo
@@ -25,15 +24,8 @@ from tasks.infer import infer_video_tracks
 from tasks.publish import publish_scores, record_failure
 from tasks.report import publish_run_report, report_progress, start_progress
 
-# Videos whose stages run at once; each waits on the Dask cluster, which does the work.
-VIDEOS_IN_FLIGHT = 16
 
-
-@flow(
-    name="emotrack-nightly",
-    flow_run_name="nightly {source}",
-    task_runner=ThreadPoolTaskRunner(max_workers=VIDEOS_IN_FLIGHT),  # type: ignore[arg-type]
-)
+@flow(name="emotrack-nightly", flow_run_name="nightly {source}")
 def nightly(
     source: str,
     lake: str,
@@ -85,31 +77,38 @@ def _nightly(
 def process_videos(
     plan: Plan, lake: Lake, settings: Settings, model: str, client: Any
 ) -> dict[Path, str]:
-    """Each video of the plan through process_video, VIDEOS_IN_FLIGHT at a time: path -> status."""
+    """Each video of the plan through process_video, two per worker thread of the cluster at
+    a time (one analysed while the next one starts): path -> status."""
     progress = start_progress()
-    futures = {
-        process_video.submit(path, plan.video_ids.get(path), lake, settings, model, client): path
-        for path in plan.todo
-    }
+    in_flight = 2 * sum(client.nthreads().values())
     done: dict[Path, str] = {}
-    for number, future in enumerate(as_completed(list(futures)), start=1):
-        path = futures[future]
-        done[path] = future.result()
-        get_run_logger().info("video %d of %d: %s %s", number, len(futures), path.name, done[path])
-        report_progress(progress, 100.0 * number / len(futures))
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="emotrack-video") as pool:
+        futures = {  # each thread runs in a copy of the flow run's context: tasks join this run
+            pool.submit(
+                copy_context().run, process_video, path, plan.video_ids.get(path), lake,
+                settings, model, client,
+            ): path
+            for path in plan.todo
+        }  # fmt: skip
+        for future in as_completed(futures):
+            path = futures[future]
+            done[path] = future.result()
+            get_run_logger().info(
+                "video %d of %d: %s %s", len(done), len(plan.todo), path.name, done[path]
+            )
+            report_progress(progress, 100.0 * len(done) / len(plan.todo))
     return {path: done[path] for path in plan.todo}
 
 
-@task(name="process-video", task_run_name="video [{path.name}]", cache_policy=NO_CACHE)
 def process_video(
     path: Path, video_id: str | None, lake: Lake, settings: Settings, model: str, client: Any
 ) -> str:
     """One video, stage by stage: "ok", "failed" (unreadable, recorded) or "error".
 
-    Steps: probe -> faces + CNN on a worker (features stored) -> the temporal model on a
-    worker -> tracks, summary and, last, the videos row. An unreadable file is recorded in
-    `failures`. Any other exception is logged and reported as "error" (it may be transient:
-    nothing is recorded), so the other videos go on.
+    Steps, each a Prefect task: probe -> faces + CNN on a worker (features stored) -> the
+    temporal model on a worker -> tracks, summary and, last, the videos row. An unreadable
+    file is recorded in `failures`. Any other exception is logged and reported as "error"
+    (it may be transient: nothing is recorded), so the other videos go on.
     """
     try:
         source = probe_video(path, video_id)
