@@ -38,7 +38,8 @@ BIN = Path(sys.executable).parent
 FER_VENV = ROOT / "build" / "fer-venv"
 FER_SCRIPT = """
 import sys, tempfile
-from fer import FER, Video
+from fer.classes import Video
+from fer.fer import FER
 detector = FER(cascade_file=sys.argv[2], mtcnn=False)
 with tempfile.TemporaryDirectory() as out:
     rows = Video(sys.argv[1], outdir=out).analyze(
