@@ -4,7 +4,7 @@
 
 Prints, all measured in this run (the machine is shared, so compare the ratios):
 - baseline: ffmpeg decoding the video at the analysis rate to raw RGB, nothing else;
-- in-process stages: decode, the face detector (settings.detector), CNN (per face, batch of one and batched);
+- in-process stages: decode, the face detector, the CNN (per face, one and batched);
 - end to end: `emotrack run` on a folder holding only this video, as a user runs it
   (wall time including Prefect's temporary server, peak RSS of the emotrack process);
 - fixed cost: `emotrack run` on an empty folder (start-up: Prefect server, imports).

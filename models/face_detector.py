@@ -192,18 +192,29 @@ def views(
     and up. If a face of `min_face_px` would be smaller there, levels of overlapping tiles
     follow, from tiles just small enough for it, doubling in side up to the whole frame. The
     tiles of a level overlap by the smallest face the next level finds, so every face lies
-    whole, and large enough, in some region.
+    whole, and large enough, in some region. A level whose tiles are a little shorter than
+    the frame's short side (at most 1/8) takes tiles as long as that side instead of a second,
+    nearly identical row: one pass less for up to 1/8 larger smallest faces (in 640x360
+    frames, 3 passes instead of 7 and 45 px instead of 40; 1080p frames keep 40 px).
     """
     longest = max(width, height)
     regions = [(0, 0, longest)]
-    side = math.floor(config.input_size * min_face_px / config.min_face_input_px)
+    side = _level_side(
+        math.floor(config.input_size * min_face_px / config.min_face_input_px), width, height
+    )
     while side < longest:
-        coarser = min(2 * side, longest)
+        coarser = _level_side(min(2 * side, longest), width, height)
         overlap = min(math.ceil(config.min_face_input_px * coarser / config.input_size), side // 2)
         for y0 in _starts(height, side, overlap):
             regions.extend((x0, y0, side) for x0 in _starts(width, side, overlap))
         side = coarser
     return regions
+
+
+def _level_side(side: int, width: int, height: int) -> int:
+    """`side`, or the frame's short side where that is at most 1/8 longer (see views)."""
+    short = min(width, height)
+    return short if side < short <= side * 9 / 8 else side
 
 
 def _starts(length: int, tile: int, overlap: int) -> list[int]:

@@ -40,16 +40,25 @@ def test_anchor_layouts_match_mediapipe_and_the_models_outputs(name, anchors) ->
 def test_a_small_frame_is_one_view_and_a_large_one_is_tiled_with_overlap() -> None:
     config = BLAZEFACE[DEFAULT_DETECTOR]
     assert views(300, 200, config, 40) == [(0, 0, 300)]
+    # 640x360: tiles as tall as the frame rather than two rows 40 px apart
+    assert views(640, 360, config, 40) == [(0, 0, 640), (0, 0, 360), (280, 0, 360)]
     regions = views(1920, 1080, config, 40)
     assert regions[0] == (0, 0, 1920)
     covered = np.zeros((1080, 1920), bool)
     for x0, y0, side in regions:
         covered[y0 : y0 + side, x0 : x0 + side] = True
     assert covered.all()
-    # a face of any size from 40 px lies whole in a region where the model sees it big enough
-    for size in (40, 60, 100, 170, 250, 400, 700):
-        for x in range(0, 1920 - size, 53):
-            for y in range(0, 1080 - size, 61):
+    _assert_every_face_lies_whole(1920, 1080, config, sizes=(40, 60, 100, 170, 250, 400, 700))
+    _assert_every_face_lies_whole(640, 360, config, sizes=(45, 60, 100, 200, 350))
+
+
+def _assert_every_face_lies_whole(width, height, config, sizes) -> None:
+    """Each face of these sizes, anywhere, lies whole in a region where the model sees it
+    at least min_face_input_px wide."""
+    regions = views(width, height, config, 40)
+    for size in sizes:
+        for x in range(0, width - size, 53):
+            for y in range(0, height - size, 61):
                 assert any(
                     x0 <= x
                     and y0 <= y
@@ -57,7 +66,7 @@ def test_a_small_frame_is_one_view_and_a_large_one_is_tiled_with_overlap() -> No
                     and y + size <= y0 + side
                     and size * config.input_size / side >= config.min_face_input_px
                     for x0, y0, side in regions
-                ), (size, x, y)
+                ), (width, height, size, x, y)
 
 
 def test_suppression_keeps_the_best_of_overlapping_boxes() -> None:
