@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from emotrack.analysis import (
     WHOLE,
@@ -115,6 +116,5 @@ def _publish(lake_root: str, source: VideoSource, features: VideoFeatures) -> in
 
 
 def _key(stage: str, source: VideoSource) -> str:
-    from uuid import uuid4
-
+    """A unique Dask key that says what the task is (shown on the Dask dashboard)."""
     return f"{stage}-{source.video_id}-{uuid4().hex[:8]}"

@@ -38,16 +38,18 @@ def nightly(
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
 
-    `detector` names the face detector (None: EMOTRACK_DETECTOR or blazeface-full).
+    `detector` names the face detector (None: EMOTRACK_DETECTOR, else blazeface-short).
 
     Returns how many videos ended ok, failed (unreadable), were skipped (already complete) or
     quarantined (recorded as unreadable earlier, unchanged since).
     """
     store = Lake(Path(lake))
     with store.exclusive():  # a second run over the same lake waits for this one
-        settings = Settings(analysis_fps=fps)
-        if detector:
-            settings = Settings(analysis_fps=fps, detector=detector)
+        settings = (
+            Settings(analysis_fps=fps, detector=detector)
+            if detector
+            else Settings(analysis_fps=fps)
+        )
         return _nightly(source, store, settings, model, dask_address, workers, reprocess)
 
 
