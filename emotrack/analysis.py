@@ -97,7 +97,8 @@ def extract_features(
 
     Over `segment` only, if given: its table then also holds the overlap frames after it,
     and frames_analysed counts only the frames it owns. ffmpeg decodes the next frames in a
-    thread while the models work; at most about 2 * `settings.batch_frames` frames are held.
+    thread while the models work; at most about 2 * `settings.batch_frames` frames are held,
+    each of at most `settings.max_frame_pixels` pixels.
     """
     rate = source.analysis_rate(settings.analysis_fps)
     tracker = FaceTracker(
@@ -105,10 +106,15 @@ def extract_features(
     )
     rows: list[dict[str, Any]] = []
     index = segment.first
-    frames = prefetch(
-        source.frames(settings.analysis_fps, *segment.window(rate), settings.decode_threads),
-        settings.batch_frames,
+    width, _ = source.decoded_size(settings.max_frame_pixels)
+    upright = source.width / width  # boxes go to the lake in pixels of the upright frame
+    decoded = source.frames(
+        settings.analysis_fps,
+        *segment.window(rate),
+        threads=settings.decode_threads,
+        max_pixels=settings.max_frame_pixels,
     )
+    frames = prefetch(decoded, settings.batch_frames)
     for batch in batched(frames, settings.batch_frames):
         crops = []
         for (timestamp, frame), found in zip(
@@ -122,10 +128,10 @@ def extract_features(
                         "frame_index": index,
                         "timestamp_s": float(timestamp),
                         "track_id": track_id,
-                        "bbox_x": face.x,
-                        "bbox_y": face.y,
-                        "bbox_w": face.w,
-                        "bbox_h": face.h,
+                        "bbox_x": face.x * upright,
+                        "bbox_y": face.y * upright,
+                        "bbox_w": face.w * upright,
+                        "bbox_h": face.h * upright,
                         "face_score": face.score,
                     }
                 )

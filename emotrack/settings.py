@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     decode_threads: int = Field(default=1, ge=0)
     """ffmpeg threads per decode (0: ffmpeg's choice). A worker decodes one video at a time
     beside its single-threaded models, so 1 uses the cores best (measured: 20 % less CPU)."""
+    max_frame_pixels: int = Field(default=1920 * 1080, ge=64 * 64)
+    """Frames with more pixels are scaled down by ffmpeg to fit (aspect kept) before Python
+    sees them, which bounds a worker's memory whatever the file claims. The default keeps
+    1080p whole; in larger frames the smallest face found grows in proportion."""
     batch_frames: int = Field(default=16, ge=1)
     """Frames decoded and sent through the face detector together."""
     detector: str = "blazeface-short"

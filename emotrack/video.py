@@ -6,6 +6,7 @@ works on the `VideoSource` and the frames it yields.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -106,12 +107,21 @@ class VideoSource:
         """Frames per second actually analysed: `fps`, capped at the video's own rate."""
         return min(fps, self.fps) if self.fps > 0 else fps
 
+    def decoded_size(self, max_pixels: int | None = None) -> tuple[int, int]:
+        """(width, height) of the frames handed to Python: the upright size, or, if it has
+        more than max_pixels pixels, scaled down to fit them (aspect kept, even sides)."""
+        if not max_pixels or self.width * self.height <= max_pixels:
+            return self.width, self.height
+        scale = math.sqrt(max_pixels / (self.width * self.height))
+        return max(2, int(self.width * scale) // 2 * 2), max(2, int(self.height * scale) // 2 * 2)
+
     def frames(
         self,
         fps: float,
         start_s: float = 0.0,
         duration_s: float | None = None,
         threads: int = 0,
+        max_pixels: int | None = None,
     ) -> Iterator[tuple[float, np.ndarray]]:
         """Upright frames at `fps` (capped at the video's rate), streamed from ffmpeg.
 
@@ -121,7 +131,8 @@ class VideoSource:
         video when start_s is a multiple of 1 / rate. Raises UnreadableVideo if decoding fails
         or ends well short of what the header promises (a truncated or corrupt stream), after
         yielding the frames decoded before that. threads: ffmpeg's decoding threads (0: its
-        own choice, one per core and more).
+        own choice, one per core and more). max_pixels: larger frames are scaled down inside
+        ffmpeg to decoded_size(max_pixels), so Python never holds more.
         """
         rate = self.analysis_rate(fps)
         window: dict[str, float] = {"threads": threads} if threads else {}
@@ -129,14 +140,17 @@ class VideoSource:
             window["ss"] = start_s
         if duration_s is not None:
             window["t"] = duration_s
+        width, height = self.decoded_size(max_pixels)
+        stream = ffmpeg.input(str(self.path), **_INPUT_OPTIONS, **window)[str(self.stream_index)]
+        stream = stream.filter("fps", fps=rate)
+        if (width, height) != (self.width, self.height):
+            stream = stream.filter("scale", width, height)
         cmd = (
-            ffmpeg.input(str(self.path), **_INPUT_OPTIONS, **window)[str(self.stream_index)]
-            .filter("fps", fps=rate)
-            .output("pipe:", format="rawvideo", pix_fmt="rgb24", an=None, sn=None)
+            stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", an=None, sn=None)
             .global_args("-nostdin", "-v", "error", "-xerror")
             .compile()
         )
-        frame_bytes = self.width * self.height * 3
+        frame_bytes = width * height * 3
         # stderr goes to a file, never to a pipe nobody reads (which can deadlock ffmpeg).
         with tempfile.TemporaryFile() as errors:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
@@ -146,7 +160,7 @@ class VideoSource:
                 while buf := proc.stdout.read(frame_bytes):
                     if len(buf) < frame_bytes:
                         break
-                    frame = np.frombuffer(buf, np.uint8).reshape(self.height, self.width, 3)
+                    frame = np.frombuffer(buf, np.uint8).reshape(height, width, 3)
                     yield start_s + index / rate, frame
                     index += 1
                 returncode = proc.wait()

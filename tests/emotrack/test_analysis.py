@@ -108,3 +108,15 @@ def test_a_video_analysed_in_segments_matches_the_video_analysed_whole(asset) ->
     np.testing.assert_allclose(np.stack(ours["logits"]), np.stack(theirs["logits"]), atol=1e-4)
     assert ours["track_id"].tolist() == theirs["track_id"].tolist()
     assert set(ours["track_id"]) == {0}  # one person, one track across both boundaries
+
+
+def test_boxes_of_downscaled_frames_are_stored_in_pixels_of_the_upright_frame(asset) -> None:
+    source = VideoSource.from_path(asset("single_face.mp4"))  # 640x360
+    full = Settings()
+    small = Settings(max_frame_pixels=320 * 180)
+    assert source.decoded_size(small.max_frame_pixels) == (320, 180)
+    ours = extract_features(source, *load_models(small), small).table
+    theirs = extract_features(source, *load_models(full), full).table
+    assert len(ours) == len(theirs) == 12
+    box = ["bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+    np.testing.assert_allclose(ours[box], theirs[box], atol=12)  # same face, same pixels

@@ -101,3 +101,13 @@ def test_truncated_video_fails_in_decode(asset, tmp_path) -> None:
         list(source.frames(5))
     assert caught.value.stage == "decode"
     assert "truncated or corrupt" in caught.value.message
+
+
+def test_frames_over_the_pixel_budget_are_scaled_down_by_ffmpeg(make_clip) -> None:
+    source = VideoSource.from_path(make_clip(1, 5, size="640x480", name="big.mp4"))
+    assert source.decoded_size(None) == (640, 480)
+    assert source.decoded_size(640 * 480) == (640, 480)
+    assert source.decoded_size(160 * 120) == (160, 120)  # aspect kept, even sides
+    frames = list(source.frames(5, max_pixels=160 * 120))
+    assert len(frames) == 5
+    assert all(f.shape == (120, 160, 3) for _, f in frames)

@@ -205,3 +205,32 @@ def test_a_transient_error_is_retried_by_prefect(
     assert once.exists()  # the fault did fire
     runs = [t for t in _task_runs(state.state_details.flow_run_id) if t.name.startswith("faces")]
     assert [t.run_count for t in runs] == [2]
+
+
+def test_a_very_large_frame_is_analysed_within_the_pixel_budget(
+    prefect_server, asset, run_ffmpeg, tmp_path
+) -> None:
+    import shutil
+
+    from flows.nightly import nightly
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    # 8192x8192 pixels in a few hundred KB: one face of about 1000 px in the middle
+    frame = "scale=1200:-2,pad=8192:8192:(ow-iw)/2:(oh-ih)/2:color=gray"
+    huge = archive / "huge.mp4"
+    run_ffmpeg("-loop", "1", "-i", str(asset("happy_face.jpg")), "-vf", frame, "-t", "2",
+               "-r", "5", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+               str(huge))  # fmt: skip
+    assert huge.stat().st_size < 2_000_000
+    shutil.copyfile(asset("single_face.mp4"), archive / "single_face.mp4")
+    lake = Lake(tmp_path / "lake")
+    assert nightly(source=str(archive), lake=str(lake.root)) == {"ok": 2}
+    videos = _by_name(lake.read("videos"))
+    assert videos.loc["huge.mp4", ["width", "height"]].tolist() == [8192, 8192]
+    features = lake.read("features")
+    features = features[features["video_id"] == videos.loc["huge.mp4", "video_id"]]
+    assert len(features) == 10  # the face, in every frame, in pixels of the 8192 frame
+    assert features["bbox_w"].between(500, 2000).all()
+    centre = features["bbox_x"] + features["bbox_w"] / 2
+    assert centre.between(3500, 4700).all()
