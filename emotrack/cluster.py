@@ -32,23 +32,37 @@ from emotrack.video import VideoSource
 WORKER_ENV = {"EMOTRACK_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
 
 
+# A task whose worker dies this many times (memory limit, crash) fails with KilledWorker.
+ALLOWED_FAILURES = 2
+
+
 @contextmanager
-def dask_client(address: str | None, workers: int) -> Iterator[Any]:
+def dask_client(
+    address: str | None, workers: int, memory_limit_gb: float | None = None
+) -> Iterator[Any]:
     """A client of the Dask scheduler at `address`, or of a new LocalCluster of `workers`
-    single-threaded worker processes (TensorFlow limited to one thread each)."""
+    single-threaded worker processes (TensorFlow limited to one thread each).
+
+    A local worker whose memory passes memory_limit_gb is restarted by its nanny; a task
+    that kills workers ALLOWED_FAILURES times raises distributed.KilledWorker.
+    """
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if address:
         with Client(address) as client:
             yield client
         return
+    limit = f"{memory_limit_gb}GB" if memory_limit_gb else "auto"
     with (
+        dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             env=WORKER_ENV,
+            memory_limit=limit,
         ) as cluster,
         Client(cluster) as client,
     ):

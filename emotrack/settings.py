@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     """Frames with more pixels are scaled down by ffmpeg to fit (aspect kept) before Python
     sees them, which bounds a worker's memory whatever the file claims. The default keeps
     1080p whole; in larger frames the smallest face found grows in proportion."""
+    worker_memory_gb: float = Field(default=3.0, gt=0)
+    """Memory ceiling of each local Dask worker. One worker needs about 0.9 GB (TensorFlow,
+    the models, a batch of frames); past the ceiling its nanny restarts it, and a video that
+    does so twice is recorded in `failures`."""
     batch_frames: int = Field(default=16, ge=1)
     """Frames decoded and sent through the face detector together."""
     detector: str = "blazeface-short"

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from distributed import KilledWorker
 from prefect import flow, get_run_logger
 
-from emotrack.cluster import dask_client
+from emotrack.cluster import ALLOWED_FAILURES, dask_client
 from emotrack.errors import UnreadableVideo
 from emotrack.incremental import Plan
 from emotrack.inference import DEFAULT_MODEL
@@ -68,7 +69,7 @@ def _nightly(
     statuses: dict[Path, str] = {}
     if plan.todo:
         # Steps 2-5 for every video, several at a time; the heavy work runs on the cluster.
-        with dask_client(dask_address, workers) as client:
+        with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
             statuses = process_videos(plan, store, settings, model, client)
     statuses |= dict.fromkeys(plan.done, "skipped") | dict.fromkeys(plan.quarantined, "quarantined")
     # Step 6: what the operator sees in the Prefect UI.
@@ -119,10 +120,22 @@ def process_video(
     except UnreadableVideo as error:
         record_failure(lake, path, error)
         return "failed"
+    except KilledWorker as error:
+        record_failure(lake, path, worker_died(error, settings))
+        return "failed"
     except Exception:
         get_run_logger().exception("%s: unexpected error; the other videos go on", path.name)
         return "error"
     return publish_video(lake, source, settings.analysis_fps, frames, tracks, summary)
+
+
+def worker_died(error: KilledWorker, settings: Settings) -> UnreadableVideo:
+    """The failure recorded for a video whose analysis kept killing its Dask worker."""
+    return UnreadableVideo(
+        "analyse",
+        f"stopped: the Dask worker analysing it died {ALLOWED_FAILURES} times (memory limit "
+        f"of {settings.worker_memory_gb:g} GB per worker exceeded, or a crash): {error}",
+    )
 
 
 def publish_video(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,13 +91,20 @@ def prefect_server() -> Iterator[None]:
 
 
 class InjectFault(WorkerPlugin):
-    """A Dask worker plugin: extract_features raises `error` for the video `name` (fault
-    injection in the worker processes; with `once`, only while the file `once` is absent)."""
+    """A Dask worker plugin: extract_features fails for the video `name` (fault injection in
+    the worker processes). It raises `error`, or, without one, takes `hog_gb` GB of memory
+    and holds it; with `once`, only while the file `once` is absent."""
 
-    def __init__(self, name: str, error: Exception, once: Path | None = None) -> None:
-        self.name, self.error, self.once = name, error, once
+    def __init__(
+        self, name: str, error: Exception | None, once: Path | None = None, hog_gb: float = 0
+    ) -> None:
+        self.name, self.error, self.once, self.hog_gb = name, error, once, hog_gb
 
     def setup(self, worker: object) -> None:
+        import time
+
+        import numpy as np
+
         import emotrack.cluster
 
         real = emotrack.cluster.extract_features
@@ -105,7 +113,11 @@ class InjectFault(WorkerPlugin):
             if source.name == self.name and not (self.once and self.once.exists()):
                 if self.once:
                     self.once.touch()
-                raise self.error
+                if self.error is not None:
+                    raise self.error
+                hog = np.ones(int(self.hog_gb * 2**30), np.uint8)  # touched: resident
+                time.sleep(60)  # the nanny ends the worker long before this
+                return hog
             return real(source, *args, **kwargs)
 
         emotrack.cluster.extract_features = faulty
@@ -113,27 +125,30 @@ class InjectFault(WorkerPlugin):
 
 @pytest.fixture
 def faulty_cluster() -> Iterator[Callable[..., str]]:
-    """faulty_cluster(name, error, once=None): the address of a new 2-worker LocalCluster
-    whose workers carry InjectFault(name, error, once); pass it to the flow as dask_address."""
+    """faulty_cluster(name, error, once=None, hog_gb=0, memory_limit_gb=None): the address
+    of a new 2-worker cluster, made as the flow makes its own, whose workers carry
+    InjectFault(name, error, once, hog_gb); pass it to the flow as dask_address."""
     import sys
 
     import cloudpickle
-    from dask.distributed import Client, LocalCluster
 
-    from emotrack.cluster import WORKER_ENV
+    from emotrack.cluster import dask_client
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, dashboard_address=None, env=WORKER_ENV
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    stack = ExitStack()
 
-        def start(name: str, error: Exception, once: Path | None = None) -> str:
-            client.register_plugin(InjectFault(name, error, once), name="inject-fault")
-            return cluster.scheduler_address
+    def start(
+        name: str,
+        error: Exception | None,
+        once: Path | None = None,
+        hog_gb: float = 0,
+        memory_limit_gb: float | None = None,
+    ) -> str:
+        client = stack.enter_context(dask_client(None, 2, memory_limit_gb))
+        client.register_plugin(InjectFault(name, error, once, hog_gb), name="inject-fault")
+        return client.scheduler.address
 
+    with stack:
         yield start
 
 

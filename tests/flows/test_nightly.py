@@ -234,3 +234,31 @@ def test_a_very_large_frame_is_analysed_within_the_pixel_budget(
     assert features["bbox_w"].between(500, 2000).all()
     centre = features["bbox_x"] + features["bbox_w"] / 2
     assert centre.between(3500, 4700).all()
+
+
+def test_a_video_that_kills_its_worker_is_recorded_and_the_others_complete(
+    prefect_server, asset, tmp_path, faulty_cluster
+) -> None:
+    import shutil
+
+    from emotrack.cluster import ALLOWED_FAILURES
+    from flows.nightly import nightly
+
+    # fault injection in the Dask workers: one video makes its worker pass its memory limit
+    address = faulty_cluster("no_face.mp4", None, hog_gb=2.5, memory_limit_gb=1.8)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for name in ["no_face.mp4", "single_face.mp4"]:
+        shutil.copyfile(asset(name), archive / name)
+    lake = Lake(tmp_path / "lake")
+    counts = nightly(source=str(archive), lake=str(lake.root), dask_address=address)
+    assert counts == {"ok": 1, "failed": 1}
+    failures = _by_name(lake.read("failures"))
+    assert list(failures.index) == ["no_face.mp4"]
+    message = failures.loc["no_face.mp4", "message"]
+    assert (
+        f"died {ALLOWED_FAILURES} times" in message
+        and failures.loc["no_face.mp4", "stage"] == "analyse"
+    )
+    again = nightly(source=str(archive), lake=str(lake.root), dask_address=address)
+    assert again == {"skipped": 1, "quarantined": 1}  # it cannot stop the next night either
