@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -136,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     if not _known_model(args.model) or not _known_detector(args.detector):
         return 2
     _quiet_prefect()
+    signal.signal(signal.SIGTERM, _stop)
     from flows.nightly import nightly
 
     counts = nightly(
@@ -154,6 +156,12 @@ def _run(args: argparse.Namespace) -> int:
         "quarantined (unreadable earlier, unchanged)"
     )
     return _report(args.lake)
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM (a timeout, systemctl stop, an eviction) unwinds the run like Ctrl-C: Prefect
+    marks the flow run Crashed, the Dask workers, ffmpeg and the temporary server are ended."""
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def _server(host: str, port: int) -> int:

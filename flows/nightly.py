@@ -85,7 +85,8 @@ def process_videos(
     progress = start_progress()
     in_flight = 2 * sum(client.nthreads().values())
     done: dict[Path, str] = {}
-    with ThreadPoolExecutor(in_flight, thread_name_prefix="emotrack-video") as pool:
+    pool = ThreadPoolExecutor(in_flight, thread_name_prefix="emotrack-video")
+    try:
         futures = {  # each thread runs in a copy of the flow run's context: tasks join this run
             pool.submit(
                 copy_context().run, process_video, path, plan.video_ids.get(path), lake,
@@ -100,6 +101,8 @@ def process_videos(
                 "video %d of %d: %s %s", len(done), len(plan.todo), path.name, done[path]
             )
             report_progress(progress, 100.0 * len(done) / len(plan.todo))
+    finally:  # when stopped, waiting threads end as the cluster closes, not the other way
+        pool.shutdown(wait=len(done) == len(plan.todo), cancel_futures=True)
     return {path: done[path] for path in plan.todo}
 
 

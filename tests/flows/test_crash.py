@@ -1,5 +1,6 @@
 """A run killed with SIGKILL leaves the lake consistent; the next run completes it."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -79,3 +80,51 @@ def test_sigkill_mid_run_loses_nothing_and_the_next_run_completes(
 
 def _keys(table: str) -> list[str]:
     return [] if table == "summaries" else ["frame_index", "track_id"]
+
+
+def test_sigterm_ends_the_run_and_everything_it_started_within_10_s(
+    nightly_run, tmp_path, prefect_server
+) -> None:
+    import psutil
+
+    from flows.nightly import nightly
+
+    archive = tmp_path / "archive"
+    for name in NAMES:
+        (archive / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(nightly_run.source / name, archive / name)
+    lake = Lake(tmp_path / "lake")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own server
+    cli = Path(sys.executable).with_name("emotrack")
+    run = subprocess.Popen(
+        [str(cli), "run", str(archive), "--lake", str(lake.root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not lake.video_ids("features") and time.monotonic() < deadline:
+        assert run.poll() is None, "the run ended before it could be stopped"
+        time.sleep(0.2)
+    started = psutil.Process(run.pid).children(recursive=True)
+    names = " ".join(" ".join(p.cmdline()) for p in started)
+    assert "uvicorn" in names and "multiprocessing" in names  # the server and the workers
+    stopped = time.monotonic()
+    run.send_signal(signal.SIGTERM)
+    try:
+        run.wait(timeout=10)
+        _, alive = psutil.wait_procs(started, timeout=max(0.0, stopped + 10 - time.monotonic()))
+        left = [" ".join(p.cmdline())[:80] for p in alive]
+    finally:  # whatever the outcome, nothing of this test outlives it
+        if run.poll() is None:
+            run.kill()
+        for proc in started:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+    assert not left, left
+
+    assert len(_consistent(lake)) < len(NAMES), "the stop came too late to test anything"
+    counts = nightly(source=str(archive), lake=str(lake.root))
+    assert counts.get("ok", 0) + counts.get("skipped", 0) == len(NAMES)
+    assert len(_consistent(lake)) == len(NAMES)
