@@ -30,17 +30,15 @@ def _consistent(lake: Lake) -> set[str]:
     return complete
 
 
-def test_sigkill_mid_run_loses_nothing_and_the_next_run_completes(
-    nightly_run, tmp_path, prefect_server
-) -> None:
-    from flows.nightly import nightly
-
+def _run_until_features(
+    source: Path, tmp_path: Path, env: dict[str, str]
+) -> tuple[Path, Lake, subprocess.Popen]:
+    """`emotrack run` on a copy of NAMES, running until the first video's features land."""
     archive = tmp_path / "archive"
     for name in NAMES:
         (archive / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(nightly_run.source / name, archive / name)
+        shutil.copyfile(source / name, archive / name)
     lake = Lake(tmp_path / "lake")
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     cli = Path(sys.executable).with_name("emotrack")
     run = subprocess.Popen(
         [str(cli), "run", str(archive), "--lake", str(lake.root)],
@@ -51,8 +49,18 @@ def test_sigkill_mid_run_loses_nothing_and_the_next_run_completes(
     )
     deadline = time.monotonic() + 300
     while not lake.video_ids("features") and time.monotonic() < deadline:
-        assert run.poll() is None, "the run ended before it could be killed"
+        assert run.poll() is None, "the run ended before it could be stopped"
         time.sleep(0.2)
+    return archive, lake, run
+
+
+def test_sigkill_mid_run_loses_nothing_and_the_next_run_completes(
+    nightly_run, tmp_path, prefect_server
+) -> None:
+    from flows.nightly import nightly
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    archive, lake, run = _run_until_features(nightly_run.source, tmp_path, env)
     os.killpg(run.pid, signal.SIGKILL)  # the CLI and any Dask workers it started
     run.wait()
 
@@ -89,24 +97,8 @@ def test_sigterm_ends_the_run_and_everything_it_started_within_10_s(
 
     from flows.nightly import nightly
 
-    archive = tmp_path / "archive"
-    for name in NAMES:
-        (archive / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(nightly_run.source / name, archive / name)
-    lake = Lake(tmp_path / "lake")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own server
-    cli = Path(sys.executable).with_name("emotrack")
-    run = subprocess.Popen(
-        [str(cli), "run", str(archive), "--lake", str(lake.root)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while not lake.video_ids("features") and time.monotonic() < deadline:
-        assert run.poll() is None, "the run ended before it could be stopped"
-        time.sleep(0.2)
+    archive, lake, run = _run_until_features(nightly_run.source, tmp_path, env)
     started = psutil.Process(run.pid).children(recursive=True)
     names = " ".join(" ".join(p.cmdline()) for p in started)
     assert "uvicorn" in names and "multiprocessing" in names  # the server and the workers
