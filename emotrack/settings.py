@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     """Frames with more pixels are scaled down by ffmpeg to fit (aspect kept) before Python
     sees them, which bounds a worker's memory whatever the file claims. The default keeps
     1080p whole; in larger frames the smallest face found grows in proportion."""
+    max_duration_s: float = Field(default=24 * 3600, gt=0)
+    """Videos whose header claims more are recorded as failed, not analysed."""
+    min_bytes_per_s: float = Field(default=256, ge=0)
+    """Videos with fewer bytes per claimed second (hours claimed by a few KB) are recorded as
+    failed: a real video stream, even a still one, takes more."""
     worker_memory_gb: float = Field(default=3.0, gt=0)
     """Memory ceiling of each local Dask worker. One worker needs about 0.9 GB (TensorFlow,
     the models, a batch of frames); past the ceiling its nanny restarts it, and a video that

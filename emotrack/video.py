@@ -103,6 +103,23 @@ class VideoSource:
             ) from None
         return cls(path=path, video_id=video_id, size_bytes=size, **parse_probe(info))
 
+    def check_limits(self, max_duration_s: float, min_bytes_per_s: float) -> None:
+        """Raise UnreadableVideo if the header claims more than a file of this size can hold:
+        a duration over max_duration_s, or under min_bytes_per_s bytes per claimed second."""
+        if self.duration_s > max_duration_s:
+            raise UnreadableVideo(
+                "probe",
+                f"it claims {self.duration_s / 3600:.1f} hours of video, over the limit of "
+                f"{max_duration_s / 3600:.1f} (EMOTRACK_MAX_DURATION_S)",
+            )
+        if self.duration_s > 0 and self.size_bytes / self.duration_s < min_bytes_per_s:
+            raise UnreadableVideo(
+                "probe",
+                f"it claims {self.duration_s:.0f} s of video in {self.size_bytes} bytes "
+                f"({self.size_bytes / self.duration_s:.1f} bytes per second, under the "
+                f"{min_bytes_per_s:g} of EMOTRACK_MIN_BYTES_PER_S): broken or crafted timestamps",
+            )
+
     def analysis_rate(self, fps: float) -> float:
         """Frames per second actually analysed: `fps`, capped at the video's own rate."""
         return min(fps, self.fps) if self.fps > 0 else fps

@@ -117,7 +117,7 @@ def process_video(
     (it may be transient: nothing is recorded), so the other videos go on.
     """
     try:
-        source = probe_video(path, video_id)
+        source = probe_video(path, video_id, settings)
         frames = extract_video_features(client, source, lake, settings)
         tracks, summary = infer_video_tracks(client, lake, source.video_id, frames, model)
     except UnreadableVideo as error:

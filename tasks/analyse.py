@@ -17,9 +17,11 @@ from emotrack.video import VideoSource
 
 
 @task(name="probe-video", task_run_name="probe [{path.name}]", cache_policy=NO_CACHE)
-def probe_video(path: Path, video_id: str | None = None) -> VideoSource:
-    """ffprobe facts about one file; raises UnreadableVideo if it holds no usable video."""
+def probe_video(path: Path, video_id: str | None, settings: Settings) -> VideoSource:
+    """ffprobe facts about one file; raises UnreadableVideo if it holds no usable video or
+    claims more than the settings' limits."""
     source = VideoSource.from_path(path, video_id)
+    source.check_limits(settings.max_duration_s, settings.min_bytes_per_s)
     get_run_logger().info(
         "%s: %s %dx%d, %.1f s at %.2f fps, rotation %d",
         path.name,
