@@ -138,18 +138,20 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     _quiet_prefect()
     signal.signal(signal.SIGTERM, _stop)
+    from emotrack.server import run_server
     from flows.nightly import nightly
 
-    counts = nightly(
-        source=str(args.source.resolve()),
-        lake=str(args.lake.resolve()),
-        fps=args.fps,
-        model=args.model,
-        dask_address=args.dask_address,
-        workers=args.workers,
-        reprocess=args.reprocess,
-        detector=args.detector,
-    )
+    with run_server():  # ends with this process, even after SIGKILL
+        counts = nightly(
+            source=str(args.source.resolve()),
+            lake=str(args.lake.resolve()),
+            fps=args.fps,
+            model=args.model,
+            dask_address=args.dask_address,
+            workers=args.workers,
+            reprocess=args.reprocess,
+            detector=args.detector,
+        )
     print(
         f"\nprocessed {counts.get('ok', 0)} video(s), {counts.get('failed', 0)} unreadable, "
         f"{counts.get('skipped', 0)} already complete, {counts.get('quarantined', 0)} "

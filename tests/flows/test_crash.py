@@ -90,6 +90,24 @@ def _keys(table: str) -> list[str]:
     return [] if table == "summaries" else ["frame_index", "track_id"]
 
 
+def _left_after(run: subprocess.Popen, started: list, seconds: float) -> list[str]:
+    """The processes of `started` still alive `seconds` from now (the CLI `run` must be gone
+    by then too); whatever the outcome, nothing of the test outlives it."""
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    try:
+        run.wait(timeout=seconds)
+        _, alive = psutil.wait_procs(started, timeout=max(0.0, deadline - time.monotonic()))
+        return [" ".join(p.cmdline())[:80] for p in alive]
+    finally:
+        if run.poll() is None:
+            run.kill()
+        for proc in started:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
 def test_sigterm_ends_the_run_and_everything_it_started_within_10_s(
     nightly_run, tmp_path, prefect_server
 ) -> None:
@@ -102,21 +120,26 @@ def test_sigterm_ends_the_run_and_everything_it_started_within_10_s(
     started = psutil.Process(run.pid).children(recursive=True)
     names = " ".join(" ".join(p.cmdline()) for p in started)
     assert "uvicorn" in names and "multiprocessing" in names  # the server and the workers
-    stopped = time.monotonic()
     run.send_signal(signal.SIGTERM)
-    try:
-        run.wait(timeout=10)
-        _, alive = psutil.wait_procs(started, timeout=max(0.0, stopped + 10 - time.monotonic()))
-        left = [" ".join(p.cmdline())[:80] for p in alive]
-    finally:  # whatever the outcome, nothing of this test outlives it
-        if run.poll() is None:
-            run.kill()
-        for proc in started:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
+    left = _left_after(run, started, 10)
     assert not left, left
 
     assert len(_consistent(lake)) < len(NAMES), "the stop came too late to test anything"
     counts = nightly(source=str(archive), lake=str(lake.root))
     assert counts.get("ok", 0) + counts.get("skipped", 0) == len(NAMES)
     assert len(_consistent(lake)) == len(NAMES)
+
+
+def test_after_a_sigkill_nothing_the_run_started_outlives_it(
+    nightly_run, tmp_path, prefect_server
+) -> None:
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own server
+    _, _, run = _run_until_features(nightly_run.source, tmp_path, env)
+    started = psutil.Process(run.pid).children(recursive=True)
+    assert "uvicorn" in " ".join(" ".join(p.cmdline()) for p in started)
+    run.kill()  # the CLI alone, as the OOM killer would: its children are not signalled
+    # a short grace period: the server and the workers notice that their parent is gone
+    left = _left_after(run, started, 15)
+    assert not left, left
