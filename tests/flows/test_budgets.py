@@ -1,0 +1,74 @@
+"""Files built to blow a run up: `emotrack run` stays within its budgets and goes on."""
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from prefect.settings import PREFECT_API_URL
+
+from emotrack.lake import Lake
+
+
+def _run(archive: Path, lake: Lake) -> tuple[int, int]:
+    """Exit code and peak resident memory (bytes) of the whole process tree of a run."""
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    cli = Path(sys.executable).with_name("emotrack")
+    run = psutil.Popen(
+        [str(cli), "run", str(archive), "--lake", str(lake.root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    peak = 0
+    while run.poll() is None:
+        total = 0
+        for proc in [run, *run.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        peak = max(peak, total)
+        time.sleep(0.2)
+    return run.returncode, peak
+
+
+def test_huge_frames_and_hours_claimed_in_kilobytes_cost_only_themselves(
+    prefect_server, asset, run_ffmpeg, tmp_path
+) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    run_ffmpeg("-loop", "1", "-i", str(asset("happy_face.jpg")), "-vf",
+               "scale=1200:-2,pad=8192:8192:(ow-iw)/2:(oh-ih)/2:color=gray", "-t", "2", "-r",
+               "5", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+               str(archive / "huge.mp4"))  # fmt: skip
+    run_ffmpeg("-f", "lavfi", "-i", "color=c=gray:size=160x96:rate=1:duration=2", "-vf",
+               "setpts='if(eq(N,1),36000/TB,PTS)'", "-fps_mode", "passthrough", "-c:v",
+               "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+               str(archive / "ten-hours.mp4"))  # fmt: skip
+    for name in ["single_face.mp4", "no_face.mp4"]:
+        shutil.copyfile(asset(name), archive / name)
+    lake = Lake(tmp_path / "lake")
+
+    code, peak = _run(archive, lake)
+    assert code == 0
+    assert peak < 4 * 2**30, f"peak RSS of the process tree {peak / 2**30:.1f} GiB"
+    videos = lake.read("videos")
+    status = dict(
+        zip(videos["source_uri"].map(lambda u: Path(u).name), videos["status"], strict=True)
+    )
+    assert status == {
+        "huge.mp4": "ok",  # analysed within the pixel budget
+        "single_face.mp4": "ok",
+        "no_face.mp4": "ok",
+        "ten-hours.mp4": "failed",
+    }
+    failure = lake.read("failures").iloc[0]
+    assert Path(failure["source_uri"]).name == "ten-hours.mp4"
+    assert "bytes per second" in failure["message"]
+
+    files = {p: p.stat().st_mtime_ns for p in lake.root.rglob("*.parquet")}
+    assert _run(archive, lake)[0] == 0  # the next night: nothing to do, nothing rewritten
+    assert {p: p.stat().st_mtime_ns for p in lake.root.rglob("*.parquet")} == files
