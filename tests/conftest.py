@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -150,6 +151,24 @@ def faulty_cluster() -> Iterator[Callable[..., str]]:
 
     with stack:
         yield start
+
+
+@pytest.fixture(scope="session")
+def start_cli() -> Callable[[Path, Lake, dict[str, str]], subprocess.Popen]:
+    """start_cli(archive, lake, env): `emotrack run` in a process of its own (own session,
+    output discarded), as cron or systemd would start it."""
+    cli = Path(sys.executable).with_name("emotrack")
+
+    def start(archive: Path, lake: Lake, env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(cli), "run", str(archive), "--lake", str(lake.root)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    return start
 
 
 @dataclass(frozen=True)

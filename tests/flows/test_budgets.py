@@ -3,8 +3,6 @@
 import contextlib
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,20 +12,15 @@ from prefect.settings import PREFECT_API_URL
 from emotrack.lake import Lake
 
 
-def _run(archive: Path, lake: Lake) -> tuple[int, int]:
+def _run(start_cli, archive: Path, lake: Lake) -> tuple[int, int]:
     """Exit code and peak resident memory (bytes) of the whole process tree of a run."""
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    cli = Path(sys.executable).with_name("emotrack")
-    run = psutil.Popen(
-        [str(cli), "run", str(archive), "--lake", str(lake.root)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run = start_cli(archive, lake, env)
+    tree = psutil.Process(run.pid)
     peak = 0
     while run.poll() is None:
         total = 0
-        for proc in [run, *run.children(recursive=True)]:
+        for proc in [tree, *tree.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
                 total += proc.memory_info().rss
         peak = max(peak, total)
@@ -36,7 +29,7 @@ def _run(archive: Path, lake: Lake) -> tuple[int, int]:
 
 
 def test_huge_frames_and_hours_claimed_in_kilobytes_cost_only_themselves(
-    prefect_server, asset, run_ffmpeg, tmp_path
+    prefect_server, asset, run_ffmpeg, tmp_path, start_cli
 ) -> None:
     archive = tmp_path / "archive"
     archive.mkdir()
@@ -52,7 +45,7 @@ def test_huge_frames_and_hours_claimed_in_kilobytes_cost_only_themselves(
         shutil.copyfile(asset(name), archive / name)
     lake = Lake(tmp_path / "lake")
 
-    code, peak = _run(archive, lake)
+    code, peak = _run(start_cli, archive, lake)
     assert code == 0
     assert peak < 4 * 2**30, f"peak RSS of the process tree {peak / 2**30:.1f} GiB"
     videos = lake.read("videos")
@@ -70,5 +63,7 @@ def test_huge_frames_and_hours_claimed_in_kilobytes_cost_only_themselves(
     assert "bytes per second" in failure["message"]
 
     files = {p: p.stat().st_mtime_ns for p in lake.root.rglob("*.parquet")}
-    assert _run(archive, lake)[0] == 0  # the next night: nothing to do, nothing rewritten
+    assert (
+        _run(start_cli, archive, lake)[0] == 0
+    )  # the next night: nothing to do, nothing rewritten
     assert {p: p.stat().st_mtime_ns for p in lake.root.rglob("*.parquet")} == files

@@ -5,7 +5,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ def _consistent(lake: Lake) -> set[str]:
 
 
 def _run_until_features(
-    source: Path, tmp_path: Path, env: dict[str, str]
+    start_cli, source: Path, tmp_path: Path, env: dict[str, str]
 ) -> tuple[Path, Lake, subprocess.Popen]:
     """`emotrack run` on a copy of NAMES, running until the first video's features land."""
     archive = tmp_path / "archive"
@@ -39,14 +38,7 @@ def _run_until_features(
         (archive / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, archive / name)
     lake = Lake(tmp_path / "lake")
-    cli = Path(sys.executable).with_name("emotrack")
-    run = subprocess.Popen(
-        [str(cli), "run", str(archive), "--lake", str(lake.root)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    run = start_cli(archive, lake, env)
     deadline = time.monotonic() + 300
     while not lake.video_ids("features") and time.monotonic() < deadline:
         assert run.poll() is None, "the run ended before it could be stopped"
@@ -55,12 +47,12 @@ def _run_until_features(
 
 
 def test_sigkill_mid_run_loses_nothing_and_the_next_run_completes(
-    nightly_run, tmp_path, prefect_server
+    nightly_run, tmp_path, prefect_server, start_cli
 ) -> None:
     from flows.nightly import nightly
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    archive, lake, run = _run_until_features(nightly_run.source, tmp_path, env)
+    archive, lake, run = _run_until_features(start_cli, nightly_run.source, tmp_path, env)
     os.killpg(run.pid, signal.SIGKILL)  # the CLI and any Dask workers it started
     run.wait()
 
@@ -109,14 +101,14 @@ def _left_after(run: subprocess.Popen, started: list, seconds: float) -> list[st
 
 
 def test_sigterm_ends_the_run_and_everything_it_started_within_10_s(
-    nightly_run, tmp_path, prefect_server
+    nightly_run, tmp_path, prefect_server, start_cli
 ) -> None:
     import psutil
 
     from flows.nightly import nightly
 
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own server
-    archive, lake, run = _run_until_features(nightly_run.source, tmp_path, env)
+    archive, lake, run = _run_until_features(start_cli, nightly_run.source, tmp_path, env)
     started = psutil.Process(run.pid).children(recursive=True)
     names = " ".join(" ".join(p.cmdline()) for p in started)
     assert "uvicorn" in names and "multiprocessing" in names  # the server and the workers
@@ -131,12 +123,12 @@ def test_sigterm_ends_the_run_and_everything_it_started_within_10_s(
 
 
 def test_after_a_sigkill_nothing_the_run_started_outlives_it(
-    nightly_run, tmp_path, prefect_server
+    nightly_run, tmp_path, prefect_server, start_cli
 ) -> None:
     import psutil
 
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own server
-    _, _, run = _run_until_features(nightly_run.source, tmp_path, env)
+    _, _, run = _run_until_features(start_cli, nightly_run.source, tmp_path, env)
     started = psutil.Process(run.pid).children(recursive=True)
     assert "uvicorn" in " ".join(" ".join(p.cmdline()) for p in started)
     run.kill()  # the CLI alone, as the OOM killer would: its children are not signalled
