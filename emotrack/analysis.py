@@ -16,7 +16,7 @@ import pandas as pd
 from emotrack.assets import expression_cnn_path, fetch_asset
 from emotrack.faces import FACE_COLUMNS, Face, FaceTracker, crop_face, faces_from_boxes, iou
 from emotrack.settings import Settings
-from emotrack.video import VideoSource
+from emotrack.video import VideoSource, analysis_slot
 from models.expression_cnn import load_expression_cnn, predict_features
 from models.face_detector import BLAZEFACE, detect_faces, load_face_detector
 
@@ -51,7 +51,7 @@ def load_detector(settings: Settings) -> Any:
 
 @dataclass(frozen=True)
 class Segment:
-    """A stretch of a video analysed on its own, in analysed frames (at the analysis rate).
+    """A stretch of a video analysed on its own, in analysis slots (1 / rate seconds each).
 
     It owns frames [first, first + frames) (to the end of the video when frames is None) and
     also analyses the `overlap` frames after them, which the next segment owns: tracks are
@@ -105,21 +105,27 @@ def extract_features(
         min_iou=settings.track_min_iou, max_gap=round(settings.track_max_gap_s * rate)
     )
     rows: list[dict[str, Any]] = []
-    index = segment.first
     width, _ = source.decoded_size(settings.max_frame_pixels)
     upright = source.width / width  # boxes go to the lake in pixels of the upright frame
+    window = segment.window(rate)
+    to_analyse = source.frames_to_analyse(settings.analysis_fps, *window)
     decoded = source.frames(
         settings.analysis_fps,
-        *segment.window(rate),
+        *window,
         threads=settings.decode_threads,
         max_pixels=settings.max_frame_pixels,
+        timeout_s=settings.video_time_base_s + settings.video_time_per_frame_s * to_analyse,
     )
+    end = math.inf if segment.frames is None else segment.first + segment.frames
+    owned = 0
     frames = prefetch(decoded, settings.batch_frames)
     for batch in batched(frames, settings.batch_frames):
         crops = []
         for (timestamp, frame), found in zip(
             batch, detect_faces(detector, [f for _, f in batch]), strict=True
         ):
+            index = analysis_slot(timestamp, rate)
+            owned += index < end
             faces = faces_from_boxes(found, settings.min_face_px)
             for face, track_id in zip(faces, tracker.update(index, faces), strict=True):
                 crops.append(crop_face(frame, face))
@@ -135,17 +141,11 @@ def extract_features(
                         "face_score": face.score,
                     }
                 )
-            index += 1
         if crops:
             logits, embedding = predict_features(cnn, np.stack(crops))
             for row, lg, em in zip(rows[-len(crops) :], logits, embedding, strict=True):
                 row["logits"] = lg
                 row["embedding"] = em
-    owned = (
-        index - segment.first
-        if segment.frames is None
-        else min(index - segment.first, segment.frames)
-    )
     return VideoFeatures(owned, pd.DataFrame(rows, columns=FEATURE_COLUMNS))
 
 

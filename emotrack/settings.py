@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     min_bytes_per_s: float = Field(default=256, ge=0)
     """Videos with fewer bytes per claimed second (hours claimed by a few KB) are recorded as
     failed: a real video stream, even a still one, takes more."""
+    max_frames: int = Field(default=24 * 3600 * 60, ge=1)
+    """Videos whose stream holds more frames (a day at 60 fps) are recorded as failed."""
+    video_time_base_s: float = Field(default=120.0, gt=0)
+    video_time_per_frame_s: float = Field(default=2.0, gt=0)
+    """A video (each segment of it) is stopped and recorded as failed after base + per
+    frame x the frames it really has to analyse (at most one per analysis slot, at most its
+    own frames). Typical cost here: 0.01-0.15 s a frame."""
     worker_memory_gb: float = Field(default=3.0, gt=0)
     """Memory ceiling of each local Dask worker. One worker needs about 0.9 GB (TensorFlow,
     the models, a batch of frames); past the ceiling its nanny restarts it, and a video that

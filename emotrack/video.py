@@ -7,13 +7,15 @@ works on the `VideoSource` and the frames it yields.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import ffmpeg
 import numpy as np
@@ -77,6 +79,7 @@ class VideoSource:
     codec: str
     rotation: int  # degrees the stored picture is turned for display: 0, 90, 180 or 270
     stream_index: int = 0  # the container's stream that is decoded (the first video stream)
+    frame_count: int | None = None  # frames (packets) in that stream, if known
 
     @property
     def name(self) -> str:
@@ -101,11 +104,23 @@ class VideoSource:
             raise UnreadableVideo(
                 "probe", f"ffprobe cannot read it as a video ({_last_line(err.stderr, path)})"
             ) from None
-        return cls(path=path, video_id=video_id, size_bytes=size, **parse_probe(info))
+        facts = parse_probe(info)
+        if facts["frame_count"] is None:  # not in the header (Matroska, WebM): count packets
+            facts["frame_count"] = _count_packets(path, facts["stream_index"])
+        return cls(path=path, video_id=video_id, size_bytes=size, **facts)
 
-    def check_limits(self, max_duration_s: float, min_bytes_per_s: float) -> None:
-        """Raise UnreadableVideo if the header claims more than a file of this size can hold:
-        a duration over max_duration_s, or under min_bytes_per_s bytes per claimed second."""
+    def check_limits(
+        self, max_duration_s: float, min_bytes_per_s: float, max_frames: int | None = None
+    ) -> None:
+        """Raise UnreadableVideo if the file is over a limit: a duration over max_duration_s,
+        under min_bytes_per_s bytes per claimed second (more than a file of this size can
+        hold), or more than max_frames frames."""
+        if max_frames is not None and self.frame_count and self.frame_count > max_frames:
+            raise UnreadableVideo(
+                "probe",
+                f"it holds {self.frame_count} frames, over the limit of {max_frames} "
+                "(EMOTRACK_MAX_FRAMES)",
+            )
         if self.duration_s > max_duration_s:
             raise UnreadableVideo(
                 "probe",
@@ -124,6 +139,18 @@ class VideoSource:
         """Frames per second actually analysed: `fps`, capped at the video's own rate."""
         return min(fps, self.fps) if self.fps > 0 else fps
 
+    def frames_to_analyse(
+        self, fps: float, start_s: float = 0.0, duration_s: float | None = None
+    ) -> int:
+        """At most how many frames frames() yields over this window: one per slot of the
+        analysis rate, and never more than the stream's own frames in the window."""
+        end = self.duration_s if duration_s is None else min(self.duration_s, start_s + duration_s)
+        span = max(0.0, end - start_s)
+        slots = math.ceil(span * self.analysis_rate(fps)) + 1
+        if self.frame_count and self.duration_s > 0:
+            return min(slots, math.ceil(self.frame_count * span / self.duration_s) + 1)
+        return slots
+
     def decoded_size(self, max_pixels: int | None = None) -> tuple[int, int]:
         """(width, height) of the frames handed to Python: the upright size, or, if it has
         more than max_pixels pixels, scaled down to fit them (aspect kept, even sides)."""
@@ -139,17 +166,26 @@ class VideoSource:
         duration_s: float | None = None,
         threads: int = 0,
         max_pixels: int | None = None,
+        timeout_s: float | None = None,
     ) -> Iterator[tuple[float, np.ndarray]]:
-        """Upright frames at `fps` (capped at the video's rate), streamed from ffmpeg.
+        """The video's own frames, upright, at most `fps` a second, streamed from ffmpeg.
 
-        Yields (timestamp_s, frame): timestamp_s is seconds from the start of the video,
-        frame is uint8 (height, width, 3) RGB. With start_s and duration_s, only that part
-        of the video is decoded (ffmpeg seeks to start_s); timestamps stay those of the whole
-        video when start_s is a multiple of 1 / rate. Raises UnreadableVideo if decoding fails
-        or ends well short of what the header promises (a truncated or corrupt stream), after
-        yielding the frames decoded before that. threads: ffmpeg's decoding threads (0: its
-        own choice, one per core and more). max_pixels: larger frames are scaled down inside
-        ffmpeg to decoded_size(max_pixels), so Python never holds more.
+        Yields (timestamp_s, frame): timestamp_s is the frame's true presentation time in
+        seconds from the start of the video, frame is uint8 (height, width, 3) RGB. The time
+        line is cut into slots of 1 / rate seconds (rate: `fps` capped at the video's own)
+        and the first real frame of each slot is kept: nothing is duplicated to fill a gap,
+        so a variable-rate file or one with holes gives fewer frames. analysis_slot() gives
+        a frame's slot, its frame_index in the lake.
+
+        With start_s and duration_s, only that part is decoded (ffmpeg seeks to start_s);
+        start_s should be a slot boundary. threads: ffmpeg's decoding threads (0: its own
+        choice). max_pixels: larger frames are scaled down inside ffmpeg to
+        decoded_size(max_pixels), so Python never holds more. timeout_s: ffmpeg is killed
+        after this many seconds, whoever is slow (the decoder or the consumer).
+
+        Raises UnreadableVideo if decoding fails, ends well before the end the header
+        promises (truncated or corrupt), or passes timeout_s, after yielding the frames
+        decoded before that.
         """
         rate = self.analysis_rate(fps)
         window: dict[str, float] = {"threads": threads} if threads else {}
@@ -158,50 +194,106 @@ class VideoSource:
         if duration_s is not None:
             window["t"] = duration_s
         width, height = self.decoded_size(max_pixels)
+        read_times, write_times = os.pipe()  # ffmpeg prints each kept frame's time here
         stream = ffmpeg.input(str(self.path), **_INPUT_OPTIONS, **window)[str(self.stream_index)]
-        stream = stream.filter("fps", fps=rate)
+        stream = stream.filter("select", _first_frame_per_slot(rate))
         if (width, height) != (self.width, self.height):
             stream = stream.filter("scale", width, height)
+        stream = (
+            stream.filter("settb", "AVTB")  # pts in microseconds
+            .filter("metadata", mode="add", key="emotrack", value="1")  # print needs one key
+            .filter("metadata", mode="print", file=f"pipe:{write_times}", direct=1)
+        )
         cmd = (
-            stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", an=None, sn=None)
+            stream.output(
+                "pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough", an=None,
+                sn=None,
+            )
             .global_args("-nostdin", "-v", "error", "-xerror")
             .compile()
-        )
+        )  # fmt: skip
         frame_bytes = width * height * 3
+        index, last_slot, last_time = 0, -1, start_s
         # stderr goes to a file, never to a pipe nobody reads (which can deadlock ffmpeg).
-        with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
-            assert proc.stdout is not None
+        with tempfile.TemporaryFile() as errors, os.fdopen(read_times, "rb") as times:
             try:
-                index = 0
+                proc = subprocess.Popen(
+                    cmd, stdout=subprocess.PIPE, stderr=errors, pass_fds=(write_times,)
+                )
+            finally:
+                os.close(write_times)
+            assert proc.stdout is not None
+            watchdog = threading.Timer(timeout_s, proc.kill) if timeout_s else None
+            if watchdog:
+                watchdog.start()
+            try:
                 while buf := proc.stdout.read(frame_bytes):
                     if len(buf) < frame_bytes:
                         break
+                    timestamp = start_s + _next_frame_time(times)
+                    slot = analysis_slot(timestamp, rate)
+                    if slot <= last_slot:  # out-of-order or negative times: never two per slot
+                        continue
                     frame = np.frombuffer(buf, np.uint8).reshape(height, width, 3)
-                    yield start_s + index / rate, frame
-                    index += 1
+                    yield timestamp, frame
+                    index, last_slot, last_time = index + 1, slot, timestamp
                 returncode = proc.wait()
             finally:
+                if watchdog:
+                    watchdog.cancel()
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
                 proc.stdout.close()
             errors.seek(0)
             message = _last_line(errors.read(), self.path)
+        if watchdog and watchdog.finished.is_set() and returncode < 0:
+            raise UnreadableVideo(
+                "analyse",
+                f"stopped after {timeout_s:.0f} s, its time limit, with {index} frames analysed "
+                "(EMOTRACK_VIDEO_TIME_BASE_S and EMOTRACK_VIDEO_TIME_PER_FRAME_S)",
+            )
         if returncode != 0:
             raise UnreadableVideo(
                 "decode", f"ffmpeg failed after {index} frames ({message}): truncated or corrupt?"
             )
         if index == 0:
             raise UnreadableVideo("decode", "ffmpeg decoded no frames from the video stream")
-        remaining = self.duration_s - start_s
-        expected = int((remaining if duration_s is None else min(duration_s, remaining)) * rate)
-        if index < 0.9 * expected - 1:
+        end = self.duration_s if duration_s is None else min(self.duration_s, start_s + duration_s)
+        if last_time - start_s < 0.9 * (end - start_s) - 1:
             raise UnreadableVideo(
                 "decode",
-                f"only {index} of the {expected} frames the header promises could be "
-                "decoded: the file looks truncated or corrupt",
+                f"decoding stopped at {last_time:.1f} s of the {end:.1f} s the header promises: "
+                "the file looks truncated or corrupt",
             )
+
+
+def analysis_slot(timestamp_s: float, rate: float) -> int:
+    """The slot of 1 / rate seconds a frame's time falls in: its frame_index in the lake."""
+    return math.floor(timestamp_s * rate + _SLOT_TOLERANCE)
+
+
+# Times are rounded to microseconds: a frame this close to a slot's start belongs to it.
+_SLOT_TOLERANCE = 1e-3
+
+
+def _first_frame_per_slot(rate: float) -> str:
+    """ffmpeg select expression: a frame whose slot (as analysis_slot) is after the last
+    selected frame's. Frames without a time are dropped."""
+
+    def slot(t: str) -> str:
+        return f"floor({t}*{rate!r}+{_SLOT_TOLERANCE!r})"
+
+    later = f"gte({slot('t')}-{slot('prev_selected_t')},1)"
+    return f"if(isnan(t),0,if(isnan(prev_selected_t),1,{later}))"
+
+
+def _next_frame_time(times: IO[bytes]) -> float:
+    """Seconds of the next frame that ffmpeg's metadata filter printed ("frame:N pts:P ...")."""
+    for line in times:
+        if line.startswith(b"frame:"):
+            return int(line.split(b"pts:")[1].split()[0]) / 1e6
+    raise UnreadableVideo("decode", "ffmpeg gave a frame without its time")
 
 
 def parse_probe(info: dict[str, Any]) -> dict[str, Any]:
@@ -231,7 +323,20 @@ def parse_probe(info: dict[str, Any]) -> dict[str, Any]:
         "codec": str(stream.get("codec_name", "unknown")),
         "rotation": rotation,
         "stream_index": int(stream.get("index", 0)),
+        "frame_count": int(stream.get("nb_frames", 0) or 0) or None,
     }
+
+
+def _count_packets(path: Path, stream_index: int) -> int | None:
+    """Packets of one stream, read from the container without decoding (None if unknown)."""
+    try:
+        info = ffmpeg.probe(
+            str(path), **_INPUT_OPTIONS, select_streams=str(stream_index), count_packets=None,
+            show_entries="stream=nb_read_packets",
+        )  # fmt: skip
+        return int(info["streams"][0]["nb_read_packets"])
+    except (ffmpeg.Error, KeyError, IndexError, ValueError):
+        return None
 
 
 def stream_rotation(stream: dict[str, Any]) -> int:

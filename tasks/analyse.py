@@ -21,7 +21,7 @@ def probe_video(path: Path, video_id: str | None, settings: Settings) -> VideoSo
     """ffprobe facts about one file; raises UnreadableVideo if it holds no usable video or
     claims more than the settings' limits."""
     source = VideoSource.from_path(path, video_id)
-    source.check_limits(settings.max_duration_s, settings.min_bytes_per_s)
+    source.check_limits(settings.max_duration_s, settings.min_bytes_per_s, settings.max_frames)
     get_run_logger().info(
         "%s: %s %dx%d, %.1f s at %.2f fps, rotation %d",
         path.name,

@@ -1,3 +1,4 @@
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def test_frame_count_and_timestamps_follow_the_analysis_rate(make_clip, fps, exp
     frames = list(source.frames(fps))
     assert len(frames) == expected
     timestamps = np.array([t for t, _ in frames])
-    np.testing.assert_allclose(timestamps, np.arange(expected) / fps)
+    first_frame_of_each_slot = np.ceil(np.arange(expected) / fps * 25 - 1e-9) / 25
+    np.testing.assert_allclose(timestamps, first_frame_of_each_slot, atol=1e-6)
     assert all(f.shape == (96, 160, 3) and f.dtype == np.uint8 for _, f in frames)
 
 
@@ -127,3 +129,31 @@ def test_a_file_claiming_hours_in_a_few_kilobytes_is_refused(
     with pytest.raises(UnreadableVideo, match="10.0 hours of video, over the limit of 1.0"):
         source.check_limits(max_duration_s=3600, min_bytes_per_s=0)
     VideoSource.from_path(make_clip(2, 25, name="fine.mp4")).check_limits(3600, 256)  # passes
+
+
+def test_only_real_frames_with_their_true_times_are_analysed(run_ffmpeg, tmp_path) -> None:
+    holes = tmp_path / "holes.mp4"  # 10 fps, and nothing between 2 s and 5 s
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x96:rate=10:duration=3", "-vf",
+               "setpts='PTS+if(gte(N,20),3/TB,0)'", "-fps_mode", "passthrough",
+               "-pix_fmt", "yuv420p", str(holes))  # fmt: skip
+    variable = tmp_path / "variable.mp4"  # 10 fps for 2 s, then 2 fps for 2 s
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x96:rate=10:duration=4", "-vf",
+               "select='lt(n,20)+not(mod(n-20,5))'", "-fps_mode", "passthrough",
+               "-pix_fmt", "yuv420p", str(variable))  # fmt: skip
+
+    times = [t for t, _ in VideoSource.from_path(holes).frames(5)]
+    expected = [k / 5 for k in range(10)] + [5 + k / 5 for k in range(5)]
+    np.testing.assert_allclose(times, expected, atol=1e-6)  # no invented frames in the hole
+
+    times = [t for t, _ in VideoSource.from_path(variable).frames(5)]
+    expected = [k / 5 for k in range(10)] + [2.0, 2.5, 3.0, 3.5]
+    np.testing.assert_allclose(times, expected, atol=1e-6)  # 2 fps stays 2 fps
+
+
+def test_a_decode_past_its_time_limit_is_stopped(make_clip) -> None:
+    source = VideoSource.from_path(make_clip(4, 5, name="slow-consumer.mp4"))
+    frames = source.frames(5, timeout_s=0.5)
+    with pytest.raises(UnreadableVideo, match="time limit") as caught:
+        for _ in frames:
+            time.sleep(0.2)  # a consumer slower than the limit allows: 20 frames, 4 s
+    assert caught.value.stage == "analyse"

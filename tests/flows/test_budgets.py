@@ -67,3 +67,22 @@ def test_huge_frames_and_hours_claimed_in_kilobytes_cost_only_themselves(
         _run(start_cli, archive, lake)[0] == 0
     )  # the next night: nothing to do, nothing rewritten
     assert {p: p.stat().st_mtime_ns for p in lake.root.rglob("*.parquet")} == files
+
+
+def test_a_video_past_its_time_limit_is_stopped_and_recorded(
+    prefect_server, asset, tmp_path, monkeypatch
+) -> None:
+    from flows.nightly import nightly
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copyfile(asset("WolfgangLanger_Pexels.mp4"), archive / "talk.mp4")
+    monkeypatch.setenv("EMOTRACK_VIDEO_TIME_BASE_S", "0.05")  # far less than it needs
+    monkeypatch.setenv("EMOTRACK_VIDEO_TIME_PER_FRAME_S", "0.0001")
+    lake = Lake(tmp_path / "lake")
+
+    assert nightly(source=str(archive), lake=str(lake.root), workers=1) == {"failed": 1}
+    failure = lake.read("failures").iloc[0]
+    assert failure["stage"] == "analyse"
+    assert "its time limit" in failure["message"] and "EMOTRACK_VIDEO_TIME" in failure["message"]
+    assert lake.video_ids("features") == [] and lake.crashed() == {}
