@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# A video that was being analysed when this many runs died is quarantined.
+CRASHED_RUNS = 2
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -14,6 +17,7 @@ class Plan:
     todo: list[Path] = field(default_factory=list)
     done: list[Path] = field(default_factory=list)  # same content already complete
     quarantined: list[Path] = field(default_factory=list)  # same content already failed
+    crashed: list[Path] = field(default_factory=list)  # runs died on it: to quarantine now
 
 
 def plan_videos(
@@ -21,14 +25,18 @@ def plan_videos(
     completed: set[str],
     failed: dict[str, str | None],
     reprocess: bool = False,
+    crashed: dict[str, int] | None = None,
 ) -> Plan:
-    """Split files into todo / done / quarantined.
+    """Split files into todo / done / quarantined / crashed.
 
     video_ids: each file's content id (None if it could not be read); completed: ids that
     are complete in the lake for the model in use; failed: source_uri -> content id of the
-    recorded failures. A failure stays quarantined while its file's content is unchanged.
-    With reprocess, everything is todo.
+    recorded failures; crashed: content id -> runs that died while analysing it. A failure
+    stays quarantined while its file's content is unchanged; a video on which CRASHED_RUNS
+    runs died is to be recorded as failed (then quarantined). With reprocess, everything
+    is todo.
     """
+    crashed = crashed or {}
     plan = Plan(video_ids=dict(video_ids))
     for path, video_id in video_ids.items():
         if reprocess or video_id is None:
@@ -37,6 +45,8 @@ def plan_videos(
             plan.done.append(path)
         elif str(path) in failed and failed[str(path)] == video_id:
             plan.quarantined.append(path)
+        elif crashed.get(video_id, 0) >= CRASHED_RUNS:
+            plan.crashed.append(path)
         else:
             plan.todo.append(path)
     return plan

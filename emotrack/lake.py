@@ -7,6 +7,8 @@ Layout (Hive-style, one Parquet file per video and table):
     LAKE/tracks/video_id=<id>/<model>.parquet     one row per face per analysed frame
     LAKE/summaries/video_id=<id>/<model>.parquet  one row per video
     LAKE/failures/<key>.parquet                   one row per unreadable input file
+    LAKE/_attempts/<id>                           runs that started analysing a video and
+                                                  did not finish it (not a table)
 
 `video_id` is the partition column: it comes from the folder name, not from inside the file.
 A video's files are first written under LAKE/_staging, then moved into place with os.replace
@@ -206,6 +208,33 @@ class Lake:
         return {
             video_id for (video_id,) in ok if self._video_file("summaries", video_id, name).exists()
         }
+
+    @contextmanager
+    def attempt(self, video_id: str) -> Iterator[None]:
+        """Count a run's attempt at a video while its body runs.
+
+        The count grows by one on entry and is cleared when the body ends, by returning or by
+        raising an Exception: it only stays when the run itself died (killed, out of memory)
+        or was interrupted during the attempt. `crashed()` reads what stayed.
+        """
+        marker = self.root / "_attempts" / video_id
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        runs = self.crashed().get(video_id, 0) + 1
+        tmp = marker.parent / f".{video_id}.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(str(runs))
+        os.replace(tmp, marker)
+        try:
+            yield
+        except Exception:
+            marker.unlink(missing_ok=True)
+            raise
+        marker.unlink(missing_ok=True)
+
+    def crashed(self) -> dict[str, int]:
+        """video_id -> how many runs died while analysing it (see `attempt`)."""
+        folder = self.root / "_attempts"
+        found = folder.glob("[!.]*") if folder.is_dir() else []
+        return {marker.name: int(marker.read_text() or 0) for marker in found}
 
     def failed(self) -> dict[str, str | None]:
         """source_uri -> video_id of every recorded failure."""

@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 
 from emotrack.cluster import ALLOWED_FAILURES, dask_client
 from emotrack.errors import UnreadableVideo
-from emotrack.incremental import Plan
+from emotrack.incremental import CRASHED_RUNS, Plan
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.settings import Settings
@@ -67,6 +67,9 @@ def _nightly(
     # Step 1: discover the videos and keep those that are new or changed.
     plan = plan_run(discover_videos(source), store, model, reprocess)
     statuses: dict[Path, str] = {}
+    for path in plan.crashed:  # runs died on these: recorded, then quarantined like failures
+        record_failure(store, path, crashed_runs(CRASHED_RUNS))
+        statuses[path] = "failed"
     if plan.todo:
         # Steps 2-5 for every video, several at a time; the heavy work runs on the cluster.
         with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
@@ -118,8 +121,9 @@ def process_video(
     """
     try:
         source = probe_video(path, video_id, settings)
-        frames = extract_video_features(client, source, lake, settings)
-        tracks, summary = infer_video_tracks(client, lake, source.video_id, frames, model)
+        with lake.attempt(source.video_id):  # counted as crashed if this run dies meanwhile
+            frames = extract_video_features(client, source, lake, settings)
+            tracks, summary = infer_video_tracks(client, lake, source.video_id, frames, model)
     except UnreadableVideo as error:
         record_failure(lake, path, error)
         return "failed"
@@ -130,6 +134,15 @@ def process_video(
         get_run_logger().exception("%s: unexpected error; the other videos go on", path.name)
         return "error"
     return publish_video(lake, source, settings.analysis_fps, frames, tracks, summary)
+
+
+def crashed_runs(runs: int) -> UnreadableVideo:
+    """The failure recorded for a video that was being analysed when `runs` runs died."""
+    return UnreadableVideo(
+        "analyse",
+        f"quarantined: {runs} runs died (killed, out of memory or a crash) while analysing "
+        "it; it is skipped until its content changes (or run with --reprocess)",
+    )
 
 
 def worker_died(error: KilledWorker, settings: Settings) -> UnreadableVideo:

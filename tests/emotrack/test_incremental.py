@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from emotrack.incremental import plan_videos
+from emotrack.incremental import CRASHED_RUNS, plan_videos
 
 A, B, C, D = (Path(f"/archive/{n}.mp4") for n in "abcd")
 
@@ -30,3 +30,12 @@ def test_the_same_content_at_a_new_path_is_already_complete() -> None:
 def test_the_plan_keeps_the_content_ids_it_read() -> None:
     plan = plan_videos({A: "va", C: None}, completed=set(), failed={})
     assert plan.video_ids == {A: "va", C: None}
+
+
+def test_a_video_that_runs_died_on_twice_is_to_be_quarantined() -> None:
+    crashed = {"va": CRASHED_RUNS, "vb": CRASHED_RUNS - 1, "vc": CRASHED_RUNS}
+    plan = plan_videos({A: "va", B: "vb", C: "vc"}, set(), {}, crashed=crashed)
+    assert (plan.todo, plan.crashed) == ([B], [A, C])
+    plan = plan_videos({A: "va", C: "vc"}, {"vc"}, {}, crashed=crashed)
+    assert (plan.crashed, plan.done) == ([A], [C])  # complete since: nothing to do
+    assert plan_videos({A: "va"}, set(), {}, reprocess=True, crashed=crashed).todo == [A]

@@ -138,3 +138,21 @@ def test_one_run_at_a_time_holds_the_lake(tmp_path: Path) -> None:
     thread.join()
     with lake.exclusive(timeout_s=5):
         pass
+
+
+def test_an_attempt_is_counted_only_while_its_run_dies_in_it(tmp_path) -> None:
+    lake = Lake(tmp_path / "lake")
+    with lake.attempt("va"):
+        assert lake.crashed() == {"va": 1}
+    with pytest.raises(ValueError), lake.attempt("va"):
+        raise ValueError("the video failed: the run goes on")
+    assert lake.crashed() == {}
+
+    for runs in (1, 2):  # a run that dies mid-attempt never reaches the end of the block
+        attempt = lake.attempt("vb")
+        attempt.__enter__()
+        assert lake.crashed() == {"vb": runs}
+    with lake.attempt("vb"):  # a third run gets through: the count is cleared
+        assert lake.crashed() == {"vb": 3}
+    assert lake.crashed() == {}
+    assert not list(lake.root.glob("**/*.tmp")) and lake.read("videos").empty

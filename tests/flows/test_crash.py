@@ -135,3 +135,29 @@ def test_after_a_sigkill_nothing_the_run_started_outlives_it(
     # a short grace period: the server and the workers notice that their parent is gone
     left = _left_after(run, started, 15)
     assert not left, left
+
+
+def test_a_video_that_two_runs_died_on_is_quarantined(
+    nightly_run, tmp_path, prefect_server, start_cli
+) -> None:
+    from flows.nightly import nightly
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copyfile(nightly_run.source / "smile.mp4", archive / "smile.mp4")
+    lake = Lake(tmp_path / "lake")
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    for runs in (1, 2):  # each run is killed (as by the OOM killer) while it analyses the video
+        run = start_cli(archive, lake, env)
+        deadline = time.monotonic() + 120
+        while not lake.crashed() or max(lake.crashed().values()) < runs:
+            assert run.poll() is None and time.monotonic() < deadline, "it never got that far"
+            time.sleep(0.05)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+
+    assert nightly(source=str(archive), lake=str(lake.root)) == {"failed": 1}
+    failure = lake.read("failures").iloc[0]
+    assert failure["stage"] == "analyse" and "quarantined: 2 runs died" in failure["message"]
+    assert nightly(source=str(archive), lake=str(lake.root)) == {"quarantined": 1}
+    assert _consistent(lake) == set()
