@@ -161,3 +161,21 @@ def test_a_video_that_two_runs_died_on_is_quarantined(
     assert failure["stage"] == "analyse" and "quarantined: 2 runs died" in failure["message"]
     assert nightly(source=str(archive), lake=str(lake.root)) == {"quarantined": 1}
     assert _consistent(lake) == set()
+
+
+def test_a_run_stopped_by_sigterm_is_marked_crashed_not_left_running(
+    nightly_run, tmp_path, prefect_server, start_cli
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    archive, lake, run = _run_until_features(start_cli, nightly_run.source, tmp_path, env)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=10) != 0
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"nightly {archive}"]))
+        )
+    assert [r.state.type.value for r in runs] in (["CRASHED"], ["CANCELLED"])
