@@ -40,6 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     _add_inference_options(rescore)
 
+    labelled = commands.add_parser(
+        "train", help="train a temporal model on labelled video (Aff-Wild2 layout) into a lake"
+    )
+    labelled.add_argument("--annotations", type=Path, required=True, help="annotation folder")
+    labelled.add_argument("--videos", type=Path, required=True, help="folder of the videos")
+    labelled.add_argument("--lake", type=Path, required=True, help="lake (features, registry)")
+    labelled.add_argument("--name", required=True, help="model version, e.g. affwild2-gru-v1")
+    labelled.add_argument("--fps", type=float, default=5.0, help="frames analysed per second")
+    labelled.add_argument("--epochs", type=int, default=30)
+    labelled.add_argument("--seed", type=int, default=7)
+    _add_detector_option(labelled)
+    labelled.add_argument("--dask-address", help="scheduler of an existing Dask cluster")
+    labelled.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
+
+    models = commands.add_parser("models", help="list the models a lake can use")
+    models.add_argument("--lake", type=Path, required=True)
+
     train = commands.add_parser("train-temporal", help="train the temporal model (simulated)")
     train.add_argument("--preset", choices=["default", "tiny"], default="default")
     train.add_argument("--out", type=Path, help="folder (default: models/weights/<version>)")
@@ -83,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         return _server(args.host, args.port)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "train":
+        return _train_labelled(args)
+    if args.command == "models":
+        return _models(args.lake)
     if args.command == "train-temporal":
         return _train(args.preset, args.out)
     if args.command == "evaluate-temporal":
@@ -134,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.source.is_dir():
         print(f"emotrack: {args.source} is not a folder", file=sys.stderr)
         return 2
-    if not _known_model(args.model) or not _known_detector(args.detector):
+    if not _known_model(args.model, args.lake) or not _known_detector(args.detector):
         return 2
     _quiet_prefect()
     signal.signal(signal.SIGTERM, _stop)
@@ -181,7 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not _known_model(args.model) or not _known_detector(args.detector):
+    if not _known_model(args.model, args.lake) or not _known_detector(args.detector):
         return 2
     from flows.nightly import nightly
 
@@ -204,18 +225,82 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _known_model(version: str) -> bool:
-    """Whether `version` can score features; says which can if not (before any work starts)."""
+def _train_labelled(args: argparse.Namespace) -> int:
+    for folder in (args.annotations, args.videos):
+        if not folder.is_dir():
+            print(f"emotrack: {folder} is not a folder", file=sys.stderr)
+            return 2
+    if args.name in _model_names(args.lake):
+        print(f"emotrack: a model named {args.name!r} exists already", file=sys.stderr)
+        return 2
+    if not _known_detector(args.detector):
+        return 2
+    _quiet_prefect()
+    signal.signal(signal.SIGTERM, _stop)
+    from emotrack.server import run_server
+    from flows.train import train
+
+    with run_server():
+        validation = train(
+            annotations=str(args.annotations.resolve()),
+            videos=str(args.videos.resolve()),
+            lake=str(args.lake.resolve()),
+            name=args.name,
+            fps=args.fps,
+            epochs=args.epochs,
+            seed=args.seed,
+            dask_address=args.dask_address,
+            workers=args.workers,
+            detector=args.detector,
+        )
+    print(f"\nvalidation ({validation['model']['expression_frames']} labelled frames):")
+    print(f"  {'':22} accuracy  macro-F1  CCC valence  CCC arousal")
+    for who, label in (("model", args.name), ("cnn", "per-frame CNN")):
+        f = validation[who]
+        figures = [f.get(k, "-") for k in ("accuracy", "macro_f1", "ccc_valence", "ccc_arousal")]
+        print(f"  {label:22} " + "  ".join(f"{v!s:>9}" for v in figures))
+    print(f"\nmodel, metrics, confusion matrices and card: {args.lake / '_models' / args.name}")
+    print(f"use it with: emotrack rescore --lake {args.lake} --model {args.name}")
+    return 0
+
+
+def _model_names(lake: Path) -> list[str]:
     from emotrack.inference import known_models
 
-    if version in known_models():
+    return known_models(lake)
+
+
+def _models(lake: Path) -> int:
+    from emotrack.inference import known_models
+    from emotrack.registry import registered
+
+    trained = {entry["name"]: entry for entry in registered(lake)}
+    print(f"{'model':28} {'macro-F1':>8} {'CCC V':>6} {'CCC A':>6}  where")
+    for name in known_models(lake):
+        if name in trained:
+            f = trained[name]["validation"]["model"]
+            figures = [f.get(k, "-") for k in ("macro_f1", "ccc_valence", "ccc_arousal")]
+            where = f"{lake / '_models' / name} (trained in this lake)"
+        else:
+            figures, where = ["-", "-", "-"], "shipped with emotrack"
+        print(f"{name:28} {figures[0]!s:>8} {figures[1]!s:>6} {figures[2]!s:>6}  {where}")
+    return 0
+
+
+def _known_model(version: str, lake: Path) -> bool:
+    """Whether `version` can score features in `lake`; says which can if not (before any
+    work starts)."""
+    from emotrack.inference import known_models
+
+    known = known_models(lake)
+    if version in known:
         return True
-    print(f"emotrack: unknown model {version!r}; known: {known_models()}", file=sys.stderr)
+    print(f"emotrack: unknown model {version!r}; known: {known}", file=sys.stderr)
     return False
 
 
 def _rescore(args: argparse.Namespace) -> int:
-    if not _known_model(args.model):
+    if not _known_model(args.model, args.lake):
         return 2
     _quiet_prefect()
     from flows.rescore import rescore

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from emotrack.lake import Lake
+from emotrack.registry import model_folder, registered
 from emotrack.scoring import (
     MODEL_VERSION as CNN_PER_FRAME,
 )
@@ -24,22 +25,31 @@ from emotrack.scoring import (
     summarise_video,
     temporal_scores,
 )
-from models.temporal_gru import WEIGHTS_DIR, load_temporal_model
+from models.temporal_gru import WEIGHTS_DIR, load_model_folder
 
 DEFAULT_MODEL = "temporal-gru-v1"
 
 
-def known_models() -> list[str]:
-    """Model versions that can score features: the shipped temporal models and the CNN alone."""
+def known_models(lake_root: Path | None = None) -> list[str]:
+    """Model versions that can score features: the shipped temporal models, those trained
+    into the lake at lake_root (its registry), and the CNN alone."""
     shipped = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/config.json"))
-    return [*shipped, CNN_PER_FRAME]
+    trained = [entry["name"] for entry in registered(lake_root)] if lake_root else []
+    return [*shipped, *trained, CNN_PER_FRAME]
 
 
-def score_features(features: pd.DataFrame, version: str) -> FrameScores:
-    """Per-row scores of one video's features with the model `version`."""
+def score_features(
+    features: pd.DataFrame, version: str, lake_root: str | None = None
+) -> FrameScores:
+    """Per-row scores of one video's features with the model `version` (shipped, or in the
+    registry of the lake at lake_root)."""
     if version == CNN_PER_FRAME:
         return cnn_frame_scores(features)
-    model, cfg = load_temporal_model(version)
+    folder = model_folder(version, lake_root)
+    if folder is None:
+        known = known_models(Path(lake_root) if lake_root else None)
+        raise ValueError(f"unknown model {version!r}; known: {known}")
+    model, cfg = load_model_folder(folder)
     return temporal_scores(features, model, cfg)
 
 
@@ -49,7 +59,7 @@ def score_video(
     """The tracks rows and the summary row of one video, from its stored features."""
     features = Lake(Path(lake_root)).read_video("features", video_id)
     features = features.sort_values(["frame_index", "track_id"], ignore_index=True)
-    tracks = score_frames(features, score_features(features, version))
+    tracks = score_frames(features, score_features(features, version, lake_root))
     return tracks, summarise_video(tracks, frames_analysed, version)
 
 

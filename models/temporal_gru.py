@@ -95,13 +95,18 @@ def save_temporal_model(model: Any, cfg: TemporalConfig, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
 
 
-@functools.cache
 def load_temporal_model(version: str) -> tuple[Any, TemporalConfig]:
     """The shipped model `version` (a folder under models/weights), built once per process."""
     folder = WEIGHTS_DIR / version
     if not (folder / "config.json").exists():
         known = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/config.json"))
         raise ValueError(f"unknown temporal model {version!r}; shipped: {known}")
+    return load_model_folder(folder)
+
+
+@functools.cache
+def load_model_folder(folder: Path) -> tuple[Any, TemporalConfig]:
+    """The model saved in `folder` by save_temporal_model, built once per process."""
     cfg = TemporalConfig(**json.loads((folder / "config.json").read_text()))
     model = build_temporal_model(cfg)
     model.load_weights(folder / "model.weights.h5")

@@ -1,0 +1,107 @@
+"""`emotrack train` on a small Aff-Wild2-format dataset built from real face media."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import pandas as pd
+
+from emotrack.lake import Lake
+from emotrack.video import VideoSource
+
+HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
+
+
+def _write(path: Path, header: str, rows: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header, *rows]) + "\n")
+
+
+def _dataset(root: Path, videos: dict[str, Path]) -> Path:
+    """Annotations for the videos: EXPR in Aff-Wild2's folder names, VA in ABAW's."""
+    ann = root / "annotations"
+    frames = {
+        name: math.ceil(VideoSource.from_path(path).duration_s * VideoSource.from_path(path).fps)
+        for name, path in videos.items()
+    }
+    n = frames["talk"]  # neutral, an unannotated stretch, and a stretch of Other
+    expr = ["0"] * (n // 2) + ["-1"] * (n // 4) + ["7"] * (n - n // 2 - n // 4)
+    _write(ann / "EXPR_Set" / "Train_Set" / "talk.txt", HEADER, expr)
+    va = [
+        f"{0.1 + 0.3 * math.sin(i / 40):.3f},{-0.2 + 0.2 * math.cos(i / 30):.3f}" for i in range(n)
+    ]
+    va[n // 3 : n // 3 + 25] = ["-5,-5"] * 25
+    _write(ann / "VA_Estimation_Challenge" / "Train_Set" / "talk.txt", "valence,arousal", va)
+    n = frames["smile"]
+    _write(ann / "EXPR_Set" / "Train_Set" / "smile.txt", HEADER, ["4"] * n)
+    va = [f"{0.6 + 0.2 * i / n:.3f},{0.3 + 0.1 * i / n:.3f}" for i in range(n)]
+    _write(ann / "VA_Estimation_Challenge" / "Train_Set" / "smile.txt", "valence,arousal", va)
+    n = frames["single_face"]  # validation: neutral, then happy
+    _write(ann / "EXPR_Set" / "Validation_Set" / "single_face.txt", HEADER,
+           ["0"] * (n // 2) + ["4"] * (n - n // 2))  # fmt: skip
+    va = [f"{-0.2 + 0.6 * i / n:.3f},{0.1 * i / n:.3f}" for i in range(n)]
+    _write(ann / "VA_Estimation_Challenge" / "Validation_Set" / "single_face.txt",
+           "valence,arousal", va)  # fmt: skip
+    return ann
+
+
+def test_train_registers_a_model_that_rescore_can_use(
+    nightly_run, asset, tmp_path, prefect_server, capsys
+) -> None:
+    from emotrack.cli import main
+    from flows.rescore import rescore
+    from flows.train import train
+
+    lake = Lake(tmp_path / "lake")  # a lake that has run nightly over some of the videos
+    shutil.copytree(nightly_run.lake.root, lake.root)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copyfile(asset("WolfgangLanger_Pexels.mp4"), videos / "talk.mp4")
+    shutil.copyfile(nightly_run.source / "smile.mp4", videos / "smile.mp4")
+    shutil.copyfile(nightly_run.source / "single_face.mp4", videos / "single_face.mp4")
+    ann = _dataset(tmp_path, {p.stem: p for p in videos.iterdir()})
+    stored = {p: p.stat().st_mtime_ns for p in (lake.root / "features").rglob("*.parquet")}
+
+    validation = train(
+        annotations=str(ann), videos=str(videos), lake=str(lake.root), name="test-gru", epochs=3
+    )
+
+    # features: the two videos the lake had are not decoded again; the new one is added
+    assert {p: p.stat().st_mtime_ns for p in stored} == stored
+    talk = VideoSource.from_path(videos / "talk.mp4").video_id
+    assert talk in lake.video_ids("features")
+    # metrics for the model and the CNN, on the same validation frames
+    for who in ("model", "cnn"):
+        figures = validation[who]
+        assert figures["expression_frames"] > 0 and 0 <= figures["macro_f1"] <= 1
+        assert -1 <= figures["ccc_valence"] <= 1 and -1 <= figures["ccc_arousal"] <= 1
+    assert validation["model"]["expression_frames"] == validation["cnn"]["expression_frames"]
+    # the registry entry: weights, config, metrics, confusion matrices, card
+    entry = lake.root / "_models" / "test-gru"
+    metrics = json.loads((entry / "metrics.json").read_text())
+    assert metrics["data"]["train"] == ["smile", "talk"]
+    assert metrics["data"]["validation"] == ["single_face"]
+    before, kept = (
+        metrics["training"][k] for k in ("expression_frames_before", "expression_frames_kept")
+    )
+    assert before[3] == kept[3] == 15  # happy, the rarer class, kept whole: 3 s at 5 fps
+    assert before[6] == 49 and kept[6] < 30  # neutral kept down to about as many
+    assert before[0] == before[1] == kept[0] == 0  # Other and unannotated are not classes
+    assert metrics["training"]["va_frames_kept"] < metrics["training"]["va_frames_before"]
+    for who in ("model", "cnn"):
+        matrix = pd.read_csv(entry / f"confusion_{who}.csv", index_col=0)
+        assert matrix.shape == (7, 7)
+        assert matrix.to_numpy().sum() == validation[who]["expression_frames"]
+        assert cv2.imread(str(entry / f"confusion_{who}.png")) is not None
+    card = (entry / "MODEL_CARD.md").read_text()
+    assert "Balancing by downsampling" in card and "per-frame CNN" in card
+    assert (entry / "model.weights.h5").stat().st_size > 10_000
+
+    assert main(["models", "--lake", str(lake.root)]) == 0
+    assert "test-gru" in capsys.readouterr().out
+
+    counts = rescore(lake=str(lake.root), model="test-gru")
+    assert counts["rescored"] == len(set(lake.read("videos").query("status == 'ok'").video_id))
+    assert set(lake.read("tracks")["model_version"]) == {"test-gru"}
