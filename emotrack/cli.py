@@ -61,6 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--preset", choices=["default", "tiny"], default="default")
     train.add_argument("--out", type=Path, help="folder (default: models/weights/<version>)")
 
+    harm = commands.add_parser(
+        "evaluate", help="does a model do harm to what the CNN sees? (real faces, talking head)"
+    )
+    harm.add_argument(
+        "--model", action="append", help="model version (repeatable; default: the default and "
+        "the shipped temporal GRU)",
+    )  # fmt: skip
+    faces = commands.add_parser("real-faces", help="build the labelled real-face test set")
+    faces.add_argument("--out", type=Path, required=True, help="folder to write it to")
+
     evaluate = commands.add_parser("evaluate-temporal", help="the model card's figures, again")
     evaluate.add_argument("--model", default=None, help="a shipped temporal model version")
 
@@ -106,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         return _models(args.lake)
     if args.command == "train-temporal":
         return _train(args.preset, args.out)
+    if args.command == "evaluate":
+        return _no_harm(args.model)
+    if args.command == "real-faces":
+        return _real_faces(args.out)
     if args.command == "evaluate-temporal":
         return _evaluate(args.model)
     if args.command == "fetch":
@@ -128,7 +142,7 @@ def _add_inference_options(command: argparse.ArgumentParser) -> None:
 def _add_detector_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--detector",
-        help="face detector: blazeface-full (default), blazeface-short, blazeface-back or "
+        help="face detector: blazeface-short (default), blazeface-full, blazeface-back or "
         "mtcnn; also EMOTRACK_DETECTOR",
     )
 
@@ -284,6 +298,31 @@ def _models(lake: Path) -> int:
         else:
             figures, where = ["-", "-", "-"], "shipped with emotrack"
         print(f"{name:28} {figures[0]!s:>8} {figures[1]!s:>6} {figures[2]!s:>6}  {where}")
+    return 0
+
+
+def _no_harm(versions: list[str] | None) -> int:
+    from emotrack.inference import DEFAULT_MODEL
+    from models.no_harm import evaluate_versions, table
+    from models.temporal_gru import TemporalConfig
+
+    versions = versions or [DEFAULT_MODEL, TemporalConfig().version]
+    results = evaluate_versions(versions, Settings().cache_dir)
+    print(table(results))
+    for version in versions:
+        failed = [check for check, ok in results[version]["passes"].items() if not ok]
+        verdict = "passes every check" if not failed else f"fails: {', '.join(failed)}"
+        print(f"{version}: {verdict}")
+    return 0
+
+
+def _real_faces(out: Path) -> int:
+    from models.real_faces import build_real_faces
+
+    video = build_real_faces(out, Settings().cache_dir)
+    print(
+        f"video: {video}\nannotations: {out / 'annotations'}\nprovenance: {out / 'PROVENANCE.md'}"
+    )
     return 0
 
 

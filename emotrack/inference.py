@@ -19,15 +19,19 @@ from emotrack.scoring import (
     MODEL_VERSION as CNN_PER_FRAME,
 )
 from emotrack.scoring import (
+    SMOOTHED_VERSION,
     FrameScores,
     cnn_frame_scores,
     score_frames,
+    smoothed_scores,
     summarise_video,
     temporal_scores,
 )
 from models.temporal_gru import WEIGHTS_DIR, load_model_folder
 
-DEFAULT_MODEL = "temporal-gru-v1"
+# The default does no harm to what the CNN sees on real faces (README, "Which model"); the
+# temporal GRUs (shipped, or trained with `emotrack train`) are chosen with --model.
+DEFAULT_MODEL = SMOOTHED_VERSION
 
 
 def known_models(lake_root: Path | None = None) -> list[str]:
@@ -35,7 +39,7 @@ def known_models(lake_root: Path | None = None) -> list[str]:
     into the lake at lake_root (its registry), and the CNN alone."""
     shipped = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/config.json"))
     trained = [entry["name"] for entry in registered(lake_root)] if lake_root else []
-    return [*shipped, *trained, CNN_PER_FRAME]
+    return [SMOOTHED_VERSION, *shipped, *trained, CNN_PER_FRAME]
 
 
 def score_features(
@@ -45,6 +49,8 @@ def score_features(
     registry of the lake at lake_root)."""
     if version == CNN_PER_FRAME:
         return cnn_frame_scores(features)
+    if version == SMOOTHED_VERSION:
+        return smoothed_scores(features)
     folder = model_folder(version, lake_root)
     if folder is None:
         known = known_models(Path(lake_root) if lake_root else None)

@@ -33,6 +33,11 @@ CIRCUMPLEX = np.array([NRC_VAD[e] for e in EMOTIONS], np.float64) * 2.0 - 1.0  #
 # the expectation of the NRC VAD coordinates under the CNN's probabilities.
 MODEL_VERSION = f"cnn-per-frame:{CNN_CONFIG.version}+va:nrc-vad-v1-expectation"
 
+# The default: per face track, the mean of the CNN's probabilities over a centred window of
+# SMOOTHING_S seconds, valence/arousal and intensity from those as for the CNN alone.
+SMOOTHING_S = 1.0
+SMOOTHED_VERSION = f"cnn-smoothed-1s-v1:{CNN_CONFIG.version}"
+
 PROB_COLUMNS = [f"p_{e}" for e in EMOTIONS]
 SHARE_COLUMNS = [f"share_{e}" for e in EMOTIONS]
 
@@ -70,6 +75,30 @@ def cnn_frame_scores(features: pd.DataFrame) -> FrameScores:
     logits = logits_of(features)
     probs = softmax(logits) if len(features) else np.zeros((0, 7))
     return FrameScores(probs, valence_arousal(probs), 1.0 - probs[:, NEUTRAL], MODEL_VERSION)
+
+
+def smoothed_scores(features: pd.DataFrame, window_s: float = SMOOTHING_S) -> FrameScores:
+    """The CNN's probabilities averaged, per face track, over the track's rows within
+    window_s / 2 seconds of each row (by timestamp); valence/arousal and intensity from the
+    averaged probabilities as in cnn_frame_scores.
+
+    Rule kept on purpose simple: a class that the CNN gives most of a second keeps that
+    second, a one-frame flicker is outvoted, and nothing from further away than half the
+    window reaches a frame (no relabelling of whole segments).
+    """
+    probs = softmax(logits_of(features)) if len(features) else np.zeros((0, 7))
+    smoothed = np.zeros_like(probs)
+    times = features["timestamp_s"].to_numpy(np.float64)
+    for _, rows in features.groupby("track_id", sort=True).indices.items():
+        rows = rows[np.argsort(times[rows], kind="stable")]
+        t = times[rows]
+        sums = np.vstack([np.zeros((1, 7)), np.cumsum(probs[rows], axis=0)])
+        lo = np.searchsorted(t, t - window_s / 2 - 1e-6, side="left")
+        hi = np.searchsorted(t, t + window_s / 2 + 1e-6, side="right")
+        smoothed[rows] = (sums[hi] - sums[lo]) / (hi - lo)[:, None]
+    return FrameScores(
+        smoothed, valence_arousal(smoothed), 1.0 - smoothed[:, NEUTRAL], SMOOTHED_VERSION
+    )
 
 
 def temporal_scores(features: pd.DataFrame, model: Any, cfg: TemporalConfig) -> FrameScores:

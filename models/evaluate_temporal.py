@@ -141,6 +141,11 @@ def write_model_card(
         c=c,
         r=real,
         ratio=real["model_changes_per_min"] / max(real["cnn_changes_per_min"], 1e-9),
+        sim_table="\n".join(
+            f"| {who} | {f['accuracy']:.3f} | {f['macro_f1']:.3f} | {f['ccc_valence']:.3f} | "
+            f"{f['ccc_arousal']:.3f} |"
+            for who, f in (("this model", m), ("per-frame CNN", c))
+        ),
         confusion_model=_matrix(m["confusion"]),
         confusion_cnn=_matrix(c["confusion"]),
     )
@@ -225,6 +230,9 @@ Confusion matrix, per-frame CNN (simulated, counts):
 {confusion_cnn}
 
 ## Limits
+- It does harm on real faces: on the labelled real-face set it relabels what the CNN clearly
+  sees (`emotrack evaluate`; README, "Which model"), so it is not the default. Use it with
+  `--model {version}`, or train one on labelled video with `emotrack train`.
 - Trained on simulation only: the figures on simulated data measure how well it undoes the
   *assumed* CNN errors, not accuracy on real people. Its only real-video check is one talking
   head, without labels.

@@ -69,3 +69,18 @@ def test_summary_without_faces_has_no_dominant_emotion() -> None:
     summary = summarise_video(score_frames(_features([], [])), 7, MODEL_VERSION)
     assert summary["frames_with_face"] == 0 and summary["dominant_emotion"] is None
     assert summary["mean_valence"] is None
+
+
+def test_smoothing_outvotes_a_flicker_but_keeps_what_lasts_and_stays_in_its_track() -> None:
+    from emotrack.scoring import SMOOTHED_VERSION, smoothed_scores
+
+    happy, sad = np.eye(7)[EMOTIONS.index("happy")] * 6, np.eye(7)[EMOTIONS.index("sad")] * 6
+    # track 0: happy with a one-frame sad flicker, then two seconds of sad; track 1: all sad
+    sequence = [happy] * 5 + [sad] + [happy] * 5 + [sad] * 10
+    features = _features([list(r) for r in sequence + [sad] * 6], [0] * 21 + [1] * 6)
+    scores = smoothed_scores(features, window_s=1.0)
+    labels = "".join("HS"[int(p.argmax() == EMOTIONS.index("sad"))] for p in scores.probs)
+    assert labels[:21] == "H" * 11 + "S" * 10  # the flicker is gone, the change kept
+    assert labels[21:] == "S" * 6  # track 1's first frames are not pulled towards track 0
+    np.testing.assert_allclose(scores.probs.sum(axis=1), 1.0, rtol=1e-6)
+    assert scores.model_version == SMOOTHED_VERSION

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from emotrack.inference import DEFAULT_MODEL
 from models.expression_cnn import EMOTIONS
 from models.metrics import label_changes_per_minute
 from models.temporal_gru import TemporalConfig, load_temporal_model, model_inputs, predict_track
@@ -20,7 +19,7 @@ def _reading(cls: int, frames: int, lead: float, noise: float, seed: int) -> np.
 
 @pytest.fixture(scope="module")
 def shipped():
-    return load_temporal_model(DEFAULT_MODEL)
+    return load_temporal_model(TemporalConfig().version)
 
 
 def _labels(shipped, logits: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
