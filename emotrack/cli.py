@@ -289,15 +289,15 @@ def _models(lake: Path) -> int:
     from emotrack.registry import registered
 
     trained = {entry["name"]: entry for entry in registered(lake)}
-    print(f"{'model':28} {'macro-F1':>8} {'CCC V':>6} {'CCC A':>6}  where")
+    print(f"{'macro-F1':>8} {'CCC V':>6} {'CCC A':>6}  model (where)")
     for name in known_models(lake):
         if name in trained:
             f = trained[name]["validation"]["model"]
             figures = [f.get(k, "-") for k in ("macro_f1", "ccc_valence", "ccc_arousal")]
-            where = f"{lake / '_models' / name} (trained in this lake)"
+            where = f"trained into this lake: {lake / '_models' / name}"
         else:
             figures, where = ["-", "-", "-"], "shipped with emotrack"
-        print(f"{name:28} {figures[0]!s:>8} {figures[1]!s:>6} {figures[2]!s:>6}  {where}")
+        print(f"{figures[0]!s:>8} {figures[1]!s:>6} {figures[2]!s:>6}  {name} ({where})")
     return 0
 
 
