@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -39,8 +40,21 @@ VIDEO_SUFFIXES = frozenset(
         ".3gp",
     }
 )
-# ffmpeg may only read local files: a file that is really a playlist pointing elsewhere fails.
-_INPUT_OPTIONS = {"protocol_whitelist": "file"}
+# Every input reads only its own bytes: ffmpeg may open it only as a real video container
+# (a demuxer whitelist), and only through the file protocol. Playlists and references (hls,
+# concat, image2 patterns, ...) would read other files or URLs: they are refused, in probe
+# and in decode. (protocol_whitelist alone does not stop a playlist reading a local file.)
+VIDEO_DEMUXERS = (
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2",  # one demuxer: QuickTime / MP4 family
+    "matroska", "webm", "avi", "mpegts", "flv", "asf", "mpeg", "mpegvideo", "m4v", "h264",
+    "hevc", "ogg", "mxf", "dv",
+)  # fmt: skip
+_INPUT_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(VIDEO_DEMUXERS)}
+_REFERENCES = {
+    "hls": "an HLS playlist, not a video: it points at other files or URLs",
+    "concat": "a concat list, not a video: it points at other files",
+    "image2": "an image sequence pattern, not a video",
+}
 
 
 def find_videos(root: Path) -> list[Path]:
@@ -99,8 +113,11 @@ class VideoSource:
         if size == 0:
             raise UnreadableVideo("probe", "the file is empty (0 bytes)")
         try:
-            info = ffmpeg.probe(str(path), **_INPUT_OPTIONS)
+            info = ffmpeg.probe(_url(path), **_INPUT_OPTIONS)
         except ffmpeg.Error as err:
+            refused = _refused_format(err.stderr)
+            if refused:
+                raise UnreadableVideo("probe", f"refused: {refused}") from None
             raise UnreadableVideo(
                 "probe", f"ffprobe cannot read it as a video ({_last_line(err.stderr, path)})"
             ) from None
@@ -197,7 +214,7 @@ class VideoSource:
         decoder = {"skip_frame": "noref"} if self.fps >= _SKIP_NOREF_RATIO * rate else {}
         width, height = self.decoded_size(max_pixels)
         read_times, write_times = os.pipe()  # ffmpeg prints each kept frame's time here
-        stream = ffmpeg.input(str(self.path), **_INPUT_OPTIONS, **decoder, **window)
+        stream = ffmpeg.input(_url(self.path), **_INPUT_OPTIONS, **decoder, **window)
         stream = stream[str(self.stream_index)]
         stream = stream.filter("select", _first_frame_per_slot(rate))
         if (width, height) != (self.width, self.height):
@@ -249,7 +266,10 @@ class VideoSource:
                     proc.wait()
                 proc.stdout.close()
             errors.seek(0)
-            message = _last_line(errors.read(), self.path)
+            stderr = errors.read()
+            message, refused = _last_line(stderr, self.path), _refused_format(stderr)
+        if refused:
+            raise UnreadableVideo("decode", f"refused: {refused}")
         if watchdog and watchdog.finished.is_set() and returncode < 0:
             raise UnreadableVideo(
                 "analyse",
@@ -340,7 +360,7 @@ def _count_packets(path: Path, stream_index: int) -> int | None:
     """Packets of one stream, read from the container without decoding (None if unknown)."""
     try:
         info = ffmpeg.probe(
-            str(path), **_INPUT_OPTIONS, select_streams=str(stream_index), count_packets=None,
+            _url(path), **_INPUT_OPTIONS, select_streams=str(stream_index), count_packets=None,
             show_entries="stream=nb_read_packets",
         )  # fmt: skip
         return int(info["streams"][0]["nb_read_packets"])
@@ -368,7 +388,23 @@ def _rate(text: str | None) -> float:
     return float(rate)
 
 
+def _url(path: Path) -> str:
+    """The file protocol's URL of a path: any name (a colon, a leading dash) is a file name."""
+    return f"file:{path}"
+
+
+def _refused_format(stderr: bytes | None) -> str | None:
+    """Why ffmpeg refused to open a file as a video, if it found a format outside the
+    whitelist ("[hls @ 0x...] Format not on whitelist ...")."""
+    match = re.search(rb"\[([\w,]+) @ [^\]]*\] Format not on whitelist", stderr or b"")
+    if match is None:
+        return None
+    name = match.group(1).decode()
+    return _REFERENCES.get(name, f"its format ({name}) is not a video container")
+
+
 def _last_line(stderr: bytes | None, path: Path) -> str:
     """ffmpeg's last error line, without the file name it starts with."""
     lines = (stderr or b"").decode(errors="replace").strip().splitlines()
-    return lines[-1].strip().removeprefix(f"{path}: ") if lines else "no message"
+    last = lines[-1].strip() if lines else "no message"
+    return last.removeprefix(f"{_url(path)}: ").removeprefix(f"{path}: ")

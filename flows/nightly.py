@@ -12,14 +12,14 @@ import pandas as pd
 from distributed import KilledWorker
 from prefect import flow, get_run_logger
 
-from emotrack.cluster import ALLOWED_FAILURES, dask_client
+from emotrack.cluster import dask_client
 from emotrack.errors import UnreadableVideo
 from emotrack.incremental import CRASHED_RUNS, Plan
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
-from tasks.analyse import extract_video_features, probe_video
+from tasks.analyse import extract_video_features, probe_video, worker_died
 from tasks.discover import discover_videos, plan_run
 from tasks.infer import infer_video_tracks
 from tasks.publish import publish_scores, record_failure
@@ -121,15 +121,17 @@ def process_video(
     """
     try:
         source = probe_video(path, video_id, settings)
+        if isinstance(source, UnreadableVideo):
+            return unreadable(lake, path, source)
         with lake.attempt(source.video_id):  # counted as crashed if this run dies meanwhile
             frames = extract_video_features(client, source, lake, settings)
+            if isinstance(frames, UnreadableVideo):
+                return unreadable(lake, path, frames)
             tracks, summary = infer_video_tracks(client, lake, source.video_id, frames, model)
     except UnreadableVideo as error:
-        record_failure(lake, path, error)
-        return "failed"
+        return unreadable(lake, path, error)
     except KilledWorker as error:
-        record_failure(lake, path, worker_died(error, settings))
-        return "failed"
+        return unreadable(lake, path, worker_died(error, settings))
     except Exception:
         get_run_logger().exception("%s: unexpected error; the other videos go on", path.name)
         return "error"
@@ -145,13 +147,10 @@ def crashed_runs(runs: int) -> UnreadableVideo:
     )
 
 
-def worker_died(error: KilledWorker, settings: Settings) -> UnreadableVideo:
-    """The failure recorded for a video whose analysis kept killing its Dask worker."""
-    return UnreadableVideo(
-        "analyse",
-        f"stopped: the Dask worker analysing it died {ALLOWED_FAILURES} times (memory limit "
-        f"of {settings.worker_memory_gb:g} GB per worker exceeded, or a crash): {error}",
-    )
+def unreadable(lake: Lake, path: Path, error: UnreadableVideo) -> str:
+    """Record an input that cannot be processed (one WARNING line): its status "failed"."""
+    record_failure(lake, path, error)
+    return "failed"
 
 
 def publish_video(

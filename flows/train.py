@@ -51,20 +51,23 @@ def train(
             stored = set(store.video_ids("features"))
             pending = {}
             for stem, path in paths.items():
-                try:
-                    sources[stem] = probe_video(path, None, settings)
-                except UnreadableVideo as error:
-                    record_failure(store, path, error)
+                source = probe_video(path, None, settings)
+                if isinstance(source, UnreadableVideo):
+                    record_failure(store, path, source)
                     continue
-                if sources[stem].video_id not in stored:
+                sources[stem] = source
+                if source.video_id not in stored:
                     pending[stem] = extract_video_features.submit(
                         client, sources[stem], store, settings
                     )
             for stem, future in pending.items():
+                outcome: int | Exception
                 try:
-                    future.result()
+                    outcome = future.result()
                 except Exception as error:  # noqa: BLE001 - that video is left out
-                    get_run_logger().warning("%s: no features (%s); left out", stem, error)
+                    outcome = error
+                if not isinstance(outcome, int):
+                    get_run_logger().warning("%s: no features (%s); left out", stem, outcome)
                     sources.pop(stem)
         # Step 3: one labelled sequence per annotated face; train, evaluate, register.
         sequences = build_sequences(store, labelled, sources, settings.analysis_fps)

@@ -157,3 +157,20 @@ def test_a_decode_past_its_time_limit_is_stopped(make_clip) -> None:
         for _ in frames:
             time.sleep(0.2)  # a consumer slower than the limit allows: 20 frames, 4 s
     assert caught.value.stage == "analyse"
+
+
+def test_a_playlist_is_refused_in_decode_too_and_reads_nothing(make_clip, tmp_path) -> None:
+    private = tmp_path / "private.ts"
+    private.write_bytes(make_clip(2, 10, name="secret.mp4").read_bytes())  # mp4 bytes, any name
+    playlist = tmp_path / "playlist.mp4"
+    playlist.write_text(
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{private}\n#EXT-X-ENDLIST\n"
+    )
+    with pytest.raises(UnreadableVideo, match="refused: an HLS playlist") as caught:
+        VideoSource.from_path(playlist)
+    assert caught.value.stage == "probe"
+    posing = VideoSource(playlist, "vx", 100, 2.0, 10.0, 160, 96, "h264", 0)  # as if probed
+    frames = posing.frames(5)
+    with pytest.raises(UnreadableVideo, match="refused: an HLS playlist") as caught:
+        next(frames)
+    assert caught.value.stage == "decode"

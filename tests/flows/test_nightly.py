@@ -10,6 +10,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 
 from emotrack.inference import DEFAULT_MODEL
@@ -68,13 +70,23 @@ def test_a_second_run_over_an_unchanged_archive_processes_nothing(nightly_run) -
     assert {p: p.stat().st_mtime_ns for p in lake.root.rglob("*.parquet")} == files
 
 
-def test_prefect_server_recorded_the_run_and_the_failed_probes(nightly_run) -> None:
+def test_prefect_server_recorded_the_run_and_one_warning_per_unreadable_file(
+    nightly_run,
+) -> None:
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(nightly_run.flow_run_id)
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[nightly_run.flow_run_id]))
+        )
     task_runs = _task_runs(nightly_run.flow_run_id)
     assert flow_run.state.is_completed()
-    failed = sorted(t.name for t in task_runs if t.state.is_failed())
-    assert failed == ["probe [empty.mp4]", "probe [notes.mp4]"]
+    assert not [t.name for t in task_runs if t.state.is_failed()]  # unreadable is not failed
+    recorded = sorted(t.name for t in task_runs if t.name.startswith("record failure"))
+    assert recorded == ["record failure [empty.mp4]", "record failure [notes.mp4]"]
+    assert not [log.message for log in logs if log.level >= 40]  # no ERROR, no traceback
+    for name in BAD:
+        warnings = [log.message for log in logs if log.level == 30 and name in log.message]
+        assert len(warnings) == 1 and "not processed" in warnings[0], warnings
     published = {t.name for t in task_runs if t.name.startswith("publish scores")}
     assert published == {f"publish scores [{name}]" for name in GOOD}
 
