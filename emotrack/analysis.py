@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from queue import Full, Queue
@@ -92,13 +92,15 @@ def extract_features(
     cnn: Any,
     settings: Settings,
     segment: Segment = WHOLE,
+    on_batch: Callable[[int], None] | None = None,
 ) -> VideoFeatures:
     """Run the face detector, tracker and expression CNN over `source` at the analysis rate.
 
     Over `segment` only, if given: its table then also holds the overlap frames after it,
     and frames_analysed counts only the frames it owns. ffmpeg decodes the next frames in a
     thread while the models work; at most about 2 * `settings.batch_frames` frames are held,
-    each of at most `settings.max_frame_pixels` pixels.
+    each of at most `settings.max_frame_pixels` pixels. on_batch(frames) is called after each
+    batch, with the number of frames it held (progress reports).
     """
     rate = source.analysis_rate(settings.analysis_fps)
     tracker = FaceTracker(
@@ -146,6 +148,8 @@ def extract_features(
             for row, lg, em in zip(rows[-len(crops) :], logits, embedding, strict=True):
                 row["logits"] = lg
                 row["embedding"] = em
+        if on_batch is not None:
+            on_batch(len(batch))
     return VideoFeatures(owned, pd.DataFrame(rows, columns=FEATURE_COLUMNS))
 
 

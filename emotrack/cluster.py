@@ -32,6 +32,9 @@ from emotrack.video import VideoSource
 WORKER_ENV = {"EMOTRACK_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
 
 
+# Workers report each batch of frames they analyse under this Dask event topic.
+PROGRESS_TOPIC = "emotrack-progress"
+
 # A task whose worker dies this many times (memory limit, crash) fails with KilledWorker.
 ALLOWED_FAILURES = 2
 
@@ -103,13 +106,15 @@ def submit_features(client: Any, source: VideoSource, lake: Lake, settings: Sett
 
 def features_on_worker(source: VideoSource, lake_root: str, settings: Settings) -> tuple[int, int]:
     """Analyse the whole video and publish its features: (frames analysed, feature rows)."""
-    features = extract_features(source, *load_models(settings), settings)
+    models = load_models(settings)
+    features = extract_features(source, *models, settings, on_batch=_reporter(source))
     return features.frames_analysed, _publish(lake_root, source, features)
 
 
 def segment_on_worker(source: VideoSource, segment: Segment, settings: Settings) -> VideoFeatures:
     """The features of one segment (its overlap frames included), for stitch_on_worker."""
-    return extract_features(source, *load_models(settings), settings, segment)
+    models = load_models(settings)
+    return extract_features(source, *models, settings, segment, on_batch=_reporter(source))
 
 
 def stitch_on_worker(
@@ -122,6 +127,33 @@ def stitch_on_worker(
     """Join the segments' features into the video's and publish them."""
     features = stitch_segments(list(zip(segments, parts, strict=True)), settings.track_min_iou)
     return features.frames_analysed, _publish(lake_root, source, features)
+
+
+def _reporter(source: VideoSource) -> Any:
+    """on_batch for extract_features on a worker: an event the client can subscribe to."""
+    from distributed import get_worker
+
+    worker = get_worker()
+
+    def report(frames: int) -> None:
+        worker.log_event(PROGRESS_TOPIC, {"video_id": source.video_id, "frames": frames})
+
+    return report
+
+
+@contextmanager
+def progress_events(client: Any, on_frames: Any) -> Iterator[None]:
+    """Call on_frames(video_id, frames) for each batch that the workers report meanwhile."""
+
+    def handle(event: tuple[float, dict[str, Any]]) -> None:
+        _, message = event
+        on_frames(message["video_id"], int(message["frames"]))
+
+    client.subscribe_topic(PROGRESS_TOPIC, handle)
+    try:
+        yield
+    finally:
+        client.unsubscribe_topic(PROGRESS_TOPIC)
 
 
 def _publish(lake_root: str, source: VideoSource, features: VideoFeatures) -> int:

@@ -12,11 +12,12 @@ import pandas as pd
 from distributed import KilledWorker
 from prefect import flow, get_run_logger
 
-from emotrack.cluster import dask_client
+from emotrack.cluster import dask_client, progress_events
 from emotrack.errors import UnreadableVideo
 from emotrack.incremental import CRASHED_RUNS, Plan
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
+from emotrack.progress import RunProgress
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 from tasks.analyse import extract_video_features, probe_video, worker_died
@@ -84,35 +85,61 @@ def process_videos(
     plan: Plan, lake: Lake, settings: Settings, model: str, client: Any
 ) -> dict[Path, str]:
     """Each video of the plan through process_video, two per worker thread of the cluster at
-    a time (one analysed while the next one starts): path -> status."""
+    a time (one analysed while the next one starts): path -> status. The console shows the
+    run's progress, fed per batch of frames by the workers."""
     progress = start_progress()
+    console = RunProgress(len(plan.todo))
     in_flight = 2 * sum(client.nthreads().values())
     done: dict[Path, str] = {}
     pool = ThreadPoolExecutor(in_flight, thread_name_prefix="emotrack-video")
     try:
-        futures = {  # each thread runs in a copy of the flow run's context: tasks join this run
-            pool.submit(
-                copy_context().run, process_video, path, plan.video_ids.get(path), lake,
-                settings, model, client,
-            ): path
-            for path in plan.todo
-        }  # fmt: skip
-        for future in as_completed(futures):
-            path = futures[future]
-            done[path] = future.result()
-            get_run_logger().info(
-                "video %d of %d: %s %s", len(done), len(plan.todo), path.name, done[path]
-            )
-            report_progress(progress, 100.0 * len(done) / len(plan.todo))
+        with progress_events(client, console.analysed):
+            futures = {  # each thread runs in a copy of the flow run's context: tasks join it
+                pool.submit(
+                    copy_context().run, process_video, path, plan.video_ids.get(path), lake,
+                    settings, model, client, console,
+                ): path
+                for path in plan.todo
+            }  # fmt: skip
+            for future in as_completed(futures):
+                path = futures[future]
+                done[path] = future.result()
+                get_run_logger().info(
+                    "video %d of %d: %s %s", len(done), len(plan.todo), path.name, done[path]
+                )
+                report_progress(progress, 100.0 * len(done) / len(plan.todo))
     finally:  # when stopped, waiting threads end as the cluster closes, not the other way
         pool.shutdown(wait=len(done) == len(plan.todo), cancel_futures=True)
+        console.close()
     return {path: done[path] for path in plan.todo}
 
 
 def process_video(
-    path: Path, video_id: str | None, lake: Lake, settings: Settings, model: str, client: Any
+    path: Path,
+    video_id: str | None,
+    lake: Lake,
+    settings: Settings,
+    model: str,
+    client: Any,
+    console: RunProgress,
 ) -> str:
-    """One video, stage by stage: "ok", "failed" (unreadable, recorded) or "error".
+    """One video, stage by stage: "ok", "failed" (unreadable, recorded) or "error"; the
+    console shows it start and end."""
+    status, detail, known_id = analyse_video(path, video_id, lake, settings, model, client, console)
+    console.finished_video(known_id, path.name, status, detail)
+    return status
+
+
+def analyse_video(
+    path: Path,
+    video_id: str | None,
+    lake: Lake,
+    settings: Settings,
+    model: str,
+    client: Any,
+    console: RunProgress,
+) -> tuple[str, str, str | None]:
+    """(status, what to tell the operator, video id) of one video.
 
     Steps, each a Prefect task: probe -> faces + CNN on a worker (features stored) -> the
     temporal model on a worker -> tracks, summary and, last, the videos row. An unreadable
@@ -122,20 +149,26 @@ def process_video(
     try:
         source = probe_video(path, video_id, settings)
         if isinstance(source, UnreadableVideo):
-            return unreadable(lake, path, source)
+            return unreadable(lake, path, source), str(source), video_id
+        video_id = source.video_id
+        rate = source.analysis_rate(settings.analysis_fps)
+        console.started_video(video_id, path.name, source.duration_s, rate)
         with lake.attempt(source.video_id):  # counted as crashed if this run dies meanwhile
             frames = extract_video_features(client, source, lake, settings)
             if isinstance(frames, UnreadableVideo):
-                return unreadable(lake, path, frames)
+                return unreadable(lake, path, frames), str(frames), video_id
             tracks, summary = infer_video_tracks(client, lake, source.video_id, frames, model)
     except UnreadableVideo as error:
-        return unreadable(lake, path, error)
+        return unreadable(lake, path, error), str(error), video_id
     except KilledWorker as error:
-        return unreadable(lake, path, worker_died(error, settings))
+        died = worker_died(error, settings)
+        return unreadable(lake, path, died), str(died), video_id
     except Exception:
         get_run_logger().exception("%s: unexpected error; the other videos go on", path.name)
-        return "error"
-    return publish_video(lake, source, settings.analysis_fps, frames, tracks, summary)
+        return "error", "unexpected error, see the log", video_id
+    status = publish_video(lake, source, settings.analysis_fps, frames, tracks, summary)
+    mostly = summary["dominant_emotion"] or "no face"
+    return status, f"{summary['n_tracks']} face track(s), mostly {mostly}", video_id
 
 
 def crashed_runs(runs: int) -> UnreadableVideo:

@@ -110,12 +110,15 @@ class BlazeFace:
     """One BlazeFace model in a LiteRT interpreter (single-threaded unless EMOTRACK_TF_THREADS)."""
 
     def __init__(self, config: BlazeFaceConfig, weights: Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from models.tensorflow_runtime import quiet_native_stderr
 
         self.config = config
         threads = int(os.environ.get("EMOTRACK_TF_THREADS", "0")) or None
-        self.interpreter = Interpreter(model_path=str(weights), num_threads=threads)
-        self.interpreter.allocate_tensors()
+        with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on stderr
+            from ai_edge_litert.interpreter import Interpreter
+
+            self.interpreter = Interpreter(model_path=str(weights), num_threads=threads)
+            self.interpreter.allocate_tensors()
         (tensor,) = self.interpreter.get_input_details()
         size = config.input_size
         assert tuple(tensor["shape"]) == (1, size, size, 3), tensor["shape"]
