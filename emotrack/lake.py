@@ -5,6 +5,7 @@ Layout (Hive-style, one Parquet file per video and table):
     LAKE/videos/video_id=<id>/part-0.parquet      one row per video (ok or failed)
     LAKE/features/video_id=<id>/part-0.parquet    one row per face per analysed frame
     LAKE/tracks/video_id=<id>/<model>.parquet     one row per face per analysed frame
+    LAKE/episodes/video_id=<id>/<model>.parquet   one row per expression episode of a track
     LAKE/summaries/video_id=<id>/<model>.parquet  one row per video
     LAKE/failures/<key>.parquet                   one row per unreadable input file
     LAKE/_attempts/<id>                           runs that started analysing a video and
@@ -40,6 +41,7 @@ import pyarrow.parquet as pq
 from models.expression_cnn import EMBEDDING_DIM, EMOTIONS
 
 PARTITION = "video_id"
+EMPTY_PARTITION = "_none"  # holds each table's empty schema file (see Lake.create_tables)
 _f32, _f64, _i32, _str = pa.float32(), pa.float64(), pa.int32(), pa.string()
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _FACE = [
@@ -87,6 +89,20 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("model_version", _str),
         ]
     ),
+    "episodes": pa.schema(
+        [
+            ("track_id", _i32),
+            ("emotion", _str),
+            ("start_s", _f64),
+            ("peak_s", _f64),
+            ("end_s", _f64),
+            ("duration_s", _f64),
+            ("peak_intensity", _f32),
+            ("mean_valence", _f32),
+            ("mean_arousal", _f32),
+            ("model_version", _str),
+        ]
+    ),
     "summaries": pa.schema(
         [
             ("frames_analysed", _i32),
@@ -119,8 +135,9 @@ _DUCKDB_TYPES = {
     "list<item: float>": "FLOAT[]",
     "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
 }
-VERSIONED = ("tracks", "summaries")  # stored per model version
-VIDEO_TABLES = ("features", "tracks", "summaries", "videos")  # publication order: videos last
+VERSIONED = ("tracks", "episodes", "summaries")  # stored per model version
+# publication order: videos last
+VIDEO_TABLES = ("features", "tracks", "episodes", "summaries", "videos")
 
 
 class Lake:
@@ -193,12 +210,28 @@ class Lake:
                         raise TimeoutError(f"another run holds {self.root / '_lock'}") from None
                     time.sleep(0.5)
             try:
+                self.create_tables()
                 shutil.rmtree(self.root / "_staging", ignore_errors=True)
                 for stale in self.root.glob("*/**/.*.tmp"):
                     stale.unlink(missing_ok=True)
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def create_tables(self) -> None:
+        """Give every table a file, empty but with its schema, so that a query over any table
+        of a healthy lake never fails for want of files (a lake without failures has no
+        failure rows, not no `failures` table). The files sit in a folder or under a name
+        that starts with "_", which pyarrow, pandas and Spark skip; DuckDB reads no rows."""
+        for table, schema in SCHEMAS.items():
+            folder = self.root / table
+            empty = (
+                (folder / "_empty.parquet")
+                if table == "failures"
+                else (folder / f"{PARTITION}={EMPTY_PARTITION}" / "_empty.parquet")
+            )
+            if not empty.exists():
+                self._write_atomic(schema.empty_table(), empty)
 
     def completed(self, model_version: str) -> set[str]:
         """Videos whose `videos` row says ok and that were scored by `model_version`."""
@@ -245,7 +278,11 @@ class Lake:
         """The videos that have rows (files) in `table`."""
         prefix = f"{PARTITION}="
         folders = (self.root / table).glob(f"{prefix}*")
-        return sorted(f.name[len(prefix) :] for f in folders if any(f.glob("*.parquet")))
+        return sorted(
+            f.name[len(prefix) :]
+            for f in folders
+            if f.name != f"{prefix}{EMPTY_PARTITION}" and any(f.glob("*.parquet"))
+        )
 
     def read_video(self, table: str, video_id: str) -> pd.DataFrame:
         """One video's rows of `table` (without the video_id column)."""

@@ -45,6 +45,13 @@ def describe_lake(root: Path) -> str:
     return "\n".join(lines)
 
 
+# The reason shown for a file that did not end ok and has no row in `failures`.
+UNRECORDED = {
+    "error": "unexpected error, logged with its traceback in this run's logs; nothing was "
+    "recorded, so the next run tries the video again",
+}
+
+
 def run_rows(statuses: dict[Path, str], lake: Lake) -> list[dict[str, object]]:
     """One row per file of a run: status, frames, faces, dominant emotion or failure reason."""
     videos = lake.read("videos")[["video_id", "source_uri"]]
@@ -65,7 +72,7 @@ def run_rows(statuses: dict[Path, str], lake: Lake) -> list[dict[str, object]]:
                 "frames_with_face": _int_or_none(fact.get("frames_with_face")),
                 "tracks": _int_or_none(fact.get("n_tracks")),
                 "dominant_emotion": fact.get("dominant_emotion") or None,
-                "reason": reasons.get(str(path)),
+                "reason": reasons.get(str(path)) or UNRECORDED.get(status),
             }
         )
     return rows

@@ -9,6 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from emotrack.episodes import episodes_of
 from emotrack.errors import UnreadableVideo
 from emotrack.lake import Lake
 from emotrack.records import failure_rows, video_row
@@ -32,13 +33,16 @@ def publish_scores(
     tracks: pd.DataFrame,
     summary: dict[str, object],
 ) -> dict[str, int]:
-    """Replace the video's tracks and summary, then write its `videos` row: it is complete."""
+    """Replace the video's tracks, episodes and summary, then write its `videos` row: it is
+    complete."""
     video = video_row(source, analysis_fps, frames_analysed, "ok", datetime.now(UTC))
-    rows = lake.publish(
-        source.video_id,
-        {"tracks": tracks, "summaries": pd.DataFrame([summary]), "videos": pd.DataFrame([video])},
-        source_uri=str(source.path),
-    )
+    tables = {
+        "tracks": tracks,
+        "episodes": episodes_of(tracks),
+        "summaries": pd.DataFrame([summary]),
+        "videos": pd.DataFrame([video]),
+    }
+    rows = lake.publish(source.video_id, tables, source_uri=str(source.path))
     get_run_logger().info("%s: published %s", source.name, rows)
     return rows
 
@@ -57,8 +61,12 @@ def replace_scores(
     summary: dict[str, object],
     keep_versions: bool,
 ) -> dict[str, int]:
-    """Rescoring: replace (or add, with keep_versions) a video's tracks and summary."""
-    tables = {"tracks": tracks, "summaries": pd.DataFrame([summary])}
+    """Rescoring: replace (or add, with keep_versions) a video's tracks, episodes and summary."""
+    tables = {
+        "tracks": tracks,
+        "episodes": episodes_of(tracks),
+        "summaries": pd.DataFrame([summary]),
+    }
     rows = lake.publish(video_id, tables, keep_versions=keep_versions)
     get_run_logger().info("%s: rescored, %s", video_id, rows)
     return rows

@@ -156,3 +156,20 @@ def test_an_attempt_is_counted_only_while_its_run_dies_in_it(tmp_path) -> None:
         assert lake.crashed() == {"vb": 3}
     assert lake.crashed() == {}
     assert not list(lake.root.glob("**/*.tmp")) and lake.read("videos").empty
+
+
+def test_the_run_table_gives_a_reason_for_every_video_that_did_not_end_ok(tmp_path) -> None:
+    from emotrack.report import run_rows
+
+    lake = Lake(tmp_path / "lake")
+    lake.create_tables()
+    lake.record_failure(
+        {"source_uri": "/a/bad.mp4", "video_id": None, "stage": "probe",
+         "error_type": "UnreadableVideo", "message": "the file is empty (0 bytes)",
+         "failed_at": datetime.now(UTC)},
+        None,
+    )  # fmt: skip
+    statuses = {Path("/a/bad.mp4"): "failed", Path("/a/odd.mp4"): "error"}
+    rows = {row["video"]: row for row in run_rows(statuses, lake)}
+    assert rows["bad.mp4"]["reason"] == "probe: the file is empty (0 bytes)"
+    assert "unexpected error" in str(rows["odd.mp4"]["reason"])

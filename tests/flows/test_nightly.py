@@ -274,3 +274,16 @@ def test_a_video_that_kills_its_worker_is_recorded_and_the_others_complete(
     )
     again = nightly(source=str(archive), lake=str(lake.root), dask_address=address)
     assert again == {"skipped": 1, "quarantined": 1}  # it cannot stop the next night either
+
+
+def test_episodes_follow_the_tracks_of_each_video(nightly_run) -> None:
+    lake = nightly_run.lake
+    episodes = _by_name(
+        lake.read("episodes").merge(lake.read("videos")[["video_id", "source_uri"]])
+    )
+    smile = episodes.loc[["smile.mp4"]]  # 3 s of a smiling face
+    assert (smile["emotion"] == "happy").any()
+    assert (smile["duration_s"] >= 1.0).all() and (smile["start_s"] <= smile["peak_s"]).all()
+    assert (smile["peak_s"] < smile["end_s"]).all()
+    assert set(episodes["model_version"]) == {DEFAULT_MODEL}
+    assert "neutral" not in set(episodes["emotion"])

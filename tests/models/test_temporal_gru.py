@@ -1,10 +1,14 @@
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from models.expression_cnn import EMOTIONS
 from models.metrics import label_changes_per_minute
 from models.temporal_gru import TemporalConfig, load_temporal_model, model_inputs, predict_track
-from models.train_temporal import PRESETS, simulate_tracks, train
+from models.train_temporal import simulate_tracks
 
 HAPPY, SAD, NEUTRAL = (EMOTIONS.index(e) for e in ("happy", "sad", "neutral"))
 BIAS = np.array([1.1, -5.5, -0.5, -1.0, -0.2, -1.0, 1.0])  # typical non-reported logits
@@ -71,15 +75,23 @@ def test_long_tracks_are_scored_window_by_window_like_short_ones(shipped) -> Non
 
 
 def test_training_is_reproducible_with_the_same_seed() -> None:
-    from models.evaluate_temporal import evaluate_simulated
-
-    preset, cfg = PRESETS["tiny"], TemporalConfig(version="temporal-gru-tiny")
-    test = simulate_tracks(10, preset.track_frames, seed=99)
+    # Two fresh processes, as two runs of `emotrack train-temporal` would be.
+    program = (
+        "import json; from models.evaluate_temporal import evaluate_simulated; "
+        "from models.temporal_gru import TemporalConfig; "
+        "from models.train_temporal import PRESETS, simulate_tracks, train; "
+        "preset, cfg = PRESETS['tiny'], TemporalConfig(version='temporal-gru-tiny'); "
+        "model, facts = train(preset, cfg); "
+        "m = evaluate_simulated(model, cfg, simulate_tracks(10, preset.track_frames, seed=99)); "
+        "print(json.dumps([facts['final_loss'], m['model']['accuracy'], "
+        "m['model']['ccc_valence']]))"
+    )
     runs = []
     for _ in range(2):
-        model, facts = train(preset, cfg)
-        metrics = evaluate_simulated(model, cfg, test)["model"]
-        runs.append((facts["final_loss"], metrics["accuracy"], metrics["ccc_valence"]))
+        done = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, check=True
+        )
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-6)
     assert simulate_tracks(3, 64, seed=1)[2].logits.tolist() == (
         simulate_tracks(3, 64, seed=1)[2].logits.tolist()
