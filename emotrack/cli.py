@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_detector_option(serve)
     _add_inference_options(serve)
 
-    report = commands.add_parser("report", help="print what the lake holds")
+    report = commands.add_parser("report", help="print what the lake holds, or write HTML pages")
     report.add_argument("--lake", type=Path, required=True)
+    report.add_argument("--html", type=Path, help="write the HTML report into this folder")
 
     sql = commands.add_parser("sql", help="run a DuckDB query; tables are views by name")
     sql.add_argument("query", help="for example: SELECT emotion, count(*) FROM tracks GROUP BY 1")
@@ -131,7 +132,18 @@ def main(argv: list[str] | None = None) -> int:
         return _evaluate(args.model)
     if args.command == "fetch":
         return _fetch(args.samples)
+    if args.html:
+        return _html_report(args.lake, args.html)
     return _report(args.lake)
+
+
+def _html_report(lake: Path, out: Path) -> int:
+    from emotrack.html_report import write_report
+    from emotrack.lake import Lake
+
+    index = write_report(Lake(lake), out)
+    print(f"report: {index.resolve()}")
+    return 0
 
 
 def _add_inference_options(command: argparse.ArgumentParser) -> None:

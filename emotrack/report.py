@@ -78,7 +78,7 @@ def run_rows(statuses: dict[Path, str], lake: Lake) -> list[dict[str, object]]:
     return rows
 
 
-def run_markdown(rows: list[dict[str, object]], lake: Lake) -> str:
+def run_markdown(rows: list[dict[str, object]], lake: Lake, html: Path | None = None) -> str:
     """The run in a few lines: counts, unreadable files with reasons, where the outputs are."""
     counts: dict[str, int] = {}
     for row in rows:
@@ -99,6 +99,7 @@ def run_markdown(rows: list[dict[str, object]], lake: Lake) -> str:
         "",
         f"Lake: `{lake.root}`",
         "",
+        *([f"HTML report: [{html}](file://{html})", ""] if html else []),
         "```sql",
         f"SELECT * FROM read_parquet('{lake.glob('summaries')}', hive_partitioning=true);",
         "```",

@@ -24,7 +24,12 @@ from tasks.analyse import extract_video_features, probe_video, worker_died
 from tasks.discover import discover_videos, plan_run
 from tasks.infer import infer_video_tracks
 from tasks.publish import publish_scores, record_failure
-from tasks.report import publish_run_report, report_progress, start_progress
+from tasks.report import (
+    publish_run_report,
+    report_progress,
+    start_progress,
+    write_html_report,
+)
 
 
 @flow(name="emotrack-nightly", flow_run_name="nightly {source}")
@@ -74,10 +79,11 @@ def _nightly(
     if plan.todo:
         # Steps 2-5 for every video, several at a time; the heavy work runs on the cluster.
         with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
-            statuses = process_videos(plan, store, settings, model, client)
+            statuses |= process_videos(plan, store, settings, model, client)
     statuses |= dict.fromkeys(plan.done, "skipped") | dict.fromkeys(plan.quarantined, "quarantined")
-    # Step 6: what the operator sees in the Prefect UI.
-    publish_run_report(store, statuses)
+    # Step 6: what the operator sees: HTML pages of the lake, and the run in the Prefect UI.
+    index = write_html_report(store, [path for path, status in statuses.items() if status == "ok"])
+    publish_run_report(store, statuses, index)
     return report_statuses(statuses)
 
 

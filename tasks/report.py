@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import cast
 from uuid import UUID
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -15,13 +15,26 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
+from emotrack.html_report import REPORT_DIR, write_report
 from emotrack.lake import Lake
 from emotrack.report import run_markdown, run_rows
 
 
+@task(name="write-html-report", cache_policy=NO_CACHE)
+def write_html_report(lake: Lake, processed: list[Path]) -> Path:
+    """Refresh LAKE/_report: the index of every video, the pages of the videos this run
+    processed (and of any without a page yet)."""
+    videos = lake.read("videos")
+    ids = videos.loc[videos["source_uri"].isin([str(p) for p in processed]), "video_id"]
+    index = write_report(lake, lake.root / REPORT_DIR, sorted(ids))
+    get_run_logger().info("HTML report: %s", index)
+    return index
+
+
 @task(name="publish-run-report", cache_policy=NO_CACHE)
-def publish_run_report(lake: Lake, statuses: dict[Path, str]) -> None:
-    """A table of the run's videos and a markdown summary, as artifacts of the flow run."""
+def publish_run_report(lake: Lake, statuses: dict[Path, str], html: Path | None = None) -> None:
+    """A table of the run's videos and a markdown summary (with a link to the HTML report),
+    as artifacts of the flow run."""
     rows = run_rows(statuses, lake)
     create_table_artifact(
         rows,
@@ -29,7 +42,7 @@ def publish_run_report(lake: Lake, statuses: dict[Path, str]) -> None:
         description="Videos of this run: status, frames, faces, dominant emotion or reason",
     )
     create_markdown_artifact(
-        run_markdown(rows, lake),
+        run_markdown(rows, lake, html),
         key="emotrack-run-summary",
         description="Counts, unreadable files and where the outputs are",
     )

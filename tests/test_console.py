@@ -13,6 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter
 from prefect.settings import PREFECT_API_URL
 
+from emotrack.lake import Lake
+
 CLI = Path(sys.executable).with_name("emotrack")
 NATIVE_NOISE = re.compile(r"^[IWE]\d{4} |cuda|cuInit|absl|XNNPACK|oneDNN", re.M | re.I)
 DASK_INFO = re.compile(r"INFO .*distributed\.|distributed\.\w+ - INFO", re.M)
@@ -22,7 +24,7 @@ DASK_INFO = re.compile(r"INFO .*distributed\.|distributed\.\w+ - INFO", re.M)
 def archive(asset, tmp_path) -> Path:
     folder = tmp_path / "archive"
     folder.mkdir()
-    for name in ["single_face.mp4", "no_face.mp4"]:
+    for name in ["single_face.mp4", "no_face.mp4", "WolfgangLanger_Pexels.mp4"]:
         shutil.copyfile(asset(name), folder / name)
     (folder / "notes.mp4").write_text("not a video\n")
     return folder
@@ -49,10 +51,10 @@ def test_piped_output_is_plain_quiet_and_names_every_video(prefect_server, archi
     assert not NATIVE_NOISE.search(out), NATIVE_NOISE.search(out)
     assert not DASK_INFO.search(out) and "Finished in state" not in out
     assert "\x1b[" not in out  # no escape codes in a pipe
-    for name in ["single_face.mp4", "no_face.mp4"]:
+    for name in ["single_face.mp4", "no_face.mp4", "WolfgangLanger_Pexels.mp4"]:
         assert re.search(rf"^start +{name}", out, re.M) and re.search(rf"^ok +{name}", out, re.M)
     assert re.search(r"^failed +notes\.mp4: probe: ", out, re.M)
-    assert re.search(r"analysed 3 of 3 video\(s\) in [\d.]+ s: \d+ video-s at", out)
+    assert re.search(r"analysed 4 of 4 video\(s\) in [\d.]+ s: \d+ video-s at", out)
     assert re.search(r"the run took [\d.]+ s in all", out)
 
     with get_client(sync_client=True) as client:  # the API still has the tasks' INFO lines
@@ -61,7 +63,12 @@ def test_piped_output_is_plain_quiet_and_names_every_video(prefect_server, archi
         )
         logs = client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [flow_run.id]}))
     infos = [log.message for log in logs if log.level == 20]
-    assert any("frames analysed" in m for m in infos) and any("video 3 of 3" in m for m in infos)
+    assert any("frames analysed" in m for m in infos) and any("video 4 of 4" in m for m in infos)
+
+    talk = Lake(lake).read("videos").query("source_uri.str.endswith('WolfgangLanger_Pexels.mp4')")
+    episodes = Lake(lake).read("episodes")  # the talking head has expression episodes
+    assert len(episodes[episodes["video_id"] == talk["video_id"].iloc[0]]) > 0
+    assert (lake / "_report" / "index.html").exists()  # and the run wrote its HTML report
 
 
 def test_a_terminal_gets_a_live_display_that_reaches_the_total(prefect_server, archive, tmp_path):
@@ -77,7 +84,7 @@ def test_a_terminal_gets_a_live_display_that_reaches_the_total(prefect_server, a
     )
     screen = typescript.read_text(errors="replace")
     assert "\x1b[" in screen and "videos" in screen  # drawn with rich, redrawn in place
-    assert re.search(r"3/3\S* \d+ frames/s", screen)  # it reached the total, with figures
+    assert re.search(r"4/4\S* \d+ frames/s", screen)  # it reached the total, with figures
     assert re.search(r"ok +single_face\.mp4: 12 frames in", screen)  # a line per video
     assert not NATIVE_NOISE.search(screen)
 

@@ -1,0 +1,62 @@
+"""The HTML report, rendered by a real headless Chromium."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ensure-chromium.sh")], capture_output=True, text=True
+    )
+    path = shutil.which("chromium")
+    if done.returncode != 0 or path is None:
+        pytest.skip(f"chromium could not be installed: {done.stderr.strip()}")
+    return path
+
+
+def _render(chromium: str, page: Path, tmp_path: Path) -> tuple[str, "cv2.typing.MatLike"]:
+    """(the DOM after rendering, a screenshot) of a page opened from disk, offline."""
+    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1100,900"]
+    dom = subprocess.run(
+        [*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    shot = tmp_path / f"{page.stem}.png"
+    subprocess.run(
+        [*common, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120
+    )
+    image = cv2.imread(str(shot))
+    assert image is not None, "no screenshot"
+    return dom, image
+
+
+def test_the_index_and_a_video_page_render_with_their_plots(nightly_run, chromium, tmp_path):
+    from emotrack.cli import main
+
+    out = tmp_path / "report"
+    assert main(["report", "--lake", str(nightly_run.lake.root), "--html", str(out)]) == 0
+    index = out / "index.html"
+    dom, image = _render(chromium, index, tmp_path)
+    for name in ["single_face.mp4", "smile.mp4", "portrait.mov", "no_face.mp4", "notes.mp4"]:
+        assert name in dom, name
+    assert "the file is empty" in dom  # a failed file's reason
+    assert len(re.findall(r"<polyline", dom)) >= 3  # a valence sparkline per video with faces
+    assert image.std() > 10, "the screenshot is blank"
+
+    videos = nightly_run.lake.read("videos").set_index("source_uri")
+    smile = videos.loc[str(nightly_run.source / "smile.mp4"), "video_id"]
+    dom, image = _render(chromium, out / f"{smile}.html", tmp_path)
+    assert dom.count("<polygon") == 7  # the 7 probabilities, stacked
+    assert "<rect" in dom and "happy" in dom  # episodes as bands, and in the table
+    assert re.search(r'<img src="thumbs/[^"]+\.jpg"', dom)
+    assert (out / "thumbs" / f"{smile}-0.jpg").stat().st_size > 1000  # a face, cropped
+    assert image.std() > 10
+    page = (out / f"{smile}.html").read_text()
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing fetched from elsewhere
