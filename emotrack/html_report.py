@@ -60,7 +60,7 @@ def write_report(lake: Lake, out: Path, video_ids: list[str] | None = None) -> P
     for video in ok.itertuples():
         page = out / f"{video.video_id}.html"
         if video_ids is None or video.video_id in video_ids or not page.exists():
-            _write_page(lake, out, video)
+            _page_from_lake(lake, out, video)
     index = out / "index.html"
     index.write_text(_index(videos, failures, sparks, out))
     return index
@@ -105,12 +105,27 @@ def _index(videos: pd.DataFrame, failures: pd.DataFrame, sparks: pd.DataFrame, o
     return _page("emotrack report", body)
 
 
-def _write_page(lake: Lake, out: Path, video: Any) -> None:
-    tracks = lake.read_video("tracks", video.video_id).sort_values(["track_id", "timestamp_s"])
+def write_video_page(
+    out: Path, video: dict[str, Any], tracks: pd.DataFrame, episodes: pd.DataFrame
+) -> Path:
+    """Write (or rewrite) the page of one video from the rows just published: `video` is its
+    videos row with video_id and model_version; returns the page's path."""
+    (out / "thumbs").mkdir(parents=True, exist_ok=True)
+    _write_page(out, next(pd.DataFrame([video]).itertuples()), tracks, episodes)
+    return out / f"{video['video_id']}.html"
+
+
+def _page_from_lake(lake: Lake, out: Path, video: Any) -> None:
+    tracks = lake.read_video("tracks", video.video_id)
     try:
         episodes = lake.read_video("episodes", video.video_id)
     except FileNotFoundError:
         episodes = pd.DataFrame(columns=["track_id", "emotion", "start_s", "end_s"])
+    _write_page(out, video, tracks, episodes)
+
+
+def _write_page(out: Path, video: Any, tracks: pd.DataFrame, episodes: pd.DataFrame) -> None:
+    tracks = tracks.sort_values(["track_id", "timestamp_s"])
     end = max(float(video.duration_s or 0), float(tracks["timestamp_s"].max() or 0)) or 1.0
     sections = []
     for track_id, track in tracks.groupby("track_id"):
@@ -235,9 +250,19 @@ def _thumbnail(video: Any, track: pd.DataFrame, path: Path) -> Path | None:
     if path.exists():
         return path
     row = track.loc[track["intensity"].idxmax()]
+    source = VideoSource(  # as probed when it was analysed: no second probe
+        path=Path(video.source_uri),
+        video_id=video.video_id,
+        size_bytes=int(video.size_bytes),
+        duration_s=float(video.duration_s),
+        fps=float(video.fps),
+        width=int(video.width),
+        height=int(video.height),
+        codec=str(video.codec),
+        rotation=int(video.rotation),
+    )
+    rate = float(video.analysis_fps)
     try:
-        source = VideoSource.from_path(Path(video.source_uri), video.video_id)
-        rate = source.analysis_rate(float(video.analysis_fps))
         _, frame = next(iter(source.frames(rate, float(row["timestamp_s"]), 1.0 / rate)))
     except (UnreadableVideo, StopIteration, OSError):
         return None

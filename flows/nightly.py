@@ -82,7 +82,7 @@ def _nightly(
             statuses |= process_videos(plan, store, settings, model, client)
     statuses |= dict.fromkeys(plan.done, "skipped") | dict.fromkeys(plan.quarantined, "quarantined")
     # Step 6: what the operator sees: HTML pages of the lake, and the run in the Prefect UI.
-    index = write_html_report(store, [path for path, status in statuses.items() if status == "ok"])
+    index = write_html_report(store)
     publish_run_report(store, statuses, index)
     return report_statuses(statuses)
 

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from emotrack.episodes import episodes_of
 from emotrack.errors import UnreadableVideo
+from emotrack.html_report import REPORT_DIR, write_video_page
 from emotrack.lake import Lake
 from emotrack.records import failure_rows, video_row
 from emotrack.video import VideoSource
@@ -44,6 +45,11 @@ def publish_scores(
     }
     rows = lake.publish(source.video_id, tables, source_uri=str(source.path))
     get_run_logger().info("%s: published %s", source.name, rows)
+    try:  # its page of the HTML report, while the other videos are analysed
+        facts = {**video, "video_id": source.video_id, "model_version": summary["model_version"]}
+        write_video_page(lake.root / REPORT_DIR, facts, tracks, tables["episodes"])
+    except Exception as error:  # noqa: BLE001 - a page is no reason to fail the video
+        get_run_logger().warning("%s: no HTML page (%s)", source.name, error)
     return rows
 
 

@@ -21,12 +21,10 @@ from emotrack.report import run_markdown, run_rows
 
 
 @task(name="write-html-report", cache_policy=NO_CACHE)
-def write_html_report(lake: Lake, processed: list[Path]) -> Path:
-    """Refresh LAKE/_report: the index of every video, the pages of the videos this run
-    processed (and of any without a page yet)."""
-    videos = lake.read("videos")
-    ids = videos.loc[videos["source_uri"].isin([str(p) for p in processed]), "video_id"]
-    index = write_report(lake, lake.root / REPORT_DIR, sorted(ids))
+def write_html_report(lake: Lake) -> Path:
+    """Refresh LAKE/_report's index of every video, and write the pages that are missing
+    (publish_scores writes the page of each video it publishes)."""
+    index = write_report(lake, lake.root / REPORT_DIR, [])
     get_run_logger().info("HTML report: %s", index)
     return index
 
