@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
-	@bash scripts/ensure-ffmpeg.sh
+	@bash scripts/ensure-debian.sh ffmpeg ffmpeg ffprobe
 
 # Exact versions come from requirements.lock (used as constraints).
 $(STAMP): pyproject.toml requirements.lock

@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def chromium() -> str:
     done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ensure-chromium.sh")], capture_output=True, text=True
+        ["bash", str(ROOT / "scripts" / "ensure-debian.sh"), "chromium", "chromium"],
+        capture_output=True,
+        text=True,
     )
     path = shutil.which("chromium")
     if done.returncode != 0 or path is None:
