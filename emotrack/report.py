@@ -42,6 +42,9 @@ def describe_lake(root: Path) -> str:
     )
     example = "SELECT emotion, count(*) FROM tracks GROUP BY 1"
     lines.append(f'query:  emotrack sql --lake {root} "{example}"')
+    index = lake.root / "_report" / "index.html"
+    if index.exists():
+        lines.append(f"pages:  {index.resolve()}")
     return "\n".join(lines)
 
 

@@ -69,6 +69,7 @@ def test_piped_output_is_plain_quiet_and_names_every_video(prefect_server, archi
     episodes = Lake(lake).read("episodes")  # the talking head has expression episodes
     assert len(episodes[episodes["video_id"] == talk["video_id"].iloc[0]]) > 0
     assert (lake / "_report" / "index.html").exists()  # and the run wrote its HTML report
+    assert re.search(r"^pages: +/.*/_report/index.html$", out, re.M)  # and says where
 
 
 def test_a_terminal_gets_a_live_display_that_reaches_the_total(prefect_server, archive, tmp_path):
