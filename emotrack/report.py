@@ -37,7 +37,7 @@ def describe_lake(root: Path) -> str:
         "tables: "
         + ", ".join(
             f"{t} ({lake.count(t)} rows)"
-            for t in ("videos", "features", "tracks", "summaries", "failures")
+            for t in ("videos", "features", "tracks", "episodes", "summaries", "failures")
         )
     )
     example = "SELECT emotion, count(*) FROM tracks GROUP BY 1"
