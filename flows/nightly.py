@@ -90,7 +90,7 @@ def _nightly(
 def process_videos(
     plan: Plan, lake: Lake, settings: Settings, model: str, client: Any
 ) -> dict[Path, str]:
-    """Each video of the plan through process_video, two per worker thread of the cluster at
+    """Each video of the plan through analyse_video, two per worker thread of the cluster at
     a time (one analysed while the next one starts): path -> status. The console shows the
     run's progress, fed per batch of frames by the workers."""
     progress = start_progress()
@@ -102,14 +102,15 @@ def process_videos(
         with progress_events(client, console.analysed):
             futures = {  # each thread runs in a copy of the flow run's context: tasks join it
                 pool.submit(
-                    copy_context().run, process_video, path, plan.video_ids.get(path), lake,
+                    copy_context().run, analyse_video, path, plan.video_ids.get(path), lake,
                     settings, model, client, console,
                 ): path
                 for path in plan.todo
             }  # fmt: skip
             for future in as_completed(futures):
                 path = futures[future]
-                done[path] = future.result()
+                done[path], detail, video_id = future.result()
+                console.finished_video(video_id, path.name, done[path], detail)
                 get_run_logger().info(
                     "video %d of %d: %s %s", len(done), len(plan.todo), path.name, done[path]
                 )
@@ -118,22 +119,6 @@ def process_videos(
         pool.shutdown(wait=len(done) == len(plan.todo), cancel_futures=True)
         console.close()
     return {path: done[path] for path in plan.todo}
-
-
-def process_video(
-    path: Path,
-    video_id: str | None,
-    lake: Lake,
-    settings: Settings,
-    model: str,
-    client: Any,
-    console: RunProgress,
-) -> str:
-    """One video, stage by stage: "ok", "failed" (unreadable, recorded) or "error"; the
-    console shows it start and end."""
-    status, detail, known_id = analyse_video(path, video_id, lake, settings, model, client, console)
-    console.finished_video(known_id, path.name, status, detail)
-    return status
 
 
 def analyse_video(
@@ -145,7 +130,8 @@ def analyse_video(
     client: Any,
     console: RunProgress,
 ) -> tuple[str, str, str | None]:
-    """(status, what to tell the operator, video id) of one video.
+    """(status, what to tell the operator, video id) of one video: status is "ok",
+    "failed" (unreadable, recorded) or "error"; the console shows it start.
 
     Steps, each a Prefect task: probe -> faces + CNN on a worker (features stored) -> the
     temporal model on a worker -> tracks, summary and, last, the videos row. An unreadable

@@ -68,14 +68,13 @@ def evaluate_versions(versions: list[str], cache_dir: Path) -> dict[str, dict[st
     from emotrack.assets import fetch_asset
     from emotrack.inference import score_features
     from emotrack.scoring import MODEL_VERSION as CNN_PER_FRAME
-    from models.real_faces import build_real_faces
+    from models.real_faces import FPS, build_real_faces
 
     with tempfile.TemporaryDirectory() as tmp:
         video = build_real_faces(Path(tmp), cache_dir)
         (labelled,) = read_annotations(Path(tmp) / "annotations")
         real = annotated_face(_features(video, cache_dir), None)  # the one face of each frame
-        native_fps = _fps(video)
-    truth, _ = labels_at(labelled, real["timestamp_s"].to_numpy(), native_fps)
+    truth, _ = labels_at(labelled, real["timestamp_s"].to_numpy(), FPS)  # the set's own rate
     talk = _features(fetch_asset(TALKING_HEAD, cache_dir), cache_dir)
     talk = talk[talk["track_id"] == talk["track_id"].value_counts().idxmax()]
     talk = talk.sort_values("frame_index", ignore_index=True)
@@ -141,12 +140,6 @@ def _features(video: Path, cache_dir: Path) -> pd.DataFrame:
 
     settings = Settings(cache_dir=cache_dir)
     return extract_features(VideoSource.from_path(video), *load_models(settings), settings).table
-
-
-def _fps(video: Path) -> float:
-    from emotrack.video import VideoSource
-
-    return VideoSource.from_path(video).fps
 
 
 def _simulated_features(tracks: int = 200, frames: int = 128) -> tuple[np.ndarray, pd.DataFrame]:
