@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from emotrack.settings import Settings
+from emotrack.storage import is_url, location
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,8 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="process every video under SOURCE into the lake")
-    run.add_argument("source", type=Path, help="folder of videos (searched recursively)")
-    run.add_argument("--lake", type=Path, required=True, help="lake folder (created if missing)")
+    run.add_argument(
+        "source", help="folder of videos, or an object-storage URL such as s3://bucket/prefix "
+        "(searched recursively)",
+    )  # fmt: skip
+    run.add_argument(
+        "--lake", required=True, help="lake folder (created if missing) or URL (s3://bucket/prefix)"
+    )
     run.add_argument("--fps", type=float, default=5.0, help="frames analysed per second")
     _add_detector_option(run)
     run.add_argument(
@@ -38,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     rescore = commands.add_parser(
         "rescore", help="recompute tracks and summaries from stored features with a model"
     )
-    rescore.add_argument("--lake", type=Path, required=True)
+    rescore.add_argument("--lake", required=True, help="lake folder or URL")
     rescore.add_argument(
         "--keep-versions",
         action="store_true",
@@ -51,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     labelled.add_argument("--annotations", type=Path, required=True, help="annotation folder")
     labelled.add_argument("--videos", type=Path, required=True, help="folder of the videos")
-    labelled.add_argument("--lake", type=Path, required=True, help="lake (features, registry)")
+    labelled.add_argument(
+        "--lake", required=True, help="lake folder (features, registry; on local disk only)"
+    )
     labelled.add_argument("--name", required=True, help="model version, e.g. affwild2-gru-v1")
     labelled.add_argument("--fps", type=float, default=5.0, help="frames analysed per second")
     labelled.add_argument("--epochs", type=int, default=30)
@@ -61,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     labelled.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
 
     models = commands.add_parser("models", help="list the models a lake can use")
-    models.add_argument("--lake", type=Path, required=True)
+    models.add_argument("--lake", required=True, help="lake folder or URL")
 
     train = commands.add_parser("train-temporal", help="train the temporal model (simulated)")
     train.add_argument("--preset", choices=["default", "tiny"], default="default")
@@ -90,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser(
         "serve", help="register the nightly deployment with a schedule and serve its runs"
     )
-    serve.add_argument("--source", type=Path, required=True, help="folder of videos")
-    serve.add_argument("--lake", type=Path, required=True)
+    serve.add_argument("--source", required=True, help="folder of videos or URL")
+    serve.add_argument("--lake", required=True, help="lake folder or URL")
     serve.add_argument("--cron", help='schedule, e.g. "0 2 * * *" (none: on demand only)')
     serve.add_argument("--name", default="nightly", help="deployment name")
     serve.add_argument("--fps", type=float, default=5.0)
@@ -99,17 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     _add_inference_options(serve)
 
     report = commands.add_parser("report", help="print what the lake holds, or write HTML pages")
-    report.add_argument("--lake", type=Path, required=True)
+    report.add_argument("--lake", required=True, help="lake folder or URL")
     report.add_argument("--html", type=Path, help="write the HTML report into this folder")
 
     sql = commands.add_parser("sql", help="run a DuckDB query; tables are views by name")
     sql.add_argument("query", help="for example: SELECT emotion, count(*) FROM tracks GROUP BY 1")
-    sql.add_argument("--lake", type=Path, required=True)
+    sql.add_argument("--lake", required=True, help="lake folder or URL")
 
     args = parser.parse_args(argv)
     _console(args.verbose)
     if args.command == "sql":
-        return _sql(args.lake, args.query)
+        return _sql(location(args.lake), args.query)
     if args.command == "run":
         return _run(args)
     if args.command == "rescore":
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         return _train_labelled(args)
     if args.command == "models":
-        return _models(args.lake)
+        return _models(location(args.lake))
     if args.command == "train-temporal":
         return _train(args.preset, args.out)
     if args.command == "evaluate":
@@ -133,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fetch":
         return _fetch(args.samples)
     if args.html:
-        return _html_report(args.lake, args.html)
-    return _report(args.lake)
+        return _html_report(location(args.lake), args.html)
+    return _report(location(args.lake))
 
 
-def _html_report(lake: Path, out: Path) -> int:
+def _html_report(lake: str, out: Path) -> int:
     from emotrack.html_report import write_report
     from emotrack.lake import Lake
 
@@ -198,10 +206,10 @@ def _quiet_prefect() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if not args.source.is_dir():
-        print(f"emotrack: {args.source} is not a folder", file=sys.stderr)
+    source, lake = location(args.source), location(args.lake)
+    if not _reachable(source, lake):
         return 2
-    if not _known_model(args.model, args.lake) or not _known_detector(args.detector):
+    if not _known_model(args.model, lake) or not _known_detector(args.detector):
         return 2
     started = time.monotonic()
     _quiet_prefect()
@@ -211,8 +219,8 @@ def _run(args: argparse.Namespace) -> int:
 
     with run_server():  # ends with this process, even after SIGKILL
         counts = nightly(
-            source=str(args.source.resolve()),
-            lake=str(args.lake.resolve()),
+            source=source,
+            lake=lake,
             fps=args.fps,
             model=args.model,
             dask_address=args.dask_address,
@@ -226,7 +234,24 @@ def _run(args: argparse.Namespace) -> int:
         f"quarantined (unreadable earlier, unchanged); the run took "
         f"{time.monotonic() - started:.1f} s in all, start-up included"
     )
-    return _report(args.lake)
+    return _report(lake)
+
+
+def _reachable(source: str, lake: str | None = None) -> bool:
+    """Whether the source folder exists, and a bucket named by the source or the lake can be
+    read; says why not (before any work starts)."""
+    from emotrack.storage import ObjectStore, StorageError
+
+    if not is_url(source) and not Path(source).is_dir():
+        print(f"emotrack: {source} is not a folder", file=sys.stderr)
+        return False
+    try:
+        for url in (u for u in (source, lake) if u and is_url(u)):
+            ObjectStore(url).check()
+    except StorageError as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return False
+    return True
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -250,7 +275,10 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not _known_model(args.model, args.lake) or not _known_detector(args.detector):
+    source, lake = location(args.source), location(args.lake)
+    if not _reachable(source, lake):
+        return 2
+    if not _known_model(args.model, lake) or not _known_detector(args.detector):
         return 2
     from flows.nightly import nightly
 
@@ -258,8 +286,8 @@ def _serve(args: argparse.Namespace) -> int:
         name=args.name,
         cron=args.cron,
         parameters={
-            "source": str(args.source.resolve()),
-            "lake": str(args.lake.resolve()),
+            "source": source,
+            "lake": lake,
             "fps": args.fps,
             "model": args.model,
             "dask_address": args.dask_address,
@@ -274,6 +302,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _train_labelled(args: argparse.Namespace) -> int:
+    if is_url(args.lake):
+        print("emotrack: train needs a lake on local disk (its model registry)", file=sys.stderr)
+        return 2
+    args.lake = Path(args.lake)
     for folder in (args.annotations, args.videos):
         if not folder.is_dir():
             print(f"emotrack: {folder} is not a folder", file=sys.stderr)
@@ -312,13 +344,13 @@ def _train_labelled(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_names(lake: Path) -> list[str]:
+def _model_names(lake: Path | str) -> list[str]:
     from emotrack.inference import known_models
 
     return known_models(lake)
 
 
-def _models(lake: Path) -> int:
+def _models(lake: str) -> int:
     from emotrack.inference import known_models
     from emotrack.registry import registered
 
@@ -328,7 +360,7 @@ def _models(lake: Path) -> int:
         if name in trained:
             f = trained[name]["validation"]["model"]
             figures = [f.get(k, "-") for k in ("macro_f1", "ccc_valence", "ccc_arousal")]
-            where = f"trained into this lake: {lake / '_models' / name}"
+            where = f"trained into this lake: {Path(lake) / '_models' / name}"
         else:
             figures, where = ["-", "-", "-"], "shipped with emotrack"
         print(f"{figures[0]!s:>8} {figures[1]!s:>6} {figures[2]!s:>6}  {name} ({where})")
@@ -360,7 +392,7 @@ def _real_faces(out: Path) -> int:
     return 0
 
 
-def _known_model(version: str, lake: Path) -> bool:
+def _known_model(version: str, lake: str) -> bool:
     """Whether `version` can score features in `lake`; says which can if not (before any
     work starts)."""
     from emotrack.inference import known_models
@@ -373,20 +405,21 @@ def _known_model(version: str, lake: Path) -> bool:
 
 
 def _rescore(args: argparse.Namespace) -> int:
-    if not _known_model(args.model, args.lake):
+    lake = location(args.lake)
+    if not _reachable(lake) or not _known_model(args.model, lake):
         return 2
     _quiet_prefect()
     from flows.rescore import rescore
 
     counts = rescore(
-        lake=str(args.lake.resolve()),
+        lake=lake,
         model=args.model,
         keep_versions=args.keep_versions,
         dask_address=args.dask_address,
         workers=args.workers,
     )
     print(f"\nrescored {counts['rescored']} video(s) with {args.model}")
-    return _report(args.lake)
+    return _report(lake)
 
 
 def _train(preset: str, out: Path | None) -> int:
@@ -419,15 +452,17 @@ def _fetch(samples: Path | None) -> int:
     return 0
 
 
-def _sql(lake: Path, query: str) -> int:
+def _sql(lake: str, query: str) -> int:
     from emotrack.lake import Lake
 
+    if not _reachable(lake):
+        return 2
     with Lake(lake).connect() as con:
         con.sql(query).show(max_width=200)
     return 0
 
 
-def _report(lake: Path) -> int:
+def _report(lake: str) -> int:
     from emotrack.report import describe_lake
 
     print(describe_lake(lake))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -76,7 +75,7 @@ def submit_features(client: Any, source: VideoSource, lake: Lake, settings: Sett
     """A Dask future of (frames analysed, feature rows) once the video's features are in the
     lake: one task, or one per segment and a task that joins them."""
     segments = plan_segments(source, settings)
-    root = str(lake.root)
+    root = lake.url
     if segments == [WHOLE]:
         return client.submit(
             features_on_worker, source, root, settings, pure=False, key=_key("features", source)
@@ -158,7 +157,7 @@ def progress_events(client: Any, on_frames: Any) -> Iterator[None]:
 
 def _publish(lake_root: str, source: VideoSource, features: VideoFeatures) -> int:
     tables = {"features": features.table}
-    return Lake(Path(lake_root)).publish(source.video_id, tables)["features"]
+    return Lake(lake_root).publish(source.video_id, tables)["features"]
 
 
 def _key(stage: str, source: VideoSource) -> str:

@@ -14,6 +14,7 @@ small because each series is averaged into at most MAX_POINTS points.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,27 @@ STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-coll
 td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}
 .failed{color:#a00}.plot{margin:.3em 0}.legend span{margin-right:1em}
 .swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em}"""
+
+
+def report_folder(lake: Lake) -> Path:
+    """Where a run writes the lake's pages: LAKE/_report on disk; for a lake on object
+    storage, a local folder of the cache (upload_report copies its pages to LAKE/_report)."""
+    if lake.local:
+        return lake.root / REPORT_DIR
+    from emotrack.settings import Settings
+
+    key = hashlib.sha256(lake.url.encode()).hexdigest()[:16]
+    return Settings().cache_dir / "reports" / key
+
+
+def upload_report(lake: Lake, folder: Path, video_ids: list[str]) -> None:
+    """Copy the index and the pages (and thumbnails) of `video_ids` from `folder` into a lake
+    on object storage, under LAKE/_report."""
+    names = ["index.html", *(f"{v}.html" for v in video_ids)]
+    names += [f"thumbs/{p.name}" for v in video_ids for p in (folder / "thumbs").glob(f"{v}-*")]
+    for name in names:
+        if (folder / name).is_file():
+            lake.store.write_bytes(f"{REPORT_DIR}/{name}", (folder / name).read_bytes())
 
 
 def write_report(lake: Lake, out: Path, video_ids: list[str] | None = None) -> Path:

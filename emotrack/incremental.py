@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 # A video that was being analysed when this many runs died is quarantined.
 CRASHED_RUNS = 2
@@ -11,17 +10,17 @@ CRASHED_RUNS = 2
 
 @dataclass(frozen=True)
 class Plan:
-    """What to do with each discovered file (paths keep the discovery order)."""
+    """What to do with each discovered file, by URI (in the discovery order)."""
 
-    video_ids: dict[Path, str | None] = field(default_factory=dict)  # content ids, read once
-    todo: list[Path] = field(default_factory=list)
-    done: list[Path] = field(default_factory=list)  # same content already complete
-    quarantined: list[Path] = field(default_factory=list)  # same content already failed
-    crashed: list[Path] = field(default_factory=list)  # runs died on it: to quarantine now
+    video_ids: dict[str, str | None] = field(default_factory=dict)  # content ids, read once
+    todo: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)  # same content already complete
+    quarantined: list[str] = field(default_factory=list)  # same content already failed
+    crashed: list[str] = field(default_factory=list)  # runs died on it: to quarantine now
 
 
 def plan_videos(
-    video_ids: dict[Path, str | None],
+    video_ids: dict[str, str | None],
     completed: set[str],
     failed: dict[str, str | None],
     reprocess: bool = False,
@@ -29,7 +28,7 @@ def plan_videos(
 ) -> Plan:
     """Split files into todo / done / quarantined / crashed.
 
-    video_ids: each file's content id (None if it could not be read); completed: ids that
+    video_ids: each file's content id (None if not read yet, or unreadable); completed: ids that
     are complete in the lake for the model in use; failed: source_uri -> content id of the
     recorded failures; crashed: content id -> runs that died while analysing it. A failure
     stays quarantined while its file's content is unchanged; a video on which CRASHED_RUNS
@@ -38,15 +37,15 @@ def plan_videos(
     """
     crashed = crashed or {}
     plan = Plan(video_ids=dict(video_ids))
-    for path, video_id in video_ids.items():
+    for uri, video_id in video_ids.items():
         if reprocess or video_id is None:
-            plan.todo.append(path)
+            plan.todo.append(uri)
         elif video_id in completed:
-            plan.done.append(path)
-        elif str(path) in failed and failed[str(path)] == video_id:
-            plan.quarantined.append(path)
+            plan.done.append(uri)
+        elif uri in failed and failed[uri] == video_id:
+            plan.quarantined.append(uri)
         elif crashed.get(video_id, 0) >= CRASHED_RUNS:
-            plan.crashed.append(path)
+            plan.crashed.append(uri)
         else:
-            plan.todo.append(path)
+            plan.todo.append(uri)
     return plan

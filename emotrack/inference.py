@@ -34,7 +34,7 @@ from models.temporal_gru import WEIGHTS_DIR, load_model_folder
 DEFAULT_MODEL = SMOOTHED_VERSION
 
 
-def known_models(lake_root: Path | None = None) -> list[str]:
+def known_models(lake_root: Path | str | None = None) -> list[str]:
     """Model versions that can score features: the shipped temporal models, those trained
     into the lake at lake_root (its registry), and the CNN alone."""
     shipped = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/config.json"))
@@ -53,7 +53,7 @@ def score_features(
         return smoothed_scores(features)
     folder = model_folder(version, lake_root)
     if folder is None:
-        known = known_models(Path(lake_root) if lake_root else None)
+        known = known_models(lake_root)
         raise ValueError(f"unknown model {version!r}; known: {known}")
     model, cfg = load_model_folder(folder)
     return temporal_scores(features, model, cfg)
@@ -63,7 +63,7 @@ def score_video(
     lake_root: str, video_id: str, frames_analysed: int, version: str
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """The tracks rows and the summary row of one video, from its stored features."""
-    features = Lake(Path(lake_root)).read_video("features", video_id)
+    features = Lake(lake_root).read_video("features", video_id)
     features = features.sort_values(["frame_index", "track_id"], ignore_index=True)
     tracks = score_frames(features, score_features(features, version, lake_root))
     return tracks, summarise_video(tracks, frames_analysed, version)
@@ -79,7 +79,7 @@ def score_videos(
     futures = {
         client.submit(
             score_video,
-            str(lake.root),
+            lake.url,
             video_id,
             frames,
             version,

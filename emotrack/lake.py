@@ -10,24 +10,23 @@ Layout (Hive-style, one Parquet file per video and table):
     LAKE/failures/<key>.parquet                   one row per unreadable input file
     LAKE/_attempts/<id>                           runs that started analysing a video and
                                                   did not finish it (not a table)
+    LAKE/_sources/<key>.json                      content ids of object-storage inputs
 
+LAKE is a folder or an object-storage URL (s3://bucket/prefix; see emotrack.storage).
 `video_id` is the partition column: it comes from the folder name, not from inside the file.
-A video's files are first written under LAKE/_staging, then moved into place with os.replace
-(atomic on one filesystem), `videos` last: a video is complete once its `videos` row exists.
-Publishing a video again replaces its files, so re-runs never duplicate rows. A run holds
-the lake's lock (`Lake.exclusive`) for its whole length. `tracks` and
-`summaries` files are named after the model version that made them; publishing another
-version removes the old one unless the caller asks to keep several.
+A video's files are encoded in full first, then each is put into place whole (a rename on
+disk, one PUT on object storage), `videos` last: a video is complete once its `videos` row
+exists, and a reader never sees part of a file. Publishing a video again replaces its files,
+so re-runs never duplicate rows. A run holds the lake's lock (`Lake.exclusive`) for its
+whole length. `tracks`, `episodes` and `summaries` files are named after the model version
+that made them; publishing another version removes the old one unless the caller asks to
+keep several.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
-import shutil
-import time
-import uuid
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,12 +35,17 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from emotrack.storage import LocalStore, ObjectStore, open_store
 from models.expression_cnn import EMBEDDING_DIM, EMOTIONS
 
 PARTITION = "video_id"
 EMPTY_PARTITION = "_none"  # holds each table's empty schema file (see Lake.create_tables)
+ATTEMPTS = "_attempts"  # markers of runs that died while analysing a video (Lake.attempt)
+SOURCES = "_sources"  # content ids of object-storage inputs (Lake.remember_source)
 _f32, _f64, _i32, _str = pa.float32(), pa.float64(), pa.int32(), pa.string()
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _FACE = [
@@ -141,10 +145,22 @@ VIDEO_TABLES = ("features", "tracks", "episodes", "summaries", "videos")
 
 
 class Lake:
-    """A lake on local disk rooted at `root`."""
+    """A lake rooted at a local folder or at an object-storage URL (see emotrack.storage)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, where: str | Path) -> None:
+        self.store = open_store(where)
+        self.url = self.store.url  # what runs record and workers are given
+
+    @property
+    def local(self) -> bool:
+        return self.store.local
+
+    @property
+    def root(self) -> Path:
+        """The lake's folder; only a lake on local disk has one."""
+        if not isinstance(self.store, LocalStore):
+            raise ValueError(f"{self.url} is on object storage, not a folder")
+        return self.store.root
 
     def glob(self, table: str) -> str:
         """The pattern readers pass to duckdb.read_parquet(..., hive_partitioning=true)."""
@@ -160,33 +176,26 @@ class Lake:
         """Atomically (re)place one video's rows in the given tables; return rows per table.
 
         `tables` maps some of VIDEO_TABLES to rows without the video_id column; they are
-        validated first, staged, then moved into place with `videos` last. Rows of `tracks`
-        and `summaries` are stored per model_version: other versions of the video are removed
+        validated and encoded first, then each is written whole into place (a rename on
+        disk, one PUT on object storage) with `videos` last. Rows of `tracks` and
+        `summaries` are stored per model_version: other versions of the video are removed
         unless keep_versions. Publishing `videos` clears a failure recorded for `source_uri`.
         """
         assert set(tables) <= set(VIDEO_TABLES), sorted(tables)
         order = [t for t in VIDEO_TABLES if t in tables]
         staged = {t: _to_arrow(t, tables[t]) for t in order}  # validate before writing
+        encoded = {t: _parquet_bytes(data) for t, data in staged.items()}
         version = _version_file_name(tables)
-        finals = {
-            t: self._video_file(t, video_id, version if t in VERSIONED else "part-0") for t in order
-        }
-        staging = self.root / "_staging" / f"{video_id}-{uuid.uuid4().hex}"
-        staging.mkdir(parents=True)
-        try:
-            for table, data in staged.items():
-                pq.write_table(data, staging / f"{table}.parquet")
-            for table in order:
-                finals[table].parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / f"{table}.parquet", finals[table])
-                if not keep_versions:
-                    for other in finals[table].parent.glob("*.parquet"):
-                        if other != finals[table]:
-                            other.unlink(missing_ok=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        for table in order:
+            final = self._video_key(table, video_id, version if table in VERSIONED else "part-0")
+            self.store.write_bytes(final, encoded[table])
+            if not keep_versions:
+                folder = final.rsplit("/", 1)[0]
+                for other in self.store.keys(folder):
+                    if other != final and other.endswith(".parquet"):
+                        self.store.delete(other)
         if "videos" in tables and source_uri is not None:
-            self._failure_file(source_uri).unlink(missing_ok=True)
+            self.store.delete(self._failure_key(source_uri))
         return {table: data.num_rows for table, data in staged.items()}
 
     @contextmanager
@@ -194,29 +203,15 @@ class Lake:
         """Hold the lake's run lock: one run at a time writes to a lake.
 
         A second run waits for the first to finish (or raises TimeoutError after timeout_s),
-        then sees the first run's videos as complete. The lock is an flock on LAKE/_lock,
-        released by the kernel if the process dies, so a killed run never leaves it held.
-        Also clears staging files that a killed run left behind.
+        then sees the first run's videos as complete. On disk the lock is an flock on
+        LAKE/_lock, released by the kernel if the process dies; on object storage it is a
+        lock object with an owner and an expiry (see ObjectStore.lock). Either way a killed
+        run never leaves it held for good. Also clears what a killed run left behind.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / "_lock").open("a") as handle:
-            deadline = None if timeout_s is None else time.monotonic() + timeout_s
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if deadline is not None and time.monotonic() > deadline:
-                        raise TimeoutError(f"another run holds {self.root / '_lock'}") from None
-                    time.sleep(0.5)
-            try:
-                self.create_tables()
-                shutil.rmtree(self.root / "_staging", ignore_errors=True)
-                for stale in self.root.glob("*/**/.*.tmp"):
-                    stale.unlink(missing_ok=True)
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with self.store.lock(timeout_s):
+            self.create_tables()
+            self.store.delete_tree("_staging")  # left by versions that staged there
+            yield
 
     def create_tables(self) -> None:
         """Give every table a file, empty but with its schema, so that a query over any table
@@ -224,23 +219,25 @@ class Lake:
         failure rows, not no `failures` table). The files sit in a folder or under a name
         that starts with "_", which pyarrow, pandas and Spark skip; DuckDB reads no rows."""
         for table, schema in SCHEMAS.items():
-            folder = self.root / table
             empty = (
-                (folder / "_empty.parquet")
+                f"{table}/_empty.parquet"
                 if table == "failures"
-                else (folder / f"{PARTITION}={EMPTY_PARTITION}" / "_empty.parquet")
+                else f"{table}/{PARTITION}={EMPTY_PARTITION}/_empty.parquet"
             )
-            if not empty.exists():
-                self._write_atomic(schema.empty_table(), empty)
+            if not self.store.exists(empty):
+                self.store.write_bytes(empty, _parquet_bytes(schema.empty_table()))
 
     def completed(self, model_version: str) -> set[str]:
         """Videos whose `videos` row says ok and that were scored by `model_version`."""
-        name = _safe_name(model_version)
+        name = f"{_safe_name(model_version)}.parquet"
         with self.connect() as con:
             ok = con.execute("SELECT video_id FROM videos WHERE status = 'ok'").fetchall()
-        return {
-            video_id for (video_id,) in ok if self._video_file("summaries", video_id, name).exists()
+        scored = {
+            key.split("/")[1].removeprefix(f"{PARTITION}=")
+            for key in self.store.keys("summaries")
+            if key.endswith(f"/{name}")
         }
+        return {video_id for (video_id,) in ok if video_id in scored}
 
     @contextmanager
     def attempt(self, video_id: str) -> Iterator[None]:
@@ -250,24 +247,24 @@ class Lake:
         raising an Exception: it only stays when the run itself died (killed, out of memory)
         or was interrupted during the attempt. `crashed()` reads what stayed.
         """
-        marker = self.root / "_attempts" / video_id
-        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker = f"{ATTEMPTS}/{video_id}"
         runs = self.crashed().get(video_id, 0) + 1
-        tmp = marker.parent / f".{video_id}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(str(runs))
-        os.replace(tmp, marker)
+        self.store.write_bytes(marker, str(runs).encode())
         try:
             yield
         except Exception:
-            marker.unlink(missing_ok=True)
+            self.store.delete(marker)
             raise
-        marker.unlink(missing_ok=True)
+        self.store.delete(marker)
 
     def crashed(self) -> dict[str, int]:
         """video_id -> how many runs died while analysing it (see `attempt`)."""
-        folder = self.root / "_attempts"
-        found = folder.glob("[!.]*") if folder.is_dir() else []
-        return {marker.name: int(marker.read_text() or 0) for marker in found}
+        markers = self.store.read_many(self.store.keys(ATTEMPTS))
+        return {
+            key.rsplit("/", 1)[1]: int(body or 0)
+            for key, body in markers.items()
+            if not key.rsplit("/", 1)[1].startswith(".")
+        }
 
     def failed(self) -> dict[str, str | None]:
         """source_uri -> video_id of every recorded failure."""
@@ -277,34 +274,50 @@ class Lake:
     def video_ids(self, table: str) -> list[str]:
         """The videos that have rows (files) in `table`."""
         prefix = f"{PARTITION}="
-        folders = (self.root / table).glob(f"{prefix}*")
         return sorted(
-            f.name[len(prefix) :]
-            for f in folders
-            if f.name != f"{prefix}{EMPTY_PARTITION}" and any(f.glob("*.parquet"))
+            {
+                key.split("/")[1][len(prefix) :]
+                for key in self.store.keys(table)
+                if key.split("/")[1].startswith(prefix)
+                and key.endswith(".parquet")
+                and key.split("/")[1] != f"{prefix}{EMPTY_PARTITION}"
+            }
         )
 
     def read_video(self, table: str, video_id: str) -> pd.DataFrame:
         """One video's rows of `table` (without the video_id column)."""
-        files = sorted((self.root / table / f"{PARTITION}={video_id}").glob("*.parquet"))
-        if not files:
-            raise FileNotFoundError(f"no {table} rows for video {video_id} in {self.root}")
-        return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+        folder = f"{table}/{PARTITION}={video_id}"
+        keys = [k for k in self.store.keys(folder) if k.endswith(".parquet")]
+        if not keys:
+            raise FileNotFoundError(f"no {table} rows for video {video_id} in {self.url}")
+        return pd.concat(
+            [pq.read_table(pa.BufferReader(self.store.read_bytes(k))).to_pandas() for k in keys],
+            ignore_index=True,
+        )
 
     def record_failure(self, failure: dict[str, object], video: dict[str, object] | None) -> None:
         """Record one unreadable input in `failures` and, if its video_id is known, `videos`.
 
         Writes nothing to features, tracks or summaries.
         """
-        self._write_atomic(
-            _to_arrow("failures", pd.DataFrame([failure])),
-            self._failure_file(str(failure["source_uri"])),
-        )
+        rows = _parquet_bytes(_to_arrow("failures", pd.DataFrame([failure])))
+        self.store.write_bytes(self._failure_key(str(failure["source_uri"])), rows)
         if video is not None and failure.get("video_id"):
-            self._write_atomic(
-                _to_arrow("videos", pd.DataFrame([video])),
-                self._video_file("videos", str(failure["video_id"])),
-            )
+            row = _parquet_bytes(_to_arrow("videos", pd.DataFrame([video])))
+            self.store.write_bytes(self._video_key("videos", str(failure["video_id"])), row)
+
+    def source_ids(self) -> dict[str, dict[str, object]]:
+        """source_uri -> the size, etag and content id recorded for an object-storage input
+        (see remember_source): its content id, without reading it again."""
+        bodies = self.store.read_many(self.store.keys(SOURCES))
+        entries = [json.loads(body) for body in bodies.values()]
+        return {str(entry["uri"]): entry for entry in entries}
+
+    def remember_source(self, uri: str, size: int, etag: str | None, video_id: str) -> None:
+        """Record the content id of an object-storage input read once, with its size and
+        ETag: later runs reuse it while both are unchanged."""
+        body = {"uri": uri, "size": size, "etag": etag, "video_id": video_id}
+        self.store.write_bytes(f"{SOURCES}/{_uri_key(uri)}.json", json.dumps(body).encode())
 
     def read(self, table: str) -> pd.DataFrame:
         """Every row of `table` as a DataFrame (empty, with the right columns, if none)."""
@@ -317,9 +330,17 @@ class Lake:
             return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with one view per table (empty tables included)."""
+        """An in-memory DuckDB connection with one view per table (empty tables included).
+
+        On disk DuckDB reads the Parquet files itself; on object storage it scans pyarrow
+        datasets read through fsspec (DuckDB's httpfs extension would be downloaded at run
+        time, which offline machines cannot do)."""
         con = duckdb.connect()
         for table, schema in SCHEMAS.items():
+            if not self.local:
+                con.register(f"{table}_dataset", self._dataset(table, schema))
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_dataset")
+                continue
             if any((self.root / table).glob("**/*.parquet")):
                 source = f"read_parquet('{_sql_text(self.glob(table))}', hive_partitioning=true)"
             else:
@@ -330,21 +351,38 @@ class Lake:
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
         return con
 
-    def _video_file(self, table: str, video_id: str, name: str = "part-0") -> Path:
-        return self.root / table / f"{PARTITION}={video_id}" / f"{name}.parquet"
+    def _dataset(self, table: str, schema: pa.Schema) -> ds.Dataset:
+        """A table on object storage as a pyarrow dataset: Hive partitions, "_" and "."
+        names skipped (the empty schema files), so a table without rows reads as empty."""
+        assert isinstance(self.store, ObjectStore)
+        filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(self.store.fs))
+        partitioned = table != "failures"
+        full = schema.append(pa.field(PARTITION, _str)) if partitioned else schema
+        return ds.dataset(
+            f"{self.store.root}/{table}",
+            schema=full,
+            format="parquet",
+            filesystem=filesystem,
+            partitioning=ds.partitioning(pa.schema([(PARTITION, _str)]), flavor="hive")
+            if partitioned
+            else None,
+        )
 
-    def _failure_file(self, source_uri: str) -> Path:
-        key = hashlib.sha256(source_uri.encode()).hexdigest()[:16]
-        return self.root / "failures" / f"{key}.parquet"
+    def _video_key(self, table: str, video_id: str, name: str = "part-0") -> str:
+        return f"{table}/{PARTITION}={video_id}/{name}.parquet"
 
-    def _write_atomic(self, data: pa.Table, final: Path) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
-        try:
-            pq.write_table(data, tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+    def _failure_key(self, source_uri: str) -> str:
+        return f"failures/{_uri_key(source_uri)}.parquet"
+
+
+def _uri_key(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+
+def _parquet_bytes(data: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(data, sink)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def _version_file_name(tables: dict[str, pd.DataFrame]) -> str:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from emotrack.errors import UnreadableVideo
+from emotrack.storage import is_url
 from emotrack.video import VideoSource, content_video_id
 
 
@@ -18,7 +19,7 @@ def video_row(
 ) -> dict[str, object]:
     """The `videos` row of a probed video."""
     return {
-        "source_uri": str(source.path),
+        "source_uri": source.source_uri,
         "size_bytes": source.size_bytes,
         "duration_s": source.duration_s,
         "fps": source.fps,
@@ -34,17 +35,18 @@ def video_row(
 
 
 def failure_rows(
-    path: Path, error: UnreadableVideo
+    uri: str, error: UnreadableVideo, video_id: str | None = None, size: int | None = None
 ) -> tuple[dict[str, object], dict[str, object] | None]:
-    """The `failures` row of an unreadable file, and its `videos` row when its id is known."""
+    """The `failures` row of an unreadable file, and its `videos` row when its id is known
+    (given, or read from a local file)."""
     now = datetime.now(UTC)
-    try:
-        video_id: str | None = content_video_id(path)
-        size: int | None = path.stat().st_size
-    except OSError:
-        video_id, size = None, None
+    if not is_url(uri):
+        try:
+            video_id, size = video_id or content_video_id(Path(uri)), Path(uri).stat().st_size
+        except OSError:
+            video_id, size = None, None
     failure: dict[str, object] = {
-        "source_uri": str(path),
+        "source_uri": uri,
         "video_id": video_id,
         "stage": error.stage,
         "error_type": type(error).__name__,
@@ -55,7 +57,7 @@ def failure_rows(
         return failure, None
     unknown = dict.fromkeys(["duration_s", "fps", "width", "height", "codec", "rotation"])
     video: dict[str, object] = {
-        "source_uri": str(path),
+        "source_uri": uri,
         "size_bytes": size,
         **unknown,
         "analysis_fps": None,

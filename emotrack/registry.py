@@ -24,27 +24,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotrack.storage import is_url
 from models.expression_cnn import EMOTIONS
 from models.temporal_gru import WEIGHTS_DIR
 
 REGISTRY = "_models"
 
 
-def registry_dir(lake_root: Path) -> Path:
+def registry_dir(lake_root: Path | str) -> Path:
     return Path(lake_root) / REGISTRY
 
 
 def model_folder(version: str, lake_root: Path | str | None = None) -> Path | None:
-    """The folder holding model `version`: shipped, or in the lake's registry (or None)."""
-    for base in [WEIGHTS_DIR, *([registry_dir(Path(lake_root))] if lake_root else [])]:
+    """The folder holding model `version`: shipped, or in the lake's registry (or None).
+    Only a lake on local disk has a registry (`emotrack train` needs a local lake)."""
+    local = [registry_dir(lake_root)] if lake_root and not is_url(lake_root) else []
+    for base in [WEIGHTS_DIR, *local]:
         if (base / version / "config.json").is_file():
             return base / version
     return None
 
 
-def registered(lake_root: Path) -> list[dict[str, Any]]:
+def registered(lake_root: Path | str) -> list[dict[str, Any]]:
     """Name and key figures of each model in the lake's registry, sorted by name."""
-    entries = []
+    entries: list[dict[str, Any]] = []
+    if is_url(lake_root):
+        return entries
     for config in sorted(registry_dir(lake_root).glob("*/config.json")):
         metrics = json.loads((config.parent / "metrics.json").read_text())
         entries.append({"name": config.parent.name, **metrics})

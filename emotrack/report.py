@@ -6,16 +6,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from emotrack.html_report import report_folder
 from emotrack.lake import Lake
+from emotrack.storage import base_name
 
 
-def describe_lake(root: Path) -> str:
+def describe_lake(root: str | Path) -> str:
     """Per-video results, failures with their reasons, and where to query the tables."""
     lake = Lake(root)
     videos = lake.read("videos")
     summaries = lake.read("summaries")
     failures = lake.read("failures")
-    lines = [f"lake: {lake.root.resolve()}"]
+    lines = [f"lake: {lake.url}"]
     done = videos.loc[videos["status"] == "ok", ["video_id", "source_uri"]].merge(
         summaries, on="video_id", how="left"
     )
@@ -27,12 +29,12 @@ def describe_lake(root: Path) -> str:
             else (f", mean valence {row.mean_valence:+.2f}, arousal {row.mean_arousal:+.2f}")
         )
         lines.append(
-            f"  ok      {Path(row.source_uri).name} ({row.video_id}): {row.frames_analysed} "
+            f"  ok      {base_name(row.source_uri)} ({row.video_id}): {row.frames_analysed} "
             f"frames, {row.frames_with_face} with a face, {row.n_tracks} track(s), "
             f"mostly {dominant}{valence}"
         )
     for row in failures.sort_values("source_uri").itertuples():
-        lines.append(f"  failed  {Path(row.source_uri).name}: {row.stage}: {row.message}")
+        lines.append(f"  failed  {base_name(row.source_uri)}: {row.stage}: {row.message}")
     lines.append(
         "tables: "
         + ", ".join(
@@ -42,7 +44,7 @@ def describe_lake(root: Path) -> str:
     )
     example = "SELECT emotion, count(*) FROM tracks GROUP BY 1"
     lines.append(f'query:  emotrack sql --lake {root} "{example}"')
-    index = lake.root / "_report" / "index.html"
+    index = report_folder(lake) / "index.html"
     if index.exists():
         lines.append(f"pages:  {index.resolve()}")
     return "\n".join(lines)
@@ -55,7 +57,7 @@ UNRECORDED = {
 }
 
 
-def run_rows(statuses: dict[Path, str], lake: Lake) -> list[dict[str, object]]:
+def run_rows(statuses: dict[str, str], lake: Lake) -> list[dict[str, object]]:
     """One row per file of a run: status, frames, faces, dominant emotion or failure reason."""
     videos = lake.read("videos")[["video_id", "source_uri"]]
     facts = videos.merge(lake.read("summaries"), on="video_id", how="left")
@@ -65,17 +67,17 @@ def run_rows(statuses: dict[Path, str], lake: Lake) -> list[dict[str, object]]:
         for row in lake.read("failures").to_dict("records")
     }
     rows = []
-    for path, status in sorted(statuses.items()):
-        fact = by_uri.get(str(path), {}) if status in ("ok", "skipped") else {}
+    for uri, status in sorted(statuses.items()):
+        fact = by_uri.get(uri, {}) if status in ("ok", "skipped") else {}
         rows.append(
             {
-                "video": path.name,
+                "video": base_name(uri),
                 "status": status,
                 "frames": _int_or_none(fact.get("frames_analysed")),
                 "frames_with_face": _int_or_none(fact.get("frames_with_face")),
                 "tracks": _int_or_none(fact.get("n_tracks")),
                 "dominant_emotion": fact.get("dominant_emotion") or None,
-                "reason": reasons.get(str(path)) or UNRECORDED.get(status),
+                "reason": reasons.get(uri) or UNRECORDED.get(status),
             }
         )
     return rows
@@ -97,14 +99,19 @@ def run_markdown(rows: list[dict[str, object]], lake: Lake, html: Path | None = 
         lines += ["## Not processed", ""]
         lines += [f"- `{r['video']}` ({r['status']}): {r['reason']}" for r in problems]
         lines.append("")
+    query = (
+        f"SELECT * FROM read_parquet('{lake.glob('summaries')}', hive_partitioning=true);"
+        if lake.local
+        else f'emotrack sql --lake {lake.url} "SELECT * FROM summaries"'
+    )
     lines += [
         "## Outputs",
         "",
-        f"Lake: `{lake.root}`",
+        f"Lake: `{lake.url}`",
         "",
         *([f"HTML report: [{html}](file://{html})", ""] if html else []),
-        "```sql",
-        f"SELECT * FROM read_parquet('{lake.glob('summaries')}', hive_partitioning=true);",
+        "```sql" if lake.local else "```",
+        query,
         "```",
     ]
     return "\n".join(lines)

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     failed: a real video stream, even a still one, takes more."""
     max_frames: int = Field(default=24 * 3600 * 60, ge=1)
     """Videos whose stream holds more frames (a day at 60 fps) are recorded as failed."""
+    max_staged_bytes: int = Field(default=20 * 2**30, ge=1)
+    """Videos on object storage are copied to a local temporary file to be decoded, one per
+    video in flight, and deleted after; larger ones are recorded as failed, not copied."""
+    staging_dir: Path | None = None
+    """Where those copies go (None: the system's temporary folder). Local Dask workers read
+    them; workers on other machines need this to be a folder they share."""
     video_time_base_s: float = Field(default=120.0, gt=0)
     video_time_per_frame_s: float = Field(default=2.0, gt=0)
     """A video (each segment of it) is stopped and recorded as failed after base + per

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import ffmpeg
@@ -62,11 +62,16 @@ def find_videos(root: Path) -> list[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"video source {root} is not a directory")
     return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in VIDEO_SUFFIXES
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        p for p in root.rglob("*") if p.is_file() and is_video_name(p.relative_to(root).as_posix())
+    )
+
+
+def is_video_name(relative: str) -> bool:
+    """Whether a file at this path (relative to the source, "/"-separated) is taken as a
+    video: a video suffix, and no hidden part."""
+    parts = relative.split("/")
+    return Path(parts[-1]).suffix.lower() in VIDEO_SUFFIXES and not any(
+        part.startswith(".") for part in parts
     )
 
 
@@ -94,16 +99,25 @@ class VideoSource:
     rotation: int  # degrees the stored picture is turned for display: 0, 90, 180 or 270
     stream_index: int = 0  # the container's stream that is decoded (the first video stream)
     frame_count: int | None = None  # frames (packets) in that stream, if known
+    uri: str = ""  # where the video comes from (its path, or its URL on object storage)
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return PurePosixPath(self.source_uri).name
+
+    @property
+    def source_uri(self) -> str:
+        """What the lake records as the video's source: its URI, else its path."""
+        return self.uri or str(self.path)
 
     @classmethod
-    def from_path(cls, path: Path, video_id: str | None = None) -> VideoSource:
+    def from_path(
+        cls, path: Path, video_id: str | None = None, uri: str | None = None
+    ) -> VideoSource:
         """Probe `path` with ffprobe; raise UnreadableVideo when it holds no decodable video.
 
-        `video_id` is the file's content id when the caller has already read it.
+        `video_id` is the file's content id when the caller has already read it; `uri` is
+        where the file comes from when `path` is a local copy of it.
         """
         path = Path(path)
         if not path.is_file():
@@ -124,7 +138,7 @@ class VideoSource:
         facts = parse_probe(info)
         if facts["frame_count"] is None:  # not in the header (Matroska, WebM): count packets
             facts["frame_count"] = _count_packets(path, facts["stream_index"])
-        return cls(path=path, video_id=video_id, size_bytes=size, **facts)
+        return cls(path=path, video_id=video_id, size_bytes=size, uri=uri or str(path), **facts)
 
     def check_limits(
         self, max_duration_s: float, min_bytes_per_s: float, max_frames: int | None = None

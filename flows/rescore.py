@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 
 from emotrack.inference import DEFAULT_MODEL
@@ -21,7 +19,7 @@ def rescore(
     workers: int = 2,
 ) -> dict[str, int]:
     """Recompute tracks and summaries of every complete video in `lake` with `model`."""
-    store = Lake(Path(lake))
+    store = Lake(lake)
     with store.exclusive():  # never while a nightly run writes to the same lake
         return _rescore(store, model, keep_versions, dask_address, workers)
 

@@ -36,7 +36,7 @@ def train(
     `features`: a video whose features are there already is not decoded again. Returns the
     validation metrics of the model and of the per-frame CNN.
     """
-    store = Lake(Path(lake))
+    store = Lake(lake)
     if model_folder(name, store.root) is not None:
         raise FileExistsError(f"a model named {name!r} exists already: choose another name")
     settings = (
@@ -51,9 +51,9 @@ def train(
             stored = set(store.video_ids("features"))
             pending = {}
             for stem, path in paths.items():
-                source = probe_video(path, None, settings)
+                source = probe_video(path, None, settings, str(path))
                 if isinstance(source, UnreadableVideo):
-                    record_failure(store, path, source)
+                    record_failure(store, str(path), source)
                     continue
                 sources[stem] = source
                 if source.video_id not in stored:

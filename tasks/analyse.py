@@ -15,23 +15,25 @@ from emotrack.errors import UnreadableVideo
 from emotrack.lake import Lake
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
+from tasks import named
 
 
-@task(name="probe-video", task_run_name="probe [{path.name}]", cache_policy=NO_CACHE)
+@task(name="probe-video", task_run_name=named("probe"), cache_policy=NO_CACHE)
 def probe_video(
-    path: Path, video_id: str | None, settings: Settings
+    path: Path, video_id: str | None, settings: Settings, uri: str
 ) -> VideoSource | UnreadableVideo:
-    """ffprobe facts about one file, or the UnreadableVideo that says why it holds no usable
-    video or is over the settings' limits (returned, not raised: an unreadable input is an
-    outcome to record, not a failed task with a traceback)."""
+    """ffprobe facts about the file `uri` (read at `path`, a local copy of it on object
+    storage), or the UnreadableVideo that says why it holds no usable video or is over the
+    settings' limits (returned, not raised: an unreadable input is an outcome to record, not
+    a failed task with a traceback)."""
     try:
-        source = VideoSource.from_path(path, video_id)
+        source = VideoSource.from_path(path, video_id, uri)
         source.check_limits(settings.max_duration_s, settings.min_bytes_per_s, settings.max_frames)
     except UnreadableVideo as error:
         return error
     get_run_logger().info(
         "%s: %s %dx%d, %.1f s at %.2f fps, rotation %d",
-        path.name,
+        source.name,
         source.codec,
         source.width,
         source.height,
@@ -86,6 +88,6 @@ def extract_video_features(
     except KilledWorker as error:
         return worker_died(error, settings)
     get_run_logger().info(
-        "%s: %d frames analysed, %d face observations in %s", source.name, frames, rows, lake.root
+        "%s: %d frames analysed, %d face observations in %s", source.name, frames, rows, lake.url
     )
     return int(frames)

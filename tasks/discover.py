@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from emotrack.incremental import CRASHED_RUNS, Plan, plan_videos
 from emotrack.lake import Lake
-from emotrack.video import content_video_id, find_videos
+from emotrack.sources import Found, find_sources, known_content_id
+from emotrack.storage import base_name, is_url
 
 
 @task(name="discover-videos")
-def discover_videos(source: str) -> list[Path]:
-    """Video files under the folder `source`, sorted by path."""
-    paths = find_videos(Path(source))
-    get_run_logger().info("found %d video files under %s", len(paths), source)
-    return paths
+def discover_videos(source: str) -> list[Found]:
+    """Video files under `source` (a folder or an object-storage URL), sorted by URI."""
+    found = find_sources(source)
+    get_run_logger().info("found %d video files under %s", len(found), source)
+    return found
 
 
 @task(name="plan-run", cache_policy=NO_CACHE)
-def plan_run(paths: list[Path], lake: Lake, model: str, reprocess: bool) -> Plan:
+def plan_run(found: list[Found], lake: Lake, model: str, reprocess: bool) -> Plan:
     """New or changed videos are todo; complete ones are skipped; unchanged failures wait,
     and so do videos that runs died on."""
+    remembered = lake.source_ids() if any(is_url(f.uri) for f in found) else {}
     plan = plan_videos(
-        {path: _content_id(path) for path in paths},
+        {f.uri: known_content_id(f, remembered) for f in found},
         lake.completed(model),
         lake.failed(),
         reprocess,
@@ -38,15 +38,8 @@ def plan_run(paths: list[Path], lake: Lake, model: str, reprocess: bool) -> Plan
         model,
         len(plan.quarantined),
     )
-    for path in plan.crashed:
+    for uri in plan.crashed:
         get_run_logger().warning(
-            "%s: %d runs died while analysing it; quarantined", path.name, CRASHED_RUNS
+            "%s: %d runs died while analysing it; quarantined", base_name(uri), CRASHED_RUNS
         )
     return plan
-
-
-def _content_id(path: Path) -> str | None:
-    try:
-        return content_video_id(path)
-    except OSError:
-        return None

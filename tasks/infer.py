@@ -44,9 +44,7 @@ def infer_video_tracks(
     client: Any, lake: Lake, video_id: str, frames_analysed: int, version: str
 ) -> Scored:
     """One video's tracks rows and summary row, scored by `version` on a Dask worker."""
-    future = client.submit(
-        score_video, str(lake.root), video_id, frames_analysed, version, pure=False
-    )
+    future = client.submit(score_video, lake.url, video_id, frames_analysed, version, pure=False)
     tracks, summary = future.result()
     get_run_logger().info("%s: %d track rows scored with %s", video_id, len(tracks), version)
     return tracks, summary

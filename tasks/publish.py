@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -11,10 +10,12 @@ from prefect.cache_policies import NO_CACHE
 
 from emotrack.episodes import episodes_of
 from emotrack.errors import UnreadableVideo
-from emotrack.html_report import REPORT_DIR, write_video_page
+from emotrack.html_report import report_folder, write_video_page
 from emotrack.lake import Lake
 from emotrack.records import failure_rows, video_row
+from emotrack.storage import base_name
 from emotrack.video import VideoSource
+from tasks import named
 
 RETRIES, RETRY_DELAYS_S = 2, [2.0, 10.0]  # for transient I/O errors while writing
 
@@ -43,11 +44,11 @@ def publish_scores(
         "summaries": pd.DataFrame([summary]),
         "videos": pd.DataFrame([video]),
     }
-    rows = lake.publish(source.video_id, tables, source_uri=str(source.path))
+    rows = lake.publish(source.video_id, tables, source_uri=source.source_uri)
     get_run_logger().info("%s: published %s", source.name, rows)
     try:  # its page of the HTML report, while the other videos are analysed
         facts = {**video, "video_id": source.video_id, "model_version": summary["model_version"]}
-        write_video_page(lake.root / REPORT_DIR, facts, tracks, tables["episodes"])
+        write_video_page(report_folder(lake), facts, tracks, tables["episodes"])
     except Exception as error:  # noqa: BLE001 - a page is no reason to fail the video
         get_run_logger().warning("%s: no HTML page (%s)", source.name, error)
     return rows
@@ -78,9 +79,16 @@ def replace_scores(
     return rows
 
 
-@task(name="record-failure", task_run_name="record failure [{path.name}]", cache_policy=NO_CACHE)
-def record_failure(lake: Lake, path: Path, error: UnreadableVideo) -> None:
-    """Add the file to `failures` (and `videos` as failed) with a message a person can act on."""
-    failure, video = failure_rows(path, error)
+@task(name="record-failure", task_run_name=named("record failure"), cache_policy=NO_CACHE)
+def record_failure(
+    lake: Lake,
+    uri: str,
+    error: UnreadableVideo,
+    video_id: str | None = None,
+    size: int | None = None,
+) -> None:
+    """Add the file to `failures` (and `videos` as failed) with a message a person can act on.
+    `video_id` and `size`: when known (a local file's are read here)."""
+    failure, video = failure_rows(uri, error, video_id, size)
     lake.record_failure(failure, video)
-    get_run_logger().warning("%s: not processed (%s)", path.name, error)
+    get_run_logger().warning("%s: not processed (%s)", base_name(uri), error)

@@ -15,22 +15,26 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from emotrack.html_report import REPORT_DIR, write_report
+from emotrack.html_report import report_folder, upload_report, write_report
 from emotrack.lake import Lake
 from emotrack.report import run_markdown, run_rows
 
 
 @task(name="write-html-report", cache_policy=NO_CACHE)
-def write_html_report(lake: Lake) -> Path:
-    """Refresh LAKE/_report's index of every video, and write the pages that are missing
-    (publish_scores writes the page of each video it publishes)."""
-    index = write_report(lake, lake.root / REPORT_DIR, [])
+def write_html_report(lake: Lake, published: list[str]) -> Path:
+    """Refresh the report's index of every video, and write the pages that are missing
+    (publish_scores writes the page of each video it publishes, the ids in `published`).
+    On object storage the pages are written locally, then copied into LAKE/_report."""
+    folder = report_folder(lake)
+    index = write_report(lake, folder, [])
+    if not lake.local:
+        upload_report(lake, folder, published)
     get_run_logger().info("HTML report: %s", index)
     return index
 
 
 @task(name="publish-run-report", cache_policy=NO_CACHE)
-def publish_run_report(lake: Lake, statuses: dict[Path, str], html: Path | None = None) -> None:
+def publish_run_report(lake: Lake, statuses: dict[str, str], html: Path | None = None) -> None:
     """A table of the run's videos and a markdown summary (with a link to the HTML report),
     as artifacts of the flow run."""
     rows = run_rows(statuses, lake)

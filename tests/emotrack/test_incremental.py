@@ -1,8 +1,6 @@
-from pathlib import Path
-
 from emotrack.incremental import CRASHED_RUNS, plan_videos
 
-A, B, C, D = (Path(f"/archive/{n}.mp4") for n in "abcd")
+A, B, C, D = (f"/archive/{n}.mp4" for n in "abcd")
 
 
 def test_complete_videos_are_skipped_and_new_ones_processed() -> None:
@@ -11,14 +9,14 @@ def test_complete_videos_are_skipped_and_new_ones_processed() -> None:
 
 
 def test_a_failure_is_quarantined_until_its_content_changes() -> None:
-    failed = {str(A): "vold", str(B): "vb"}
+    failed = {A: "vold", B: "vb"}
     plan = plan_videos({A: "vnew", B: "vb"}, completed=set(), failed=failed)
     assert plan.todo == [A] and plan.quarantined == [B]
 
 
 def test_reprocess_takes_everything_and_unreadable_files_are_tried() -> None:
     ids = {A: "va", B: "vb", C: None, D: "vd"}
-    plan = plan_videos(ids, completed={"va"}, failed={str(B): "vb"}, reprocess=True)
+    plan = plan_videos(ids, completed={"va"}, failed={B: "vb"}, reprocess=True)
     assert plan.todo == [A, B, C, D]
     assert plan_videos(ids, completed=set(), failed={}).todo == [A, B, C, D]
 

@@ -169,7 +169,7 @@ def test_the_run_table_gives_a_reason_for_every_video_that_did_not_end_ok(tmp_pa
          "failed_at": datetime.now(UTC)},
         None,
     )  # fmt: skip
-    statuses = {Path("/a/bad.mp4"): "failed", Path("/a/odd.mp4"): "error"}
+    statuses = {"/a/bad.mp4": "failed", "/a/odd.mp4": "error"}
     rows = {row["video"]: row for row in run_rows(statuses, lake)}
     assert rows["bad.mp4"]["reason"] == "probe: the file is empty (0 bytes)"
     assert "unexpected error" in str(rows["odd.mp4"]["reason"])

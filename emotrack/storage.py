@@ -1,0 +1,335 @@
+"""Where files live: a folder on local disk or a prefix in object storage (S3 and any other
+fsspec URL), behind one small interface. The lake and the video sources go through it.
+
+Keys are POSIX paths relative to the store's root ("videos/video_id=v1/part-0.parquet").
+What "atomic" means differs, and is kept here:
+
+- local disk: a file is written under a hidden temporary name, then renamed into place;
+- object storage: a PUT is never partial, so each object is written whole under its final
+  key (no rename exists). Objects are built in memory first, so a failed write leaves
+  nothing behind.
+
+Object stores are reached through fsspec (s3fs for s3://). Credentials and the endpoint
+come from the standard variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_PROFILE, ...). Transient errors (HTTP 500, 503,
+throttling, a reset connection) are retried with exponential back-off by botocore's
+"standard" retry mode; permanent ones (403, no such bucket) raise StorageError at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+# botocore's standard retry mode: 500/502/503/504, throttling and connection errors, with
+# exponential back-off and jitter, up to this many attempts in all.
+S3_ATTEMPTS = 6
+LOCK_KEY = "_lock"
+
+
+class StorageError(RuntimeError):
+    """A permanent storage error (no such bucket, access denied): retrying cannot help."""
+
+
+def is_url(location: str | Path) -> bool:
+    """Whether `location` names object storage (s3://..., gs://...) rather than a local path."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def location(text: str | Path) -> str:
+    """A store's location as runs record it: a URL as given, a local path made absolute."""
+    return str(text).rstrip("/") if is_url(text) else str(Path(text).resolve())
+
+
+def base_name(uri: str) -> str:
+    """The file name at the end of a local path or a URL."""
+    return PurePosixPath(uri).name
+
+
+def open_store(where: str | Path) -> LocalStore | ObjectStore:
+    return ObjectStore(str(where)) if is_url(where) else LocalStore(Path(where))
+
+
+class LocalStore:
+    """A folder on local disk."""
+
+    local = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.url = str(self.root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write the file `key` whole: a hidden temporary file, renamed into place."""
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def read_many(self, keys: list[str]) -> dict[str, bytes]:
+        return {key: self.read_bytes(key) for key in keys}
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def delete_tree(self, prefix: str) -> None:
+        shutil.rmtree(self.path(prefix), ignore_errors=True)
+
+    def keys(self, prefix: str) -> list[str]:
+        """Keys of the files under `prefix` (recursively; hidden temporary files skipped)."""
+        folder = self.path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root))
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.endswith(".tmp")
+        )
+
+    def folders(self, prefix: str) -> list[str]:
+        """Names of the folders right under `prefix`."""
+        folder = self.path(prefix)
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    @contextmanager
+    def lock(self, timeout_s: float | None = None) -> Iterator[None]:
+        """An flock on ROOT/_lock, released by the kernel if the process dies."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.path(LOCK_KEY).open("a") as handle:
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError(f"another run holds {self.path(LOCK_KEY)}") from None
+                    time.sleep(0.5)
+            try:
+                for stale in self.root.glob("*/**/.*.tmp"):  # left by a killed run
+                    stale.unlink(missing_ok=True)
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class ObjectStore:
+    """A prefix in object storage, through fsspec (s3fs for s3://)."""
+
+    local = False
+
+    def __init__(self, url: str) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        protocol = self.url.split("://", 1)[0]
+        options: dict[str, Any] = {"use_listings_cache": False}  # other processes write too
+        if protocol in ("s3", "s3a"):
+            options["config_kwargs"] = {
+                "retries": {"max_attempts": S3_ATTEMPTS, "mode": "standard"}
+            }
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
+        self.root = self.root.rstrip("/")
+
+    def check(self) -> None:
+        """Raise StorageError now if the bucket does not exist or cannot be read."""
+        with self._errors(""):
+            self.fs.ls(self.root.split("/", 1)[0])
+
+    def _full(self, key: str) -> str:
+        return f"{self.root}/{key}" if key else self.root
+
+    def write_bytes(self, key: str, data: bytes, **conditions: Any) -> None:
+        """Write the object `key` whole, in one PUT (with conditions: S3's IfMatch, or
+        mode="create" for If-None-Match)."""
+        with self._errors(key):
+            self.fs.pipe_file(self._full(key), data, **conditions)
+
+    def read_bytes(self, key: str) -> bytes:
+        with self._errors(key):
+            return bytes(self.fs.cat_file(self._full(key)))
+
+    def read_many(self, keys: list[str]) -> dict[str, bytes]:
+        """Several objects at once (fetched concurrently)."""
+        if not keys:
+            return {}
+        with self._errors(keys[0]):
+            found = self.fs.cat([self._full(k) for k in keys], on_error="omit")
+        offset = len(self.root) + 1
+        return {path[offset:]: bytes(data) for path, data in found.items()}
+
+    def exists(self, key: str) -> bool:
+        with self._errors(key):
+            return bool(self.fs.isfile(self._full(key)))
+
+    def delete(self, key: str) -> None:
+        with self._errors(key), suppress(FileNotFoundError):
+            self.fs.rm_file(self._full(key))
+
+    def delete_tree(self, prefix: str) -> None:
+        keys = self.keys(prefix)
+        if keys:
+            with self._errors(prefix):
+                self.fs.rm([self._full(k) for k in keys])
+
+    def keys(self, prefix: str) -> list[str]:
+        with self._errors(prefix):
+            try:
+                found = self.fs.find(self._full(prefix))
+            except FileNotFoundError:
+                return []
+        offset = len(self.root) + 1
+        return sorted(path[offset:] for path in found)
+
+    def info(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """key -> size and etag of each object under `prefix` (one listing)."""
+        with self._errors(prefix):
+            try:
+                found = self.fs.find(self._full(prefix), detail=True)
+            except FileNotFoundError:
+                return {}
+        offset = len(self.root) + 1
+        return {
+            path[offset:]: {"size": int(entry.get("size") or 0), "etag": _etag(entry)}
+            for path, entry in found.items()
+            if entry.get("type") != "directory"
+        }
+
+    def folders(self, prefix: str) -> list[str]:
+        with self._errors(prefix):
+            try:
+                found = self.fs.ls(self._full(prefix), detail=True)
+            except FileNotFoundError:
+                return []
+        return sorted(
+            PurePosixPath(entry["name"]).name for entry in found if entry["type"] == "directory"
+        )
+
+    def size(self, key: str) -> int:
+        with self._errors(key):
+            return int(self.fs.info(self._full(key))["size"])
+
+    @contextmanager
+    def local_copy(self, key: str, folder: Path | None = None) -> Iterator[Path]:
+        """The object, downloaded into a temporary file in `folder` (None: the system's
+        temporary folder) that is deleted when the block ends."""
+        suffix = PurePosixPath(key).suffix
+        with tempfile.TemporaryDirectory(prefix="emotrack-staged-", dir=folder) as tmp:
+            path = Path(tmp) / f"video{suffix}"
+            with self._errors(key):
+                self.fs.get_file(self._full(key), str(path))
+            yield path
+
+    @contextmanager
+    def lock(self, timeout_s: float | None = None) -> Iterator[None]:
+        """Hold the lock object ROOT/_lock: an owner and an expiry, renewed while held.
+
+        It is created only if absent (a conditional PUT, If-None-Match), so two runs cannot
+        both create it; a lock past its expiry (its run died) is taken over with a PUT
+        conditional on its ETag (If-Match). A lock that expires while held (its renewals
+        failed for a whole TTL) is reported when the block ends.
+        """
+        ttl = float(os.environ.get("EMOTRACK_LOCK_TTL_S", "120"))
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._try_lock(owner, ttl):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"another run holds {self.url}/{LOCK_KEY}")
+            time.sleep(min(2.0, ttl / 4))
+        stop = threading.Event()
+        lost: list[str] = []
+
+        def renew() -> None:
+            while not stop.wait(ttl / 3):
+                try:
+                    etag = self._lock_state()[1]
+                    self.write_bytes(LOCK_KEY, _lock_body(owner, ttl), IfMatch=etag)
+                except Exception as error:  # noqa: BLE001 - retried at the next beat
+                    lost.append(str(error))
+
+        beat = threading.Thread(target=renew, name="emotrack-lock", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
+            body, _ = self._lock_state()
+            if body.get("owner") == owner:
+                self.delete(LOCK_KEY)
+
+    def _try_lock(self, owner: str, ttl: float) -> bool:
+        try:
+            self.write_bytes(LOCK_KEY, _lock_body(owner, ttl), mode="create")
+            return True
+        except FileExistsError:
+            pass
+        body, etag = self._lock_state()
+        if etag is None or float(body.get("expires_at", 0)) > time.time():
+            return False
+        try:  # expired: its run died; take it over unless someone else just did
+            self.write_bytes(LOCK_KEY, _lock_body(owner, ttl), IfMatch=etag)
+        except (OSError, StorageError):
+            return False
+        return True
+
+    def _lock_state(self) -> tuple[dict[str, Any], str | None]:
+        """The lock's body and ETag (({}, None) if there is none)."""
+        with self._errors(LOCK_KEY):
+            try:
+                info = self.fs.info(self._full(LOCK_KEY))
+                body = json.loads(self.fs.cat_file(self._full(LOCK_KEY)))
+            except FileNotFoundError:
+                return {}, None
+        return body, _etag(info)
+
+    @contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        """Permanent errors as StorageError, with what to check."""
+        try:
+            yield
+        except PermissionError as error:
+            raise StorageError(
+                f"access denied to {self.url}/{key} ({error}): check AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and the bucket's policy"
+            ) from None
+        except FileNotFoundError as error:
+            if "bucket" in str(error).lower():
+                raise StorageError(
+                    f"no such bucket for {self.url} ({error}): check the URL and AWS_ENDPOINT_URL"
+                ) from None
+            raise
+
+
+def _etag(entry: dict[str, Any]) -> str | None:
+    etag = entry.get("ETag") or entry.get("etag")
+    return str(etag) if etag else None
+
+
+def _lock_body(owner: str, ttl: float) -> bytes:
+    return json.dumps({"owner": owner, "expires_at": time.time() + ttl}).encode()
