@@ -10,6 +10,7 @@ it is new or changed: the lake remembers each object's id with its size and ETag
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,14 @@ def known_content_id(found: Found, remembered: dict[str, dict[str, object]]) -> 
     if entry and entry.get("size") == found.size and entry.get("etag") == found.etag:
         return str(entry["video_id"])
     return None
+
+
+def unread_id(found: Found) -> str:
+    """The id of an object whose content was never read (too large to copy): 'u' + a hash of
+    its URI, size and ETag. It is recorded with its failure, so the object stays quarantined
+    until it changes, without being read."""
+    key = f"{found.uri}\n{found.size}\n{found.etag}".encode()
+    return "u" + hashlib.sha256(key).hexdigest()[:16]
 
 
 @contextmanager

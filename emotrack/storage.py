@@ -153,6 +153,8 @@ class ObjectStore:
             options["config_kwargs"] = {
                 "retries": {"max_attempts": S3_ATTEMPTS, "mode": "standard"}
             }
+            # botocore reads it too; named here, it is part of fsspec's instance cache key
+            options["endpoint_url"] = os.environ.get("AWS_ENDPOINT_URL") or None
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self.root = self.root.rstrip("/")
 

@@ -18,7 +18,7 @@ from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.progress import RunProgress
 from emotrack.settings import Settings
-from emotrack.sources import Found, local_file
+from emotrack.sources import Found, local_file, unread_id
 from emotrack.storage import StorageError, base_name, is_url
 from emotrack.video import VideoSource, content_video_id
 from tasks.analyse import extract_video_features, probe_video, worker_died
@@ -175,6 +175,9 @@ def analyse_video(
                     return unreadable(frames)
                 tracks, summary = infer_video_tracks(client, lake, source.video_id, frames, model)
     except UnreadableVideo as error:
+        if video_id is None and is_url(uri):  # never copied: it stays failed until it changes
+            video_id = unread_id(found)
+            lake.remember_source(uri, found.size or 0, found.etag, video_id)
         return unreadable(error)
     except KilledWorker as error:
         return unreadable(worker_died(error, settings))

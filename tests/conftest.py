@@ -204,3 +204,71 @@ def nightly_run(prefect_server, archive, tmp_path_factory) -> NightlyRun:
     state = nightly(source=str(archive), lake=str(lake.root), return_state=True)
     assert state.is_completed(), state
     return NightlyRun(archive, lake, state.result(), state.state_details.flow_run_id)
+
+
+@dataclass(frozen=True)
+class S3:
+    """A real S3 server for the tests: its endpoint, and buckets made on demand."""
+
+    endpoint: str
+
+    def bucket(self, name: str) -> str:
+        """A new bucket (named `name` and a unique suffix); returns its name."""
+        import uuid
+
+        import s3fs
+
+        bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+        s3fs.S3FileSystem(endpoint_url=self.endpoint).mkdir(bucket)
+        return bucket
+
+    def fs(self) -> object:
+        import s3fs
+
+        return s3fs.S3FileSystem(endpoint_url=self.endpoint, use_listings_cache=False)
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3]:
+    """moto_server (from moto[server]) on 127.0.0.1 for the whole session; the AWS_*
+    variables point at it, in this process and in the Dask workers and commands it starts."""
+    import os
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1).close()
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "moto_server failed"
+            time.sleep(0.2)
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield S3(endpoint)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.terminate()
+        server.wait()

@@ -1,0 +1,243 @@
+"""Archives and lakes on object storage: the whole flow against a real S3 server (moto_server),
+with faults injected by a small proxy in front of it (a 503 on a PUT, an upload that never
+ends while the run is killed)."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import duckdb
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+from prefect.settings import PREFECT_API_URL
+
+from emotrack.lake import SCHEMAS, Lake
+from emotrack.storage import base_name
+
+CLI = Path(sys.executable).with_name("emotrack")
+
+
+class Proxy:
+    """An HTTP proxy to the S3 server that records every request (method, path, status) and
+    can answer a PUT whose path matches a pattern with a 503 (fail_puts) or never answer it
+    (hang_put: `hanging` is set once the whole body has arrived)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urlsplit(upstream).netloc
+        self.requests: list[tuple[str, str, int]] = []
+        self.failures: dict[str, int] = {}  # pattern -> 503s still to give
+        self.hang: str | None = None
+        self.hanging, self.released = threading.Event(), threading.Event()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # botocore sends "Expect: 100-continue"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def forward(self) -> None:
+                size = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(size) if size else b""
+                key = unquote(self.path)  # botocore sends "video_id%3Dv..."
+                if self.command == "PUT" and proxy.hang and re.search(proxy.hang, key):
+                    proxy.hanging.set()
+                    proxy.released.wait()
+                    self.close_connection = True
+                    return
+                for pattern, left in proxy.failures.items():
+                    if self.command == "PUT" and left and re.search(pattern, key):
+                        proxy.failures[pattern] = left - 1
+                        self.answer(503, b"<Error><Code>SlowDown</Code></Error>", [])
+                        return
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "expect"}
+                upstream = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                response = upstream.getresponse()
+                self.answer(response.status, response.read(), response.getheaders())
+                upstream.close()
+
+            def answer(self, status: int, data: bytes, headers: list[tuple[str, str]]) -> None:
+                proxy.requests.append((self.command, unquote(self.path), status))
+                self.send_response(status)
+                skip = {"transfer-encoding", "connection", "date", "server"}
+                if self.command != "HEAD":  # a HEAD keeps the object's own length
+                    skip.add("content-length")
+                    self.send_header("Content-Length", str(len(data)))
+                for name, value in headers:
+                    if name.lower() not in skip:
+                        self.send_header(name, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> Proxy:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _upload(s3, bucket: str, files: dict[str, bytes]) -> str:
+    fs = s3.fs()
+    for name, data in files.items():
+        fs.pipe_file(f"{bucket}/in/{name}", data)
+    return f"s3://{bucket}/in"
+
+
+def test_a_mixed_archive_on_s3_into_a_lake_on_s3(
+    prefect_server, s3, photo_clip, asset, tmp_path, monkeypatch
+) -> None:
+    from flows.nightly import nightly
+
+    private = tmp_path / "private.ts"  # a local file no input may read
+    private.write_bytes(asset("single_face.mp4").read_bytes())
+    big = asset("WolfgangLanger_Pexels.mp4").read_bytes()
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3.0,\n{private}\n#EXT-X-ENDLIST\n"
+    files = {
+        "good one.mp4": asset("single_face.mp4").read_bytes(),
+        "sub/ünï ;$(x).mp4": photo_clip(asset("happy_face.jpg"), "s3-smile.mp4").read_bytes(),
+        "playlist.mp4": playlist.encode(),
+        "list.mp4": f"ffconcat version 1.0\nfile {private}\n".encode(),
+        "notes.mp4": b"not a video\n",
+        "big.mp4": big,
+        ".hidden/skipped.mp4": b"hidden: never listed\n",
+    }
+    assert max(len(files["good one.mp4"]), len(files["sub/ünï ;$(x).mp4"])) < len(big) // 2
+    monkeypatch.setenv("EMOTRACK_MAX_STAGED_BYTES", str(len(big) // 2))
+    monkeypatch.setenv("EMOTRACK_STAGING_DIR", str(tmp_path / "staging"))
+    (tmp_path / "staging").mkdir()
+    source = _upload(s3, s3.bucket("archive"), files)
+    lake_url = f"s3://{s3.bucket('lake')}/lake"
+
+    counts = nightly(source=source, lake=lake_url)
+
+    assert counts == {"ok": 2, "failed": 4}
+    lake = Lake(lake_url)
+    failures = lake.read("failures")
+    reasons = dict(zip(failures["source_uri"].map(base_name), failures["message"], strict=True))
+    assert "refused: an HLS playlist" in reasons["playlist.mp4"]
+    assert "refused: a concat list" in reasons["list.mp4"]
+    assert "cannot read it as a video" in reasons["notes.mp4"]
+    assert "EMOTRACK_MAX_STAGED_BYTES" in reasons["big.mp4"]
+    videos = lake.read("videos")
+    ok = videos[videos["status"] == "ok"]
+    assert sorted(ok["source_uri"]) == [f"{source}/good one.mp4", f"{source}/sub/ünï ;$(x).mp4"]
+    assert lake.count("tracks") > 0 and set(lake.video_ids("tracks")) == set(ok["video_id"])
+    assert not list((tmp_path / "staging").iterdir()), "staged copies must be deleted"
+
+    # A second run reads no video and writes no table: every file is complete or quarantined.
+    with Proxy(s3.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        again = nightly(source=source, lake=lake_url)
+    assert again == {"skipped": 2, "quarantined": 4}
+    bucket = urlsplit(source).netloc
+    assert not [r for r in proxy.requests if r[0] == "GET" and r[1].startswith(f"/{bucket}/")]
+    tables = re.compile(r"/lake/(videos|features|tracks|episodes|summaries|failures)/")
+    assert not [r for r in proxy.requests if r[0] == "PUT" and tables.search(r[1])]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+
+    # Readers: pyarrow's own S3 client, DuckDB over a pyarrow dataset, `emotrack sql`.
+    endpoint = urlsplit(s3.endpoint)
+    filesystem = pafs.S3FileSystem(
+        endpoint_override=endpoint.netloc, scheme=endpoint.scheme, access_key="testing",
+        secret_key="testing", region="us-east-1",
+    )  # fmt: skip
+    tracks = ds.dataset(
+        f"{lake_url.removeprefix('s3://')}/tracks", filesystem=filesystem, partitioning="hive"
+    )
+    assert tracks.count_rows() == lake.count("tracks")
+    with duckdb.connect() as con:
+        con.register("tracks", tracks)
+        per_video = con.execute("SELECT count(DISTINCT video_id) FROM tracks").fetchall()
+    assert per_video == [(2,)]
+    query = "SELECT 'rows=' || count(*) FROM tracks"
+    out = subprocess.run(
+        [str(CLI), "sql", "--lake", lake_url, query], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"rows={lake.count('tracks')}" in out
+
+
+def test_a_503_on_a_put_is_retried_and_the_run_completes(
+    prefect_server, s3, make_clip, monkeypatch
+) -> None:
+    from flows.nightly import nightly
+
+    files = {f"clip{i}.mp4": make_clip(1 + i / 5, 5, name=f"s3-503-{i}.mp4").read_bytes()
+             for i in range(2)}  # fmt: skip
+    source = _upload(s3, s3.bucket("archive"), files)
+    lake_url = f"s3://{s3.bucket('lake')}/lake"
+    with Proxy(s3.endpoint) as proxy:
+        proxy.failures = {  # a worker's PUT (features) and the flow's (the videos row)
+            r"/lake/features/video_id=v": 1,
+            r"/lake/videos/video_id=v": 1,
+        }
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        counts = nightly(source=source, lake=lake_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+
+    assert counts == {"ok": 2}
+    for table in ("features", "videos"):
+        puts = [status for m, path, status in proxy.requests if m == "PUT" and
+                f"/lake/{table}/video_id=v" in path]  # fmt: skip
+        assert puts.count(503) == 1 and puts.count(200) == 2, (table, puts)
+    videos = Lake(lake_url).read("videos")
+    assert sorted(videos["status"]) == ["ok", "ok"]
+
+
+def test_a_run_killed_mid_upload_leaves_no_partial_video_and_the_next_completes(
+    prefect_server, s3, make_clip, monkeypatch
+) -> None:
+    from flows.nightly import nightly
+
+    files = {f"clip{i}.mp4": make_clip(1 + i / 5, 5, name=f"s3-kill-{i}.mp4").read_bytes()
+             for i in range(2)}  # fmt: skip
+    source = _upload(s3, s3.bucket("archive"), files)
+    lake_bucket = s3.bucket("lake")
+    lake_url = f"s3://{lake_bucket}/lake"
+    monkeypatch.setenv("EMOTRACK_LOCK_TTL_S", "4")  # the dead run's lock expires soon
+    with Proxy(s3.endpoint) as proxy:
+        proxy.hang = r"/lake/videos/video_id=v[0-9a-f]+/part-0\.parquet"
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url,
+               "PREFECT_API_URL": str(PREFECT_API_URL.value())}  # fmt: skip
+        run = subprocess.Popen(
+            [str(CLI), "run", source, "--lake", lake_url], env=env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 300
+            while not proxy.hanging.wait(0.5):
+                assert run.poll() is None and time.monotonic() < deadline, "no upload to stop"
+        finally:
+            os.killpg(run.pid, signal.SIGKILL)  # the CLI and its Dask workers, mid-upload
+            run.wait()
+
+    lake = Lake(lake_url)
+    for table in SCHEMAS:  # every visible object reads
+        lake.read(table)
+    videos = lake.read("videos")
+    assert videos.empty, "the video whose videos row was being uploaded must not be complete"
+    stored = s3.fs().find(f"{lake_bucket}/lake/videos")
+    assert [p for p in stored if "/video_id=v" in p] == []
+
+    counts = nightly(source=source, lake=lake_url)  # waits for the dead run's lock to expire
+    assert counts.get("ok", 0) == 2
+    assert sorted(Lake(lake_url).read("videos")["status"]) == ["ok", "ok"]
