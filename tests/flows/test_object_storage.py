@@ -103,6 +103,13 @@ def _upload(s3, bucket: str, files: dict[str, bytes]) -> str:
     return f"s3://{bucket}/in"
 
 
+def _two_clips(s3, make_clip, tag: str) -> tuple[str, str]:
+    """An archive bucket holding two short clips, and the URL of a lake in a new bucket."""
+    files = {f"clip{i}.mp4": make_clip(1 + i / 5, 5, name=f"s3-{tag}-{i}.mp4").read_bytes()
+             for i in range(2)}  # fmt: skip
+    return _upload(s3, s3.bucket("archive"), files), f"s3://{s3.bucket('lake')}/lake"
+
+
 def test_a_mixed_archive_on_s3_into_a_lake_on_s3(
     prefect_server, s3, photo_clip, asset, tmp_path, monkeypatch
 ) -> None:
@@ -181,10 +188,7 @@ def test_a_503_on_a_put_is_retried_and_the_run_completes(
 ) -> None:
     from flows.nightly import nightly
 
-    files = {f"clip{i}.mp4": make_clip(1 + i / 5, 5, name=f"s3-503-{i}.mp4").read_bytes()
-             for i in range(2)}  # fmt: skip
-    source = _upload(s3, s3.bucket("archive"), files)
-    lake_url = f"s3://{s3.bucket('lake')}/lake"
+    source, lake_url = _two_clips(s3, make_clip, "503")
     with Proxy(s3.endpoint) as proxy:
         proxy.failures = {  # a worker's PUT (features) and the flow's (the videos row)
             r"/lake/features/video_id=v": 1,
@@ -208,11 +212,7 @@ def test_a_run_killed_mid_upload_leaves_no_partial_video_and_the_next_completes(
 ) -> None:
     from flows.nightly import nightly
 
-    files = {f"clip{i}.mp4": make_clip(1 + i / 5, 5, name=f"s3-kill-{i}.mp4").read_bytes()
-             for i in range(2)}  # fmt: skip
-    source = _upload(s3, s3.bucket("archive"), files)
-    lake_bucket = s3.bucket("lake")
-    lake_url = f"s3://{lake_bucket}/lake"
+    source, lake_url = _two_clips(s3, make_clip, "kill")
     monkeypatch.setenv("EMOTRACK_LOCK_TTL_S", "4")  # the dead run's lock expires soon
     with Proxy(s3.endpoint) as proxy:
         proxy.hang = r"/lake/videos/video_id=v[0-9a-f]+/part-0\.parquet"
@@ -235,7 +235,7 @@ def test_a_run_killed_mid_upload_leaves_no_partial_video_and_the_next_completes(
         lake.read(table)
     videos = lake.read("videos")
     assert videos.empty, "the video whose videos row was being uploaded must not be complete"
-    stored = s3.fs().find(f"{lake_bucket}/lake/videos")
+    stored = s3.fs().find(f"{lake_url.removeprefix('s3://')}/videos")
     assert [p for p in stored if "/video_id=v" in p] == []
 
     counts = nightly(source=source, lake=lake_url)  # waits for the dead run's lock to expire
