@@ -215,19 +215,24 @@ def _run(args: argparse.Namespace) -> int:
     _quiet_prefect()
     signal.signal(signal.SIGTERM, _stop)
     from emotrack.server import run_server
+    from emotrack.storage import StorageError
     from flows.nightly import nightly
 
-    with run_server():  # ends with this process, even after SIGKILL
-        counts = nightly(
-            source=source,
-            lake=lake,
-            fps=args.fps,
-            model=args.model,
-            dask_address=args.dask_address,
-            workers=args.workers,
-            reprocess=args.reprocess,
-            detector=args.detector,
-        )
+    try:
+        with run_server():  # ends with this process, even after SIGKILL
+            counts = nightly(
+                source=source,
+                lake=lake,
+                fps=args.fps,
+                model=args.model,
+                dask_address=args.dask_address,
+                workers=args.workers,
+                reprocess=args.reprocess,
+                detector=args.detector,
+            )
+    except StorageError as error:  # permanent: access denied, a bucket gone mid-run
+        print(f"emotrack: the run stopped: {error}", file=sys.stderr)
+        return 1
     print(
         f"\nprocessed {counts.get('ok', 0)} video(s), {counts.get('failed', 0)} unreadable, "
         f"{counts.get('skipped', 0)} already complete, {counts.get('quarantined', 0)} "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import socket
@@ -36,6 +37,7 @@ from typing import Any
 # exponential back-off and jitter, up to this many attempts in all.
 S3_ATTEMPTS = 6
 LOCK_KEY = "_lock"
+_log = logging.getLogger(__name__)
 
 
 class StorageError(RuntimeError):
@@ -253,8 +255,9 @@ class ObjectStore:
 
         It is created only if absent (a conditional PUT, If-None-Match), so two runs cannot
         both create it; a lock past its expiry (its run died) is taken over with a PUT
-        conditional on its ETag (If-Match). A lock that expires while held (its renewals
-        failed for a whole TTL) is reported when the block ends.
+        conditional on its ETag (If-Match). Its holder renews it every third of the TTL, and
+        only while it is still the owner; a lock lost meanwhile (renewals failed for a whole
+        TTL and another run took it over) is logged as an error.
         """
         ttl = float(os.environ.get("EMOTRACK_LOCK_TTL_S", "120"))
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -264,15 +267,17 @@ class ObjectStore:
                 raise TimeoutError(f"another run holds {self.url}/{LOCK_KEY}")
             time.sleep(min(2.0, ttl / 4))
         stop = threading.Event()
-        lost: list[str] = []
 
         def renew() -> None:
             while not stop.wait(ttl / 3):
                 try:
-                    etag = self._lock_state()[1]
+                    body, etag = self._lock_state()
+                    if body.get("owner") != owner:
+                        _log.error("lost the lock of %s to %s", self.url, body.get("owner"))
+                        return
                     self.write_bytes(LOCK_KEY, _lock_body(owner, ttl), IfMatch=etag)
-                except Exception as error:  # noqa: BLE001 - retried at the next beat
-                    lost.append(str(error))
+                except Exception as error:  # noqa: BLE001 - tried again at the next beat
+                    _log.warning("could not renew the lock of %s: %s", self.url, error)
 
         beat = threading.Thread(target=renew, name="emotrack-lock", daemon=True)
         beat.start()
@@ -315,17 +320,19 @@ class ObjectStore:
         """Permanent errors as StorageError, with what to check."""
         try:
             yield
-        except PermissionError as error:
-            raise StorageError(
-                f"access denied to {self.url}/{key} ({error}): check AWS_ACCESS_KEY_ID, "
-                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and the bucket's policy"
-            ) from None
         except FileNotFoundError as error:
             if "bucket" in str(error).lower():
                 raise StorageError(
                     f"no such bucket for {self.url} ({error}): check the URL and AWS_ENDPOINT_URL"
                 ) from None
             raise
+        except OSError as error:
+            if not isinstance(error, PermissionError) and "Forbidden" not in str(error):
+                raise  # a HEAD's 403 has no error code: "Forbidden" is all it says
+            raise StorageError(
+                f"access denied to {self.url}/{key} ({error}): check AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and the bucket's policy"
+            ) from None
 
 
 def _etag(entry: dict[str, Any]) -> str | None:

@@ -29,14 +29,16 @@ CLI = Path(sys.executable).with_name("emotrack")
 
 class Proxy:
     """An HTTP proxy to the S3 server that records every request (method, path, status) and
-    can answer a PUT whose path matches a pattern with a 503 (fail_puts) or never answer it
-    (hang_put: `hanging` is set once the whole body has arrived)."""
+    can answer a PUT whose path matches a pattern with a 503 (`failures`), never answer it
+    (`hang`: `hanging` is set once the whole body has arrived), or deny any request to a
+    path (`deny`: 403)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream).netloc
         self.requests: list[tuple[str, str, int]] = []
         self.failures: dict[str, int] = {}  # pattern -> 503s still to give
         self.hang: str | None = None
+        self.deny: str | None = None  # any request to a matching path: 403 Access Denied
         self.hanging, self.released = threading.Event(), threading.Event()
         proxy = self
 
@@ -54,6 +56,9 @@ class Proxy:
                     proxy.hanging.set()
                     proxy.released.wait()
                     self.close_connection = True
+                    return
+                if proxy.deny and re.search(proxy.deny, key):
+                    self.answer(403, b"<Error><Code>AccessDenied</Code></Error>", [])
                     return
                 for pattern, left in proxy.failures.items():
                     if self.command == "PUT" and left and re.search(pattern, key):
@@ -241,3 +246,23 @@ def test_a_run_killed_mid_upload_leaves_no_partial_video_and_the_next_completes(
     counts = nightly(source=source, lake=lake_url)  # waits for the dead run's lock to expire
     assert counts.get("ok", 0) == 2
     assert sorted(Lake(lake_url).read("videos")["status"]) == ["ok", "ok"]
+
+
+def test_access_denied_to_an_object_stops_the_run_at_once_with_a_clear_error(
+    prefect_server, s3, make_clip, monkeypatch
+) -> None:
+    from flows.nightly import nightly
+
+    source, lake_url = _two_clips(s3, make_clip, "denied")
+    with Proxy(s3.endpoint) as proxy:
+        proxy.deny = r"/in/clip0\.mp4"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        state = nightly(source=source, lake=lake_url, return_state=True)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+
+    assert state.is_failed()
+    assert "access denied to s3://" in state.message and "clip0.mp4" in state.message
+    denied = [r for r in proxy.requests if r[2] == 403]
+    assert len(denied) == 1, "a 403 is not retried"
+    failures = Lake(lake_url).read("failures")
+    assert failures.empty, "not the file's fault: nothing recorded, the next run tries again"
