@@ -119,6 +119,7 @@ def test_a_mixed_archive_on_s3_into_a_lake_on_s3(
     prefect_server, s3, photo_clip, asset, tmp_path, monkeypatch
 ) -> None:
     from flows.nightly import nightly
+    from flows.rescore import rescore
 
     private = tmp_path / "private.ts"  # a local file no input may read
     private.write_bytes(asset("single_face.mp4").read_bytes())
@@ -186,6 +187,12 @@ def test_a_mixed_archive_on_s3_into_a_lake_on_s3(
         [str(CLI), "sql", "--lake", lake_url, query], capture_output=True, text=True, check=True
     ).stdout
     assert f"rows={lake.count('tracks')}" in out
+    report = s3.fs().cat_file(f"{lake_url.removeprefix('s3://')}/_report/index.html").decode()
+    assert "good one.mp4" in report and "big.mp4" in report
+
+    # Rescoring reads the features from the bucket and replaces the tracks there.
+    assert rescore(lake=lake_url, model="temporal-gru-v1") == {"rescored": 2}
+    assert set(lake.read("tracks")["model_version"]) == {"temporal-gru-v1"}
 
 
 def test_a_503_on_a_put_is_retried_and_the_run_completes(
