@@ -71,8 +71,8 @@ def unread_id(found: Found) -> str:
 @contextmanager
 def local_file(uri: str, max_bytes: int, folder: Path | None = None) -> Iterator[Path]:
     """A local file holding the video `uri`: the file itself, or for an object a temporary
-    copy in `folder` (bounded by max_bytes, ValueError if larger), deleted when the block
-    ends."""
+    copy in `folder`, deleted when the block ends. An object over max_bytes is not copied:
+    UnreadableVideo (stage "stage")."""
     if not is_url(uri):
         yield Path(uri)
         return

@@ -113,11 +113,6 @@ class LocalStore:
             if p.is_file() and not p.name.endswith(".tmp")
         )
 
-    def folders(self, prefix: str) -> list[str]:
-        """Names of the folders right under `prefix`."""
-        folder = self.path(prefix)
-        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-
     @contextmanager
     def lock(self, timeout_s: float | None = None) -> Iterator[None]:
         """An flock on ROOT/_lock, released by the kernel if the process dies."""
@@ -223,16 +218,6 @@ class ObjectStore:
             for path, entry in found.items()
             if entry.get("type") != "directory"
         }
-
-    def folders(self, prefix: str) -> list[str]:
-        with self._errors(prefix):
-            try:
-                found = self.fs.ls(self._full(prefix), detail=True)
-            except FileNotFoundError:
-                return []
-        return sorted(
-            PurePosixPath(entry["name"]).name for entry in found if entry["type"] == "directory"
-        )
 
     def size(self, key: str) -> int:
         with self._errors(key):
