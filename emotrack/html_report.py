@@ -267,10 +267,13 @@ def _thumbnail(video: Any, track: pd.DataFrame, path: Path) -> Path | None:
     import cv2
 
     from emotrack.errors import UnreadableVideo
+    from emotrack.storage import is_url
     from emotrack.video import VideoSource
 
     if path.exists():
         return path
+    if is_url(video.source_uri):  # on object storage: its local copy is gone by now
+        return None
     row = track.loc[track["intensity"].idxmax()]
     source = VideoSource(  # as probed when it was analysed: no second probe
         path=Path(video.source_uri),

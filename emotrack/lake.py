@@ -189,7 +189,7 @@ class Lake:
         for table in order:
             final = self._video_key(table, video_id, version if table in VERSIONED else "part-0")
             self.store.write_bytes(final, encoded[table])
-            if not keep_versions:
+            if table in VERSIONED and not keep_versions:  # other tables have one file
                 folder = final.rsplit("/", 1)[0]
                 for other in self.store.keys(folder):
                     if other != final and other.endswith(".parquet"):
