@@ -1,4 +1,19 @@
-"""The few exception types the flow maps to 'record and move on' or 'retry'."""
+"""The few exception types emotrack raises, and how the flow treats each kind of fault.
+
+    classify(error)   what the run does
+    "unreadable"      the input's fault (UnreadableVideo): recorded in `failures`, never retried
+    "worker-died"     the video killed its Dask worker twice (distributed.KilledWorker):
+                      recorded like an unreadable input (stage "analyse")
+    "storage"         a permanent storage error (StorageError: no such bucket, access denied):
+                      the run stops at once
+    "transient"       an I/O error (OSError) that a second try may not hit: the video is sent
+                      again after a delay, a bounded number of times
+    "unexpected"      anything else (a bug): logged with its traceback, nothing recorded, the
+                      other videos go on and the run ends Failed
+
+Storage clients retry their own transient faults (botocore's and delta-rs's back-off), so
+a storage error that reaches the flow has outlived those retries.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +25,8 @@ class EmotrackError(Exception):
 class UnreadableVideo(EmotrackError):
     """A permanent problem with one input: recorded in `failures`, never retried.
 
-    `stage` says where it was found (probe, decode); the message says what to do.
+    `stage` says where it was found (stage, probe, decode, analyse); the message says what
+    to do.
     """
 
     def __init__(self, stage: str, message: str) -> None:
@@ -22,5 +38,22 @@ class UnreadableVideo(EmotrackError):
         return f"{self.stage}: {self.message}"
 
 
+class StorageError(EmotrackError, RuntimeError):
+    """A permanent storage error (no such bucket, access denied): retrying cannot help."""
+
+
 class AssetError(EmotrackError):
     """A pinned asset (weights, sample videos) could not be fetched or failed verification."""
+
+
+def classify(error: BaseException) -> str:
+    """The kind of fault `error` is (see the module's table)."""
+    if isinstance(error, UnreadableVideo):
+        return "unreadable"
+    if type(error).__name__ == "KilledWorker":  # distributed's, not imported here
+        return "worker-died"
+    if isinstance(error, StorageError):
+        return "storage"
+    if isinstance(error, OSError):
+        return "transient"
+    return "unexpected"

@@ -1,54 +1,63 @@
-"""The Parquet lake: table schemas, paths and atomic publication live here and nowhere else.
+"""The lake: Delta Lake tables, their schemas, and how rows go in and come out. Nothing else
+names a table's files.
 
-Layout (Hive-style, one Parquet file per video and table):
+Every table is one Delta table (written by delta-rs), not partitioned:
 
-    LAKE/videos/video_id=<id>/part-0.parquet      one row per video (ok or failed)
-    LAKE/features/video_id=<id>/part-0.parquet    one row per face per analysed frame
-    LAKE/tracks/video_id=<id>/<model>.parquet     one row per face per analysed frame
-    LAKE/episodes/video_id=<id>/<model>.parquet   one row per expression episode of a track
-    LAKE/summaries/video_id=<id>/<model>.parquet  one row per video
-    LAKE/failures/<key>.parquet                   one row per unreadable input file
-    LAKE/_attempts/<id>                           runs that started analysing a video and
-                                                  did not finish it (not a table)
-    LAKE/_sources/<key>.json                      content ids of object-storage inputs
+    LAKE/videos/      one row per input file (ok or failed), by content (video_id)
+    LAKE/features/    one row per face per analysed frame
+    LAKE/tracks/      one row per face per analysed frame and model version
+    LAKE/episodes/    one row per expression episode of a face track and model version
+    LAKE/summaries/   one row per video and model version
+    LAKE/failures/    one row per input file that could not be processed (by source_uri)
+    LAKE/_sources/    what the lake knows of each input file: its size and modification
+                      time and inode (a local file) or ETag (an object), and its content id,
+                      so that a file is read again only when it changed
 
-LAKE is a folder or an object-storage URL (s3://bucket/prefix; see emotrack.storage).
-`video_id` is the partition column: it comes from the folder name, not from inside the file.
-A video's files are encoded in full first, then each is put into place whole (a rename on
-disk, one PUT on object storage), `videos` last: a video is complete once its `videos` row
-exists, and a reader never sees part of a file. Publishing a video again replaces its files,
-so re-runs never duplicate rows. A run holds the lake's lock (`Lake.exclusive`) for its
-whole length. `tracks`, `episodes` and `summaries` files are named after the model version
-that made them; publishing another version removes the old one unless the caller asks to
-keep several.
+and, beside them (names starting with "_" are emotrack's own):
+
+    LAKE/_attempts/<key>  runs that died while a video was in flight (Lake.attempt)
+    LAKE/_lock            one run at a time writes (Lake.exclusive)
+    LAKE/_report/         the HTML report
+    LAKE/_models/         models trained with `emotrack train` (emotrack.registry)
+
+Rows go in by batches of many videos (Lake.commit): one Delta commit per table that replaces
+the batch's rows of those videos (an overwrite by predicate: it touches only files that hold
+such rows), `videos` last. A commit is atomic; a video is complete once its `videos` row says
+ok, so a run killed between two commits leaves rows that no complete video owns, and the next
+run replaces them. `tracks`, `episodes` and `summaries` hold one set of rows per model
+version: a commit replaces all of a video's versions, or only its own with keep_versions.
+
+A lake on object storage (s3://bucket/prefix) is the same tables: delta-rs commits there with
+conditional PUTs, so no other lock service is needed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 
-from emotrack.storage import LocalStore, ObjectStore, open_store
+from emotrack.storage import LocalStore, open_store
 from models.expression_cnn import EMBEDDING_DIM, EMOTIONS
 
-PARTITION = "video_id"
-EMPTY_PARTITION = "_none"  # holds each table's empty schema file (see Lake.create_tables)
-ATTEMPTS = "_attempts"  # markers of runs that died while analysing a video (Lake.attempt)
-SOURCES = "_sources"  # content ids of object-storage inputs (Lake.remember_source)
-_f32, _f64, _i32, _str = pa.float32(), pa.float64(), pa.int32(), pa.string()
+ATTEMPTS = "_attempts"  # markers of runs that died while a video was in flight
+SOURCES = "_sources"
+_f32, _f64, _i32, _i64, _str = pa.float32(), pa.float64(), pa.int32(), pa.int64(), pa.string()
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
+_VIDEO = [("video_id", _str)]
 _FACE = [
+    *_VIDEO,
     ("frame_index", _i32),
     ("timestamp_s", _f64),
     ("track_id", _i32),
@@ -61,8 +70,9 @@ _FACE = [
 SCHEMAS: dict[str, pa.Schema] = {
     "videos": pa.schema(
         [
+            *_VIDEO,
             ("source_uri", _str),
-            ("size_bytes", pa.int64()),
+            ("size_bytes", _i64),
             ("duration_s", _f64),
             ("fps", _f64),
             ("width", _i32),
@@ -95,6 +105,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
     "episodes": pa.schema(
         [
+            *_VIDEO,
             ("track_id", _i32),
             ("emotion", _str),
             ("start_s", _f64),
@@ -109,6 +120,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
     "summaries": pa.schema(
         [
+            *_VIDEO,
             ("frames_analysed", _i32),
             ("frames_with_face", _i32),
             ("face_observations", _i32),
@@ -117,6 +129,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             *[(f"share_{e}", _f64) for e in EMOTIONS],
             ("mean_valence", _f64),
             ("mean_arousal", _f64),
+            # mean valence of the video's faces in up to SERIES_POINTS equal stretches of
+            # time (null where no face was seen): the report's sparkline, without `tracks`
+            ("valence_series", pa.list_(_f32)),
             ("model_version", _str),
         ]
     ),
@@ -131,6 +146,23 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
+INTERNAL: dict[str, pa.Schema] = {
+    SOURCES: pa.schema(
+        [
+            ("uri", _str),
+            ("size_bytes", _i64),
+            ("mtime_ns", _i64),  # local files
+            ("inode", _i64),  # local files
+            ("etag", _str),  # objects
+            ("video_id", _str),
+            ("recorded_at", _TIMESTAMP),
+        ]
+    ),
+}
+ALL_SCHEMAS = {**SCHEMAS, **INTERNAL}
+KEYS = {"failures": "source_uri", SOURCES: "uri"}  # the others: video_id
+VERSIONED = ("tracks", "episodes", "summaries")  # rows per model version
+COMMIT_ORDER = (SOURCES, "features", "tracks", "episodes", "summaries", "failures", "videos")
 _DUCKDB_TYPES = {
     "float": "FLOAT",
     "double": "DOUBLE",
@@ -139,9 +171,47 @@ _DUCKDB_TYPES = {
     "list<item: float>": "FLOAT[]",
     "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
 }
-VERSIONED = ("tracks", "episodes", "summaries")  # stored per model version
-# publication order: videos last
-VIDEO_TABLES = ("features", "tracks", "episodes", "summaries", "videos")
+
+
+class NotALake(FileNotFoundError):
+    """The location holds no emotrack tables (or only the 0.1.0 layout's)."""
+
+
+def key_of(table: str) -> str:
+    """The column whose value a commit replaces rows by."""
+    return KEYS.get(table, "video_id")
+
+
+@dataclass
+class Batch:
+    """Rows for one commit: per table, the keys whose rows are replaced and the new rows.
+
+    A key given with no rows deletes that key's rows (a video reprocessed that now has no
+    faces, a failure cleared by a success). A key added twice keeps its later rows only.
+    """
+
+    keys: dict[str, set[str]] = field(default_factory=dict)
+    rows: dict[str, list[pa.Table]] = field(default_factory=dict)
+
+    def add(self, table: str, keys: Iterable[str], rows: pd.DataFrame | pa.Table | None) -> None:
+        keys = set(keys)
+        if not keys:
+            return
+        taken = self.keys.setdefault(table, set())
+        parts = self.rows.setdefault(table, [])
+        if keys & taken:  # the same video twice (two files, one content): the later wins
+            column, again = key_of(table), pa.array(sorted(keys & taken))
+            parts[:] = [p.filter(pc.invert(pc.is_in(p[column], again))) for p in parts]
+        taken |= keys
+        if rows is not None and len(rows):
+            parts.append(to_arrow(table, rows))
+
+    def __len__(self) -> int:
+        return len(self.keys.get("videos", ())) or max(map(len, self.keys.values()), default=0)
+
+    def table(self, name: str) -> pa.Table:
+        parts = self.rows.get(name) or [ALL_SCHEMAS[name].empty_table()]
+        return pa.concat_tables(parts)
 
 
 class Lake:
@@ -162,253 +232,264 @@ class Lake:
             raise ValueError(f"{self.url} is on object storage, not a folder")
         return self.store.root
 
-    def glob(self, table: str) -> str:
-        """The pattern readers pass to duckdb.read_parquet(..., hive_partitioning=true)."""
-        return str(self.root / table / "**" / "*.parquet")
+    def table_uri(self, table: str) -> str:
+        """Where the Delta table `table` is (a folder or a URL), for delta-rs and readers."""
+        return self.store.table_uri(table)
 
-    def publish(
-        self,
-        video_id: str,
-        tables: dict[str, pd.DataFrame],
-        source_uri: str | None = None,
-        keep_versions: bool = False,
-    ) -> dict[str, int]:
-        """Atomically (re)place one video's rows in the given tables; return rows per table.
-
-        `tables` maps some of VIDEO_TABLES to rows without the video_id column; they are
-        validated and encoded first, then each is written whole into place (a rename on
-        disk, one PUT on object storage) with `videos` last. Rows of `tracks` and
-        `summaries` are stored per model_version: other versions of the video are removed
-        unless keep_versions. Publishing `videos` clears a failure recorded for `source_uri`.
-        """
-        assert set(tables) <= set(VIDEO_TABLES), sorted(tables)
-        order = [t for t in VIDEO_TABLES if t in tables]
-        staged = {t: _to_arrow(t, tables[t]) for t in order}  # validate before writing
-        encoded = {t: _parquet_bytes(data) for t, data in staged.items()}
-        version = _version_file_name(tables)
-        for table in order:
-            final = self._video_key(table, video_id, version if table in VERSIONED else "part-0")
-            self.store.write_bytes(final, encoded[table])
-            if table in VERSIONED and not keep_versions:  # other tables have one file
-                folder = final.rsplit("/", 1)[0]
-                for other in self.store.keys(folder):
-                    if other != final and other.endswith(".parquet"):
-                        self.store.delete(other)
-        if "videos" in tables and source_uri is not None:
-            self.store.delete(self._failure_key(source_uri))
-        return {table: data.num_rows for table, data in staged.items()}
+    # -- writing -------------------------------------------------------------------------
 
     @contextmanager
-    def exclusive(self, timeout_s: float | None = None) -> Iterator[None]:
+    def exclusive(self, timeout_s: float | None = None, ttl_s: float = 120.0) -> Iterator[None]:
         """Hold the lake's run lock: one run at a time writes to a lake.
 
         A second run waits for the first to finish (or raises TimeoutError after timeout_s),
         then sees the first run's videos as complete. On disk the lock is an flock on
         LAKE/_lock, released by the kernel if the process dies; on object storage it is a
-        lock object with an owner and an expiry (see ObjectStore.lock). Either way a killed
-        run never leaves it held for good. Also clears what a killed run left behind.
+        lock object with an owner and an expiry of ttl_s (see ObjectStore.lock). Either way a
+        killed run never leaves it held for good. A lake in the layout of emotrack 0.1.0 is
+        converted first (emotrack.migrate); missing tables are created.
         """
-        with self.store.lock(timeout_s):
+        from emotrack.migrate import migrate_if_needed
+
+        with self.store.lock(timeout_s, ttl_s):
+            migrate_if_needed(self)
             self.create_tables()
-            self.store.delete_tree("_staging")  # left by versions that staged there
             yield
 
     def create_tables(self) -> None:
-        """Give every table a file, empty but with its schema, so that a query over any table
-        of a healthy lake never fails for want of files (a lake without failures has no
-        failure rows, not no `failures` table). The files sit in a folder or under a name
-        that starts with "_", which pyarrow, pandas and Spark skip; DuckDB reads no rows."""
-        for table, schema in SCHEMAS.items():
-            empty = (
-                f"{table}/_empty.parquet"
-                if table == "failures"
-                else f"{table}/{PARTITION}={EMPTY_PARTITION}/_empty.parquet"
-            )
-            if not self.store.exists(empty):
-                self.store.write_bytes(empty, _parquet_bytes(schema.empty_table()))
+        """Create every table that does not exist yet (empty, with its schema), so that a
+        query over any table of a healthy lake never fails for want of it."""
+        for name, schema in ALL_SCHEMAS.items():
+            if not self.has_table(name):
+                DeltaTable.create(
+                    self.table_uri(name), schema=schema, mode="ignore",
+                    storage_options=self.store.table_options(),
+                )  # fmt: skip
 
-    def completed(self, model_version: str) -> set[str]:
-        """Videos whose `videos` row says ok and that were scored by `model_version`."""
-        name = f"{_safe_name(model_version)}.parquet"
-        with self.connect() as con:
-            ok = con.execute("SELECT video_id FROM videos WHERE status = 'ok'").fetchall()
-        scored = {
-            key.split("/")[1].removeprefix(f"{PARTITION}=")
-            for key in self.store.keys("summaries")
-            if key.endswith(f"/{name}")
-        }
-        return {video_id for (video_id,) in ok if video_id in scored}
+    def has_table(self, name: str) -> bool:
+        # Opening the table, not DeltaTable.is_deltatable: that one holds Python's GIL
+        # through its requests (deltalake 1.6.6), stalling every other thread meanwhile.
+        try:
+            self._table(name)
+        except NotALake:
+            return False
+        return True
+
+    def commit(self, batch: Batch, keep_version: str | None = None) -> dict[str, int]:
+        """Replace the batch's rows, one Delta commit per table, `videos` last; returns the
+        rows written per table. With keep_version, only that model version's rows of the
+        versioned tables are replaced (the other versions stay)."""
+        written = {}
+        for name in COMMIT_ORDER:
+            keys = batch.keys.get(name)
+            if not keys:
+                continue
+            data = batch.table(name)
+            predicate = _in(key_of(name), keys)
+            if keep_version is not None and name in VERSIONED:
+                predicate = f"({predicate}) AND model_version = {_quoted(keep_version)}"
+            if data.num_rows:
+                write_deltalake(
+                    self.table_uri(name), data, mode="overwrite", predicate=predicate,
+                    storage_options=self.store.table_options(),
+                )  # fmt: skip
+            else:
+                self._table(name).delete(predicate)
+            written[name] = data.num_rows
+        return written
+
+    def remember_sources(self, rows: pd.DataFrame) -> None:
+        """Record (replace) what the lake knows of these input files (_sources rows)."""
+        batch = Batch()
+        batch.add(SOURCES, rows["uri"], rows)
+        self.commit(batch)
 
     @contextmanager
-    def attempt(self, video_id: str) -> Iterator[None]:
-        """Count a run's attempt at a video while its body runs.
+    def attempt(self, uri: str) -> Iterator[None]:
+        """Count a run's attempt at the file `uri` while its body runs.
 
         The count grows by one on entry and is cleared when the body ends, by returning or by
         raising an Exception: it only stays when the run itself died (killed, out of memory)
         or was interrupted during the attempt. `crashed()` reads what stayed.
         """
-        marker = f"{ATTEMPTS}/{video_id}"
-        runs = self.crashed().get(video_id, 0) + 1
-        self.store.write_bytes(marker, str(runs).encode())
+        self.start_attempt(uri)
         try:
             yield
         except Exception:
-            self.store.delete(marker)
+            self.end_attempt(uri)
             raise
-        self.store.delete(marker)
+        self.end_attempt(uri)
+
+    def start_attempt(self, uri: str, runs_before: int = 0) -> None:
+        """See `attempt`: `runs_before` is what crashed() said of `uri` at the run's start."""
+        body = f"{runs_before + 1}\n{uri}"
+        self.store.write_bytes(f"{ATTEMPTS}/{_uri_key(uri)}", body.encode())
+
+    def end_attempt(self, uri: str) -> None:
+        self.store.delete(f"{ATTEMPTS}/{_uri_key(uri)}")
 
     def crashed(self) -> dict[str, int]:
-        """video_id -> how many runs died while analysing it (see `attempt`)."""
+        """source URI -> how many runs died while a video was being analysed from it."""
         markers = self.store.read_many(self.store.keys(ATTEMPTS))
-        return {
-            key.rsplit("/", 1)[1]: int(body or 0)
-            for key, body in markers.items()
-            if not key.rsplit("/", 1)[1].startswith(".")
-        }
+        counts = {}
+        for key, body in markers.items():
+            if key.rsplit("/", 1)[1].startswith("."):
+                continue
+            runs, _, uri = body.decode().partition("\n")
+            counts[uri] = int(runs or 0)
+        return counts
+
+    def compact(
+        self,
+        sort: bool = False,
+        retention_hours: float = 168.0,
+        min_small_files: int | None = None,
+        target_mb: int = 128,
+    ) -> dict[str, dict[str, Any]]:
+        """Rewrite small files into large ones, then checkpoint the log and vacuum files that
+        left the table more than retention_hours ago. With sort, rows are ordered by the
+        table's key (z-order over one column), so that a query for one video reads little;
+        without it, only the small files are packed together (cheap, O(new rows)). With
+        min_small_files, a table is left alone until it has that many files under target_mb.
+        Returns what was done per table."""
+        done = {}
+        for name in ALL_SCHEMAS:
+            dt = self._table(name)
+            small = self.small_files(name, target_mb)
+            if min_small_files is not None and small < min_small_files:
+                continue
+            target = target_mb * 2**20
+            metrics = (
+                dt.optimize.z_order([key_of(name)], target_size=target)
+                if sort
+                else dt.optimize.compact(target_size=target)
+            )
+            dt.create_checkpoint()
+            removed = dt.vacuum(
+                retention_hours=int(retention_hours), dry_run=False,
+                enforce_retention_duration=False,
+            )  # fmt: skip
+            done[name] = {
+                "small_files_before": small,
+                "files_added": metrics.get("numFilesAdded", 0),
+                "files_removed": metrics.get("numFilesRemoved", 0),
+                "vacuumed": len(removed),
+            }
+        return done
+
+    def small_files(self, table: str, target_mb: int = 128) -> int:
+        """How many of the table's current files are under target_mb."""
+        actions = pa.table(self._table(table).get_add_actions(flatten=True))
+        if not actions.num_rows:
+            return 0
+        return int(pc.sum(pc.less(actions["size_bytes"], target_mb * 2**20)).as_py() or 0)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def files(self, table: str) -> list[str]:
+        """The data files of the table's current version (what readers must read): paths on
+        disk, URLs on object storage."""
+        uris = self._table(table).file_uris()
+        return [_local_path(u) for u in uris] if self.local else list(uris)
+
+    def connect(self, tables: Iterable[str] = tuple(SCHEMAS)) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with a view of each table's current snapshot.
+
+        On disk DuckDB reads the snapshot's Parquet files itself (read_parquet over the file
+        list); on object storage it scans the tables as pyarrow datasets (DuckDB's httpfs and
+        delta extensions would be downloaded at run time, which offline machines cannot do).
+        """
+        con = duckdb.connect()
+        for name in tables:
+            dt = self._table(name)
+            files = [_local_path(u) for u in dt.file_uris()] if self.local else None
+            if files:
+                listed = ", ".join(_quoted(f) for f in files)
+                source = f"read_parquet([{listed}], union_by_name=true)"
+            elif self.local:
+                columns = [
+                    f"NULL::{_DUCKDB_TYPES.get(str(f.type), 'VARCHAR')} AS {f.name}"
+                    for f in ALL_SCHEMAS[name]
+                ]
+                source = f"(SELECT {', '.join(columns)} WHERE false)"
+            else:
+                con.register(f"{name}_dataset", dt.to_pyarrow_dataset())
+                source = f"{name}_dataset"
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {source}')
+        return con
+
+    def read(
+        self, table: str, where: str | None = None, params: list[Any] | None = None
+    ) -> pd.DataFrame:
+        """Rows of `table` (those matching the SQL condition `where`) as a DataFrame, with
+        the table's columns even when empty."""
+        query = f'SELECT * FROM "{table}"' + (f" WHERE {where}" if where else "")
+        with self.connect([table]) as con:
+            return con.execute(query, params or []).df()
+
+    def read_video(self, table: str, video_id: str) -> pd.DataFrame:
+        """One video's rows of `table`; raises FileNotFoundError if it has none."""
+        rows = self.read(table, "video_id = ?", [video_id])
+        if rows.empty:
+            raise FileNotFoundError(f"no {table} rows for video {video_id} in {self.url}")
+        return rows
+
+    def read_videos(self, table: str, video_ids: Iterable[str]) -> pd.DataFrame:
+        """The rows of several videos (one scan)."""
+        return self.read(table, "video_id IN (SELECT unnest(?))", [sorted(video_ids)])
+
+    def count(self, table: str) -> int:
+        """Number of rows in `table`."""
+        with self.connect([table]) as con:
+            return int(con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
+
+    def video_ids(self, table: str) -> list[str]:
+        """The videos that have rows in `table`."""
+        with self.connect([table]) as con:
+            found = con.execute(f'SELECT DISTINCT video_id FROM "{table}"').fetchall()
+        return sorted(video_id for (video_id,) in found if video_id is not None)
+
+    def completed(self, model_version: str) -> set[str]:
+        """Videos whose `videos` row says ok and that were scored by `model_version`."""
+        query = (
+            "SELECT video_id FROM videos WHERE status = 'ok' AND video_id IN "
+            "(SELECT video_id FROM summaries WHERE model_version = ?)"
+        )
+        with self.connect(["videos", "summaries"]) as con:
+            return {video_id for (video_id,) in con.execute(query, [model_version]).fetchall()}
+
+    def known_ids(self) -> set[str]:
+        """Every video id that has a `videos` row (ok or failed)."""
+        with self.connect(["videos"]) as con:
+            return {v for (v,) in con.execute("SELECT video_id FROM videos").fetchall()}
 
     def failed(self) -> dict[str, str | None]:
         """source_uri -> video_id of every recorded failure."""
-        with self.connect() as con:
+        with self.connect(["failures"]) as con:
             return dict(con.execute("SELECT source_uri, video_id FROM failures").fetchall())
 
-    def video_ids(self, table: str) -> list[str]:
-        """The videos that have rows (files) in `table`."""
-        prefix = f"{PARTITION}="
-        return sorted(
-            {
-                key.split("/")[1][len(prefix) :]
-                for key in self.store.keys(table)
-                if key.split("/")[1].startswith(prefix)
-                and key.endswith(".parquet")
-                and key.split("/")[1] != f"{prefix}{EMPTY_PARTITION}"
-            }
-        )
+    def sources(self) -> dict[str, dict[str, Any]]:
+        """source_uri -> what the lake recorded of it (_sources: size_bytes, mtime_ns, inode,
+        etag, video_id), read in a few requests whatever the number of files."""
+        table = self._table(SOURCES).to_pyarrow_table()
+        return {row["uri"]: row for row in table.to_pylist()}
 
-    def read_video(self, table: str, video_id: str) -> pd.DataFrame:
-        """One video's rows of `table` (without the video_id column)."""
-        folder = f"{table}/{PARTITION}={video_id}"
-        keys = [k for k in self.store.keys(folder) if k.endswith(".parquet")]
-        if not keys:
-            raise FileNotFoundError(f"no {table} rows for video {video_id} in {self.url}")
-        return pd.concat(
-            [pq.read_table(pa.BufferReader(self.store.read_bytes(k))).to_pandas() for k in keys],
-            ignore_index=True,
-        )
-
-    def record_failure(self, failure: dict[str, object], video: dict[str, object] | None) -> None:
-        """Record one unreadable input in `failures` and, if its video_id is known, `videos`.
-
-        Writes nothing to features, tracks or summaries.
-        """
-        rows = _parquet_bytes(_to_arrow("failures", pd.DataFrame([failure])))
-        self.store.write_bytes(self._failure_key(str(failure["source_uri"])), rows)
-        if video is not None and failure.get("video_id"):
-            row = _parquet_bytes(_to_arrow("videos", pd.DataFrame([video])))
-            self.store.write_bytes(self._video_key("videos", str(failure["video_id"])), row)
-
-    def source_ids(self) -> dict[str, dict[str, object]]:
-        """source_uri -> the size, etag and content id recorded for an object-storage input
-        (see remember_source): its content id, without reading it again."""
-        bodies = self.store.read_many(self.store.keys(SOURCES))
-        entries = [json.loads(body) for body in bodies.values()]
-        return {str(entry["uri"]): entry for entry in entries}
-
-    def remember_source(self, uri: str, size: int, etag: str | None, video_id: str) -> None:
-        """Record the content id of an object-storage input read once, with its size and
-        ETag: later runs reuse it while both are unchanged."""
-        body = {"uri": uri, "size": size, "etag": etag, "video_id": video_id}
-        self.store.write_bytes(f"{SOURCES}/{_uri_key(uri)}.json", json.dumps(body).encode())
-
-    def read(self, table: str) -> pd.DataFrame:
-        """Every row of `table` as a DataFrame (empty, with the right columns, if none)."""
-        with self.connect() as con:
-            return con.execute(f"SELECT * FROM {table}").df()
-
-    def count(self, table: str) -> int:
-        """Number of rows in `table`, from Parquet metadata (no rows are loaded)."""
-        with self.connect() as con:
-            return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection with one view per table (empty tables included).
-
-        On disk DuckDB reads the Parquet files itself; on object storage it scans pyarrow
-        datasets (DuckDB's httpfs extension would be downloaded at run time, which offline
-        machines cannot do)."""
-        con = duckdb.connect()
-        for table, schema in SCHEMAS.items():
-            if not self.local:
-                con.register(f"{table}_dataset", self._dataset(table, schema))
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM {table}_dataset")
-                continue
-            if any((self.root / table).glob("**/*.parquet")):
-                source = f"read_parquet('{_sql_text(self.glob(table))}', hive_partitioning=true)"
-            else:
-                columns = ([] if table == "failures" else [f"NULL::VARCHAR AS {PARTITION}"]) + [
-                    f"NULL::{_DUCKDB_TYPES.get(str(f.type), 'VARCHAR')} AS {f.name}" for f in schema
-                ]
-                source = f"(SELECT {', '.join(columns)} WHERE false)"
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM {source}")
-        return con
-
-    def _dataset(self, table: str, schema: pa.Schema) -> ds.Dataset:
-        """A table on object storage as a pyarrow dataset: Hive partitions, "_" and "."
-        names skipped (the empty schema files), so a table without rows reads as empty.
-        S3 is read with pyarrow's own client (the same AWS variables; 1.9x faster than
-        through fsspec here), other stores through fsspec."""
-        assert isinstance(self.store, ObjectStore)
-        if self.store.url.startswith("s3://"):
-            filesystem, root = pafs.FileSystem.from_uri(self.store.url)
-        else:
-            filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(self.store.fs))
-            root = self.store.root
-        partitioned = table != "failures"
-        full = schema.append(pa.field(PARTITION, _str)) if partitioned else schema
-        return ds.dataset(
-            f"{root}/{table}",
-            schema=full,
-            format="parquet",
-            filesystem=filesystem,
-            partitioning=ds.partitioning(pa.schema([(PARTITION, _str)]), flavor="hive")
-            if partitioned
-            else None,
-        )
-
-    def _video_key(self, table: str, video_id: str, name: str = "part-0") -> str:
-        return f"{table}/{PARTITION}={video_id}/{name}.parquet"
-
-    def _failure_key(self, source_uri: str) -> str:
-        return f"failures/{_uri_key(source_uri)}.parquet"
+    def _table(self, name: str) -> DeltaTable:
+        try:
+            return DeltaTable(self.table_uri(name), storage_options=self.store.table_options())
+        except TableNotFoundError:
+            raise NotALake(
+                f"{self.url} has no {name} table: not an emotrack lake yet, or one written by "
+                "emotrack 0.1.0 (`emotrack migrate --lake ...` converts it; so does a run)"
+            ) from None
 
 
-def _uri_key(uri: str) -> str:
-    return hashlib.sha256(uri.encode()).hexdigest()[:16]
-
-
-def _parquet_bytes(data: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(data, sink)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _version_file_name(tables: dict[str, pd.DataFrame]) -> str:
-    """File stem shared by a publication's tracks and summaries: their model version."""
-    versions = {v for t in VERSIONED if t in tables for v in tables[t]["model_version"].unique()}
-    assert len(versions) <= 1, f"one model_version per publication, got {sorted(versions)}"
-    return _safe_name(str(versions.pop())) if versions else "part-0"
-
-
-def _safe_name(model_version: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model_version)
-
-
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
-
-
-def _to_arrow(table: str, rows: pd.DataFrame) -> pa.Table:
+def to_arrow(table: str, rows: pd.DataFrame | pa.Table) -> pa.Table:
     """rows cast to the table's schema; raises if a column is missing or cannot be cast."""
-    schema = SCHEMAS[table]
+    schema = ALL_SCHEMAS[table]
+    if isinstance(rows, pa.Table):
+        rows = rows.select(schema.names).cast(schema)
+        return rows
     missing = set(schema.names) - set(rows.columns)
     if missing:
         raise ValueError(f"{table}: missing columns {sorted(missing)}")
@@ -417,3 +498,21 @@ def _to_arrow(table: str, rows: pd.DataFrame) -> pa.Table:
         lengths = pc.list_value_length(data["embedding"]).unique().to_pylist()
         assert lengths == [EMBEDDING_DIM], f"embedding lengths {lengths}"
     return data
+
+
+def _local_path(uri: str) -> str:
+    """A path from delta-rs's file URI (percent-encoded: "some%20lake" is "some lake")."""
+    return unquote(uri.removeprefix("file://"))
+
+
+def _uri_key(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+
+def _quoted(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(_quoted(v) for v in sorted(values))})"

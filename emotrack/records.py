@@ -19,6 +19,7 @@ def video_row(
 ) -> dict[str, object]:
     """The `videos` row of a probed video."""
     return {
+        "video_id": source.video_id,
         "source_uri": source.source_uri,
         "size_bytes": source.size_bytes,
         "duration_s": source.duration_s,
@@ -57,6 +58,7 @@ def failure_rows(
         return failure, None
     unknown = dict.fromkeys(["duration_s", "fps", "width", "height", "codec", "rotation"])
     video: dict[str, object] = {
+        "video_id": video_id,
         "source_uri": uri,
         "size_bytes": size,
         **unknown,

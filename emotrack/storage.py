@@ -1,8 +1,10 @@
 """Where files live: a folder on local disk or a prefix in object storage (S3 and any other
 fsspec URL), behind one small interface. The lake and the video sources go through it.
 
-Keys are POSIX paths relative to the store's root ("videos/video_id=v1/part-0.parquet").
-What "atomic" means differs, and is kept here:
+Keys are POSIX paths relative to the store's root ("_report/index.html"). The lake's tables
+are Delta tables written by delta-rs, which talks to the store itself: `table_uri` and
+`table_options` say where and how. For the store's own files, what "atomic" means differs,
+and is kept here:
 
 - local disk: a file is written under a hidden temporary name, then renamed into place;
 - object storage: a PUT is never partial, so each object is written whole under its final
@@ -33,15 +35,13 @@ from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from emotrack.errors import StorageError
+
 # botocore's standard retry mode: 500/502/503/504, throttling and connection errors, with
 # exponential back-off and jitter, up to this many attempts in all.
 S3_ATTEMPTS = 6
 LOCK_KEY = "_lock"
 _log = logging.getLogger(__name__)
-
-
-class StorageError(RuntimeError):
-    """A permanent storage error (no such bucket, access denied): retrying cannot help."""
 
 
 def is_url(location: str | Path) -> bool:
@@ -76,6 +76,13 @@ class LocalStore:
     def path(self, key: str) -> Path:
         return self.root / key
 
+    def table_uri(self, key: str) -> str:
+        """Where delta-rs finds the table `key` (a folder)."""
+        return str(self.root / key)
+
+    def table_options(self) -> dict[str, str] | None:
+        return None
+
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write the file `key` whole: a hidden temporary file, renamed into place."""
         final = self.path(key)
@@ -87,6 +94,11 @@ class LocalStore:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def write_many(self, files: dict[str, bytes]) -> None:
+        """Several files, each written whole."""
+        for key, data in files.items():
+            self.write_bytes(key, data)
+
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
@@ -97,7 +109,13 @@ class LocalStore:
         return self.path(key).is_file()
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        """Delete the file `key`, and its folder if that leaves it empty (as on object
+        storage, where a folder is only a prefix)."""
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        if path.parent != self.root:
+            with suppress(OSError):  # not empty: others still there
+                path.parent.rmdir()
 
     def delete_tree(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)
@@ -114,8 +132,9 @@ class LocalStore:
         )
 
     @contextmanager
-    def lock(self, timeout_s: float | None = None) -> Iterator[None]:
-        """An flock on ROOT/_lock, released by the kernel if the process dies."""
+    def lock(self, timeout_s: float | None = None, ttl_s: float = 120.0) -> Iterator[None]:
+        """An flock on ROOT/_lock, released by the kernel if the process dies (no expiry:
+        ttl_s is for object storage)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with self.path(LOCK_KEY).open("a") as handle:
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -128,8 +147,6 @@ class LocalStore:
                         raise TimeoutError(f"another run holds {self.path(LOCK_KEY)}") from None
                     time.sleep(0.5)
             try:
-                for stale in self.root.glob("*/**/.*.tmp"):  # left by a killed run
-                    stale.unlink(missing_ok=True)
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
@@ -163,11 +180,28 @@ class ObjectStore:
     def _full(self, key: str) -> str:
         return f"{self.root}/{key}" if key else self.root
 
+    def table_uri(self, key: str) -> str:
+        """Where delta-rs finds the table `key` (a prefix)."""
+        return f"{self.url}/{key}"
+
+    def table_options(self) -> dict[str, str] | None:
+        """delta-rs reads the AWS_* variables itself (it retries transient errors with
+        back-off, and commits with conditional PUTs); an http:// endpoint (MinIO, moto)
+        must be allowed explicitly."""
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+        return {"AWS_ALLOW_HTTP": "true"} if endpoint.startswith("http://") else None
+
     def write_bytes(self, key: str, data: bytes, **conditions: Any) -> None:
         """Write the object `key` whole, in one PUT (with conditions: S3's IfMatch, or
         mode="create" for If-None-Match)."""
         with self._errors(key):
             self.fs.pipe_file(self._full(key), data, **conditions)
+
+    def write_many(self, files: dict[str, bytes]) -> None:
+        """Several objects, each in one PUT, sent concurrently."""
+        if files:
+            with self._errors(next(iter(files))):
+                self.fs.pipe({self._full(k): data for k, data in files.items()})
 
     def read_bytes(self, key: str) -> bytes:
         with self._errors(key):
@@ -235,8 +269,8 @@ class ObjectStore:
             yield path
 
     @contextmanager
-    def lock(self, timeout_s: float | None = None) -> Iterator[None]:
-        """Hold the lock object ROOT/_lock: an owner and an expiry, renewed while held.
+    def lock(self, timeout_s: float | None = None, ttl_s: float = 120.0) -> Iterator[None]:
+        """Hold the lock object ROOT/_lock: an owner and an expiry (ttl_s), renewed while held.
 
         It is created only if absent (a conditional PUT, If-None-Match), so two runs cannot
         both create it; a lock past its expiry (its run died) is taken over with a PUT
@@ -244,23 +278,22 @@ class ObjectStore:
         only while it is still the owner; a lock lost meanwhile (renewals failed for a whole
         TTL and another run took it over) is logged as an error.
         """
-        ttl = float(os.environ.get("EMOTRACK_LOCK_TTL_S", "120"))
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not self._try_lock(owner, ttl):
+        while not self._try_lock(owner, ttl_s):
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"another run holds {self.url}/{LOCK_KEY}")
-            time.sleep(min(2.0, ttl / 4))
+            time.sleep(min(2.0, ttl_s / 4))
         stop = threading.Event()
 
         def renew() -> None:
-            while not stop.wait(ttl / 3):
+            while not stop.wait(ttl_s / 3):
                 try:
                     body, etag = self._lock_state()
                     if body.get("owner") != owner:
                         _log.error("lost the lock of %s to %s", self.url, body.get("owner"))
                         return
-                    self.write_bytes(LOCK_KEY, _lock_body(owner, ttl), IfMatch=etag)
+                    self.write_bytes(LOCK_KEY, _lock_body(owner, ttl_s), IfMatch=etag)
                 except Exception as error:  # noqa: BLE001 - tried again at the next beat
                     _log.warning("could not renew the lock of %s: %s", self.url, error)
 

