@@ -12,9 +12,9 @@ CRASHED_RUNS = 2
 class Plan:
     """What to do with each discovered file, by URI (in the discovery order)."""
 
-    video_ids: dict[str, str | None] = field(default_factory=dict)  # content ids, read once
+    video_ids: dict[str, str | None] = field(default_factory=dict)  # content ids, if known
     todo: list[str] = field(default_factory=list)
-    done: list[str] = field(default_factory=list)  # same content already complete
+    done: list[str] = field(default_factory=list)  # same content complete, or twice here
     quarantined: list[str] = field(default_factory=list)  # same content already failed
     crashed: list[str] = field(default_factory=list)  # runs died on it: to quarantine now
 
@@ -28,24 +28,30 @@ def plan_videos(
 ) -> Plan:
     """Split files into todo / done / quarantined / crashed.
 
-    video_ids: each file's content id (None if not read yet, or unreadable); completed: ids that
-    are complete in the lake for the model in use; failed: source_uri -> content id of the
-    recorded failures; crashed: content id -> runs that died while analysing it. A failure
-    stays quarantined while its file's content is unchanged; a video on which CRASHED_RUNS
-    runs died is to be recorded as failed (then quarantined). With reprocess, everything
-    is todo.
+    video_ids: each file's content id (None if not read yet: an object, or unreadable);
+    completed: ids that are complete in the lake for the model in use; failed: source_uri ->
+    content id of the recorded failures; crashed: source_uri -> runs that died while
+    analysing it. A failure stays quarantined while its file's content is unchanged; a file
+    on which CRASHED_RUNS runs died is to be recorded as failed (then quarantined). A second
+    file with the content of one already to do is done with it. With reprocess, every
+    file is to do.
     """
     crashed = crashed or {}
     plan = Plan(video_ids=dict(video_ids))
+    todo_ids: set[str] = set()
     for uri, video_id in video_ids.items():
-        if reprocess or video_id is None:
+        if video_id is not None and video_id in todo_ids:
+            plan.done.append(uri)
+        elif reprocess or video_id is None:
             plan.todo.append(uri)
         elif video_id in completed:
             plan.done.append(uri)
         elif uri in failed and failed[uri] == video_id:
             plan.quarantined.append(uri)
-        elif crashed.get(video_id, 0) >= CRASHED_RUNS:
+        elif crashed.get(uri, 0) >= CRASHED_RUNS:
             plan.crashed.append(uri)
         else:
             plan.todo.append(uri)
+        if video_id is not None and plan.todo and plan.todo[-1] == uri:
+            todo_ids.add(video_id)
     return plan

@@ -57,15 +57,6 @@ _REFERENCES = {
 }
 
 
-def find_videos(root: Path) -> list[Path]:
-    """Video files under `root` (recursively, by suffix, hidden files skipped), sorted."""
-    if not root.is_dir():
-        raise FileNotFoundError(f"video source {root} is not a directory")
-    return sorted(
-        p for p in root.rglob("*") if p.is_file() and is_video_name(p.relative_to(root).as_posix())
-    )
-
-
 def is_video_name(relative: str) -> bool:
     """Whether a file at this path (relative to the source, "/"-separated) is taken as a
     video: a video suffix, and no hidden part."""

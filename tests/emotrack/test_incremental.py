@@ -14,7 +14,7 @@ def test_a_failure_is_quarantined_until_its_content_changes() -> None:
     assert plan.todo == [A] and plan.quarantined == [B]
 
 
-def test_reprocess_takes_everything_and_unreadable_files_are_tried() -> None:
+def test_reprocess_takes_everything_and_unread_files_are_tried() -> None:
     ids = {A: "va", B: "vb", C: None, D: "vd"}
     plan = plan_videos(ids, completed={"va"}, failed={B: "vb"}, reprocess=True)
     assert plan.todo == [A, B, C, D]
@@ -25,13 +25,18 @@ def test_the_same_content_at_a_new_path_is_already_complete() -> None:
     assert plan_videos({C: "va"}, completed={"va"}, failed={}).done == [C]
 
 
+def test_the_same_content_twice_in_one_run_is_analysed_once() -> None:
+    plan = plan_videos({A: "va", B: "va", C: "vc"}, completed=set(), failed={})
+    assert plan.todo == [A, C] and plan.done == [B]
+
+
 def test_the_plan_keeps_the_content_ids_it_read() -> None:
     plan = plan_videos({A: "va", C: None}, completed=set(), failed={})
     assert plan.video_ids == {A: "va", C: None}
 
 
-def test_a_video_that_runs_died_on_twice_is_to_be_quarantined() -> None:
-    crashed = {"va": CRASHED_RUNS, "vb": CRASHED_RUNS - 1, "vc": CRASHED_RUNS}
+def test_a_file_that_runs_died_on_twice_is_to_be_quarantined() -> None:
+    crashed = {A: CRASHED_RUNS, B: CRASHED_RUNS - 1, C: CRASHED_RUNS}
     plan = plan_videos({A: "va", B: "vb", C: "vc"}, set(), {}, crashed=crashed)
     assert (plan.todo, plan.crashed) == ([B], [A, C])
     plan = plan_videos({A: "va", C: "vc"}, {"vc"}, {}, crashed=crashed)

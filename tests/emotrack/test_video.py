@@ -6,15 +6,7 @@ import numpy as np
 import pytest
 
 from emotrack.errors import UnreadableVideo
-from emotrack.video import VideoSource, find_videos
-
-
-def test_find_videos_by_suffix_skipping_hidden(tmp_path: Path) -> None:
-    for name in ["a.mp4", "b.MOV", "notes.txt", ".hidden.mp4", "sub/c.mkv", ".cache/d.mp4"]:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"x")
-    found = [p.relative_to(tmp_path).as_posix() for p in find_videos(tmp_path)]
-    assert found == ["a.mp4", "b.MOV", "sub/c.mkv"]
+from emotrack.video import VideoSource
 
 
 @pytest.mark.parametrize(("fps", "expected"), [(5.0, 20), (2.0, 8), (10.0, 40)])
