@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from queue import Full, Queue
 from typing import Any, TypeVar
@@ -14,7 +14,16 @@ import numpy as np
 import pandas as pd
 
 from emotrack.assets import expression_cnn_path, fetch_asset
-from emotrack.faces import FACE_COLUMNS, Face, FaceTracker, crop_face, faces_from_boxes, iou
+from emotrack.faces import (
+    FACE_COLUMNS,
+    Face,
+    FaceTracker,
+    crop_face,
+    faces_from_boxes,
+    iou,
+    thumbnail,
+)
+from emotrack.scoring import NEUTRAL, softmax
 from emotrack.settings import Settings
 from emotrack.video import VideoSource, analysis_slot
 from models.expression_cnn import load_expression_cnn, predict_features
@@ -34,6 +43,8 @@ class VideoFeatures:
 
     frames_analysed: int
     table: pd.DataFrame
+    # track_id -> (how far from neutral the CNN saw it, in [0, 1]; a JPEG of the face then)
+    thumbnails: dict[int, tuple[float, bytes]] = field(default_factory=dict)
 
 
 def load_models(settings: Settings) -> tuple[Any, Any]:
@@ -107,6 +118,7 @@ def extract_features(
         min_iou=settings.track_min_iou, max_gap=round(settings.track_max_gap_s * rate)
     )
     rows: list[dict[str, Any]] = []
+    thumbnails: dict[int, tuple[float, bytes]] = {}
     width, _ = source.decoded_size(settings.max_frame_pixels)
     upright = source.width / width  # boxes go to the lake in pixels of the upright frame
     window = segment.window(rate)
@@ -122,7 +134,7 @@ def extract_features(
     owned = 0
     frames = prefetch(decoded, settings.batch_frames)
     for batch in batched(frames, settings.batch_frames):
-        crops = []
+        crops, seen = [], []
         for (timestamp, frame), found in zip(
             batch, detect_faces(detector, [f for _, f in batch]), strict=True
         ):
@@ -131,6 +143,7 @@ def extract_features(
             faces = faces_from_boxes(found, settings.min_face_px)
             for face, track_id in zip(faces, tracker.update(index, faces), strict=True):
                 crops.append(crop_face(frame, face))
+                seen.append((frame, face, track_id))
                 rows.append(
                     {
                         "frame_index": index,
@@ -148,9 +161,22 @@ def extract_features(
             for row, lg, em in zip(rows[-len(crops) :], logits, embedding, strict=True):
                 row["logits"] = lg
                 row["embedding"] = em
+            keep_thumbnails(thumbnails, seen, 1.0 - softmax(logits)[:, NEUTRAL])
         if on_batch is not None:
             on_batch(len(batch))
-    return VideoFeatures(owned, pd.DataFrame(rows, columns=FEATURE_COLUMNS))
+    return VideoFeatures(owned, pd.DataFrame(rows, columns=FEATURE_COLUMNS), thumbnails)
+
+
+def keep_thumbnails(
+    best: dict[int, tuple[float, bytes]],
+    faces: list[tuple[np.ndarray, Face, int]],
+    expressed: np.ndarray,
+) -> None:
+    """Keep in `best` each track's face where the CNN saw it least neutral so far: the
+    report's thumbnail, cut from frames already decoded (faces: (frame, face, track_id))."""
+    for (frame, face, track_id), score in zip(faces, expressed, strict=True):
+        if track_id not in best or score > best[track_id][0]:
+            best[track_id] = (float(score), thumbnail(frame, face))
 
 
 def stitch_segments(parts: list[tuple[Segment, VideoFeatures]], min_iou: float) -> VideoFeatures:
@@ -161,6 +187,7 @@ def stitch_segments(parts: list[tuple[Segment, VideoFeatures]], min_iou: float) 
     then renumbered 0, 1, ... in order of first appearance, as for a video analysed whole.
     """
     pieces, carried = [], pd.DataFrame(columns=FEATURE_COLUMNS)
+    thumbnails: dict[int, tuple[float, bytes]] = {}
     next_id = 0
     for segment, features in parts:
         table = features.table
@@ -168,15 +195,20 @@ def stitch_segments(parts: list[tuple[Segment, VideoFeatures]], min_iou: float) 
         for local in sorted(set(table["track_id"]) - set(ids)):
             ids[local], next_id = next_id, next_id + 1
         table = table.assign(track_id=table["track_id"].map(ids))
+        for local, best in features.thumbnails.items():
+            if ids[local] not in thumbnails or best[0] > thumbnails[ids[local]][0]:
+                thumbnails[ids[local]] = best
         end = math.inf if segment.frames is None else segment.first + segment.frames
         pieces.append(table[table["frame_index"] < end])
         carried = table[table["frame_index"] >= end]
     stitched = pd.concat(pieces, ignore_index=True) if pieces else carried
     first_seen = stitched.groupby("track_id")["frame_index"].min().reset_index()
     order = first_seen.sort_values(["frame_index", "track_id"])["track_id"].tolist()
-    stitched["track_id"] = stitched["track_id"].map({old: new for new, old in enumerate(order)})
+    renumber = {old: new for new, old in enumerate(order)}
+    stitched["track_id"] = stitched["track_id"].map(renumber)
     frames = sum(features.frames_analysed for _, features in parts)
-    return VideoFeatures(frames, stitched.reset_index(drop=True))
+    kept = {renumber[t]: best for t, best in thumbnails.items() if t in renumber}
+    return VideoFeatures(frames, stitched.reset_index(drop=True), kept)
 
 
 def join_tracks(before: pd.DataFrame, after: pd.DataFrame, min_iou: float) -> dict[int, int]:

@@ -1,41 +1,35 @@
-"""The Dask cluster and what runs on it: the heavy work of each video, one task per video.
+"""The Dask cluster, and the one way work is sent to it: `run_bounded`, a window of units of
+work in flight (one video each, see emotrack.units), the next one sent as one finishes.
 
-Functions whose names end in `_on_worker` run in Dask worker processes: they decode, run the
-models (loaded once per worker process) and write the video's features to the lake, then
-return only small results (frame counts). The flow's process never holds frames. A video
-longer than `settings.segment_s` is analysed as several segments in parallel, and a last
-task joins them (Dask hands the segments' tables from worker to worker).
+The flow's process never holds a frame: workers decode, run the models and return rows
+ready to commit. Workers report what they do through Dask's event log (`report`), which
+the flow's console subscribes to (`progress_events`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
-from emotrack.analysis import (
-    WHOLE,
-    Segment,
-    VideoFeatures,
-    extract_features,
-    load_models,
-    plan_segments,
-    stitch_segments,
-)
-from emotrack.lake import Lake
-from emotrack.settings import Settings
-from emotrack.video import VideoSource
+from emotrack.errors import classify
 
 # Each worker process runs one task at a time, with TensorFlow and LiteRT on one thread.
 WORKER_ENV = {"EMOTRACK_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
 
-
-# Workers report each batch of frames they analyse under this Dask event topic.
+# Workers report what they do under this Dask event topic.
 PROGRESS_TOPIC = "emotrack-progress"
 
 # A task whose worker dies this many times (memory limit, crash) fails with KilledWorker.
 ALLOWED_FAILURES = 2
+
+# A unit that hit a transient error is sent again after these delays (seconds).
+RETRY_DELAYS_S = (5.0, 30.0)
+
+J = TypeVar("J")
 
 
 @contextmanager
@@ -71,95 +65,101 @@ def dask_client(
         yield client
 
 
-def submit_features(client: Any, source: VideoSource, lake: Lake, settings: Settings) -> Any:
-    """A Dask future of (frames analysed, feature rows) once the video's features are in the
-    lake: one task, or one per segment and a task that joins them."""
-    segments = plan_segments(source, settings)
-    root = lake.url
-    if segments == [WHOLE]:
-        return client.submit(
-            features_on_worker, source, root, settings, pure=False, key=_key("features", source)
-        )
-    parts = [
-        client.submit(
-            segment_on_worker,
-            source,
-            segment,
-            settings,
-            pure=False,
-            key=_key(f"segment-{segment.first}", source),
-        )
-        for segment in segments
-    ]
-    return client.submit(
-        stitch_on_worker,
-        source,
-        segments,
-        parts,
-        root,
-        settings,
-        pure=False,
-        key=_key("stitch", source),
-    )
+def run_bounded(
+    client: Any,
+    fn: Callable[..., Any],
+    jobs: Iterable[J],
+    *args: Any,
+    window: int,
+    name: Callable[[J], str] = str,
+    retries: int = 0,
+    delays: tuple[float, ...] = RETRY_DELAYS_S,
+    tick_s: float | None = None,
+    on_submit: Callable[[J], None] | None = None,
+    on_retry: Callable[[J, BaseException, float], None] | None = None,
+) -> Iterator[tuple[J, Any] | None]:
+    """fn(job, *args) on the cluster for each job, at most `window` at a time; yields
+    (job, its result) in the order they finish, the result being the exception of a job
+    that raised. A transient error (emotrack.errors.classify) sends the job again after
+    `delays`, `retries` times at most (on_retry is told). Yields None when tick_s
+    seconds pass with nothing finished, so that the caller can act on time. No thread per
+    job: one wait on the futures in flight."""
+    from distributed import wait
+
+    pending = iter(jobs)
+    running: dict[Any, tuple[J, int]] = {}
+    delayed: list[tuple[float, J, int]] = []  # (not before, job, attempt)
+    more = True
+
+    def submit(job: J, attempt: int) -> None:
+        key = f"{name(job)}-{uuid4().hex[:8]}"  # unique; names the task on the dashboard
+        running[client.submit(fn, job, *args, pure=False, key=key)] = (job, attempt)
+        if on_submit is not None and attempt == 0:
+            on_submit(job)
+
+    while True:
+        now = time.monotonic()
+        for entry in [d for d in delayed if d[0] <= now]:
+            delayed.remove(entry)
+            submit(entry[1], entry[2])
+        while more and len(running) + len(delayed) < window:
+            job = next(pending, None)
+            if job is None:
+                more = False
+            else:
+                submit(job, 0)
+        if not running and not delayed:
+            return
+        timeout = min([tick_s or math.inf, *(d[0] - now for d in delayed)])
+        try:
+            done, _ = wait(
+                list(running), return_when="FIRST_COMPLETED",
+                timeout=None if math.isinf(timeout) else max(timeout, 0.01),
+            )  # fmt: skip
+        except TimeoutError:
+            done = set()
+        if not done:
+            if tick_s is not None:
+                yield None
+            continue
+        for future in done:
+            job, attempt = running.pop(future)
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001 - classified, then handed to the caller
+                if classify(error) == "transient" and attempt < retries:
+                    delay = delays[min(attempt, len(delays) - 1)]
+                    if on_retry is not None:
+                        on_retry(job, error, delay)
+                    delayed.append((time.monotonic() + delay, job, attempt + 1))
+                    continue
+                result = error
+            finally:
+                future.release()
+            yield job, result
 
 
-def features_on_worker(source: VideoSource, lake_root: str, settings: Settings) -> tuple[int, int]:
-    """Analyse the whole video and publish its features: (frames analysed, feature rows)."""
-    models = load_models(settings)
-    features = extract_features(source, *models, settings, on_batch=_reporter(source))
-    return features.frames_analysed, _publish(lake_root, source, features)
-
-
-def segment_on_worker(source: VideoSource, segment: Segment, settings: Settings) -> VideoFeatures:
-    """The features of one segment (its overlap frames included), for stitch_on_worker."""
-    models = load_models(settings)
-    return extract_features(source, *models, settings, segment, on_batch=_reporter(source))
-
-
-def stitch_on_worker(
-    source: VideoSource,
-    segments: list[Segment],
-    parts: list[VideoFeatures],
-    lake_root: str,
-    settings: Settings,
-) -> tuple[int, int]:
-    """Join the segments' features into the video's and publish them."""
-    features = stitch_segments(list(zip(segments, parts, strict=True)), settings.track_min_iou)
-    return features.frames_analysed, _publish(lake_root, source, features)
-
-
-def _reporter(source: VideoSource) -> Any:
-    """on_batch for extract_features on a worker: an event the client can subscribe to."""
+def report(**message: Any) -> None:
+    """In a worker: tell the flow's console something (a video started, frames analysed).
+    Outside a worker (a unit run in the flow's own process, in tests): nothing."""
     from distributed import get_worker
 
-    worker = get_worker()
-
-    def report(frames: int) -> None:
-        worker.log_event(PROGRESS_TOPIC, {"video_id": source.video_id, "frames": frames})
-
-    return report
+    try:
+        worker = get_worker()
+    except ValueError:
+        return
+    worker.log_event(PROGRESS_TOPIC, message)
 
 
 @contextmanager
-def progress_events(client: Any, on_frames: Any) -> Iterator[None]:
-    """Call on_frames(video_id, frames) for each batch that the workers report meanwhile."""
+def progress_events(client: Any, on_event: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """Call on_event(message) for each message the workers `report` meanwhile."""
 
     def handle(event: tuple[float, dict[str, Any]]) -> None:
-        _, message = event
-        on_frames(message["video_id"], int(message["frames"]))
+        on_event(event[1])
 
     client.subscribe_topic(PROGRESS_TOPIC, handle)
     try:
         yield
     finally:
         client.unsubscribe_topic(PROGRESS_TOPIC)
-
-
-def _publish(lake_root: str, source: VideoSource, features: VideoFeatures) -> int:
-    tables = {"features": features.table}
-    return Lake(lake_root).publish(source.video_id, tables)["features"]
-
-
-def _key(stage: str, source: VideoSource) -> str:
-    """A unique Dask key that says what the task is (shown on the Dask dashboard)."""
-    return f"{stage}-{source.video_id}-{uuid4().hex[:8]}"

@@ -1,7 +1,7 @@
 """What a run shows on its console: a live display on a terminal, plain lines elsewhere.
 
 The flow reports videos starting and finishing; the Dask workers report every batch of frames
-they analyse (through Dask's event log, see `cluster.progress_reporter`). `RunProgress` keeps
+they analyse (through Dask's event log, see `cluster.report`). `RunProgress` keeps
 the figures and draws them:
 - on a terminal: a `rich` progress display, refreshed at most 4 times a second, with videos
   done of total, the videos being analysed, frames analysed per second, video-seconds per
@@ -9,12 +9,11 @@ the figures and draws them:
 - otherwise (cron, CI, a Prefect worker, a pipe): one plain line when a video starts and one
   when it ends, with its figures, and no escape codes.
 Both end with one line: how long the run took and how many video-seconds per second it
-analysed. EMOTRACK_PROGRESS=plain forces plain lines, =off silences both.
+analysed. Settings.progress (EMOTRACK_PROGRESS) = plain forces plain lines, off silences both.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -35,10 +34,10 @@ class RunProgress:
     """Figures of one run, drawn as it goes. Thread-safe: workers' events arrive on Dask's
     event-loop thread, videos start and finish on the flow's threads."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, mode: str | None = None) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None, mode: str = "auto") -> None:
         self.total = total
         self.stream = stream or sys.stdout
-        self.mode = mode or _mode(self.stream)
+        self.mode = _mode(self.stream) if mode == "auto" else mode
         self.started = time.monotonic()
         self.done = self.failed = self.frames = 0
         self.seconds = 0.0  # video-seconds analysed, over finished and running videos
@@ -49,18 +48,18 @@ class RunProgress:
         if self.mode == "live" and total:
             self._live = _LiveDisplay(self)
 
-    def started_video(self, video_id: str, name: str, duration_s: float, rate: float) -> None:
+    def started_video(self, key: str, name: str, duration_s: float, rate: float) -> None:
         with self._lock:
-            self.running[video_id] = _Video(name, duration_s, rate)
+            self.running[key] = _Video(name, duration_s, rate)
             self.durations.append(duration_s)
         if self.mode == "plain":
             self._print(f"start   {name} ({duration_s:.1f} s of video)")
         self._refresh()
 
-    def analysed(self, video_id: str, frames: int) -> None:
+    def analysed(self, key: str, frames: int) -> None:
         """A worker analysed `frames` more frames of the video."""
         with self._lock:
-            video = self.running.get(video_id)
+            video = self.running.get(key)
             if video is None:
                 return
             video.frames += frames
@@ -69,9 +68,9 @@ class RunProgress:
                 self.seconds += frames / video.rate
         self._refresh()
 
-    def finished_video(self, video_id: str | None, name: str, status: str, detail: str) -> None:
+    def finished_video(self, key: str | None, name: str, status: str, detail: str) -> None:
         with self._lock:
-            video = self.running.pop(video_id, None) if video_id else None
+            video = self.running.pop(key, None) if key else None
             if video is None:  # it never started (unreadable at the probe): nothing left of it
                 self.durations.append(0.0)
             self.done += 1
@@ -131,9 +130,6 @@ class RunProgress:
 
 
 def _mode(stream: TextIO) -> str:
-    forced = os.environ.get("EMOTRACK_PROGRESS", "").lower()
-    if forced in ("plain", "off", "live"):
-        return forced
     return "live" if stream.isatty() else "plain"
 
 

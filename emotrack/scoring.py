@@ -39,6 +39,8 @@ SMOOTHING_S = 1.0
 SMOOTHED_VERSION = f"cnn-smoothed-1s-v1:{CNN_CONFIG.version}"
 
 PROB_COLUMNS = [f"p_{e}" for e in EMOTIONS]
+# Points of the short valence series each summary carries (the report's sparkline).
+SERIES_POINTS = 48
 SHARE_COLUMNS = [f"share_{e}" for e in EMOTIONS]
 
 
@@ -144,12 +146,16 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
 
 
 def summarise_video(
-    tracks: pd.DataFrame, frames_analysed: int, model_version: str
+    tracks: pd.DataFrame,
+    frames_analysed: int,
+    model_version: str,
+    duration_s: float | None = None,
 ) -> dict[str, object]:
     """One summary row for a video from its tracks table.
 
     Shares are fractions of face observations (face x frame) labelled with each emotion;
-    dominant_emotion is the most frequent label; None where no face was seen.
+    dominant_emotion is the most frequent label; None where no face was seen. valence_series:
+    see valence_series (over duration_s, else up to the last face seen).
     """
     counts = tracks["emotion"].value_counts()
     n = len(tracks)
@@ -164,5 +170,20 @@ def summarise_video(
         summary[column] = float(counts.get(emotion, 0) / n) if n else None
     summary["mean_valence"] = float(tracks["valence"].mean()) if n else None
     summary["mean_arousal"] = float(tracks["arousal"].mean()) if n else None
+    summary["valence_series"] = valence_series(tracks, duration_s)
     summary["model_version"] = model_version
     return summary
+
+
+def valence_series(tracks: pd.DataFrame, duration_s: float | None = None) -> list[float | None]:
+    """The mean valence of all faces in each of SERIES_POINTS equal stretches of
+    [0, duration_s] (None where no face was seen); [] for a video without faces."""
+    if tracks.empty:
+        return []
+    times = tracks["timestamp_s"].to_numpy(np.float64)
+    end = max(duration_s or 0.0, float(times.max()), 1e-9)
+    bins = np.minimum((times / end * SERIES_POINTS).astype(int), SERIES_POINTS - 1)
+    sums = np.bincount(bins, tracks["valence"].to_numpy(np.float64), SERIES_POINTS)
+    counts = np.bincount(bins, minlength=SERIES_POINTS)
+    means = sums / np.maximum(counts, 1)
+    return [float(v) if c else None for v, c in zip(means, counts, strict=True)]

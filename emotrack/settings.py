@@ -72,6 +72,29 @@ class Settings(BaseSettings):
     """Videos longer than this are analysed in segments of this length, in parallel."""
     segment_overlap_s: float = Field(default=1.0, ge=0)
     """Seconds analysed twice at each segment boundary, to join the face tracks across it."""
+    videos_in_flight: int = Field(default=2, ge=1)
+    """Videos sent to each Dask worker thread at a time: one analysed, the next one ready."""
+    unit_retries: int = Field(default=2, ge=0)
+    """Times a video is sent again after a transient error (an I/O error while reading it),
+    after 5 s, then 30 s; then it is reported as an error and the run ends Failed."""
+    commit_videos: int = Field(default=500, ge=1)
+    commit_seconds: float = Field(default=60.0, gt=0)
+    commit_rows: int = Field(default=200_000, ge=1)
+    """Analysed videos wait in the run's memory until one of these is reached, then all their
+    rows go into the lake in one commit per table: this many videos, this many seconds since
+    the oldest waiting one, or this many rows of all tables (a features row holds about
+    0.7 KB in memory: 200,000 rows are at most about 140 MB)."""
+    compact_small_files: int = Field(default=8, ge=2)
+    """A run compacts a table (bin-packing, no sorting) once it holds this many files
+    smaller than target_file_mb; `emotrack compact` also sorts the rows by video_id."""
+    target_file_mb: int = Field(default=128, ge=1)
+    vacuum_retention_hours: float = Field(default=168.0, ge=0)
+    """Files that compaction or a replacement took out of a table stay this long (time
+    travel, readers still scanning an older version), then vacuum deletes them."""
+    lock_ttl_s: float = Field(default=120.0, gt=0)
+    """Object storage: the lock object's expiry; its run renews it every third of this."""
+    progress: str = Field(default="auto", pattern="^(auto|live|plain|off)$")
+    """Console: a live display on a terminal and plain lines elsewhere (auto), or forced."""
 
     @field_validator("detector")
     @classmethod

@@ -1,0 +1,240 @@
+"""One video from bytes to rows ready to commit: the unit of work a Dask worker runs.
+
+`analyse_video` stages the file (a local copy of an object), reads its content id if it is
+not known yet, probes it, decodes it and runs the face detector, tracker and CNN (a long
+video's segments in parallel on the cluster), scores its face tracks with the model, and
+renders its HTML page. It returns a VideoResult: the video's rows of every table, its page
+and thumbnails, and a line for the console. An unreadable file is a result too (status
+"failed", with its `failures` row), not an exception. `rescore_videos` does the same from
+stored features for a few videos at a time. Nothing here writes to the lake: the flow
+commits results in batches (emotrack.lake.Lake.commit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from emotrack.analysis import (
+    WHOLE,
+    Segment,
+    VideoFeatures,
+    extract_features,
+    load_models,
+    plan_segments,
+    stitch_segments,
+)
+from emotrack.cluster import report
+from emotrack.episodes import episodes_of
+from emotrack.errors import UnreadableVideo
+from emotrack.html_report import video_files, video_page
+from emotrack.inference import score_features
+from emotrack.lake import SOURCES, Batch, Lake
+from emotrack.records import failure_rows, video_row
+from emotrack.scoring import score_frames, summarise_video
+from emotrack.settings import Settings
+from emotrack.sources import Found, local_file, source_rows, unread_id
+from emotrack.storage import base_name, is_url
+from emotrack.video import VideoSource, content_video_id
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """A file to analyse, and its content id when it is known without reading it."""
+
+    found: Found
+    video_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return base_name(self.found.uri)
+
+
+@dataclass
+class VideoResult:
+    """What a unit of work returns: a video's rows and report files, and what to say.
+
+    rows: table -> this video's rows (without video_id, added on commit): a table present,
+    even with no rows, has the video's rows in it replaced; an absent one is left alone.
+    status: "ok" or "failed" (unreadable, recorded with its reason in `failures`).
+    """
+
+    uri: str
+    status: str
+    video_id: str | None
+    rows: dict[str, pd.DataFrame]
+    detail: str
+    pages: dict[str, bytes] = field(default_factory=dict)
+    frames: int = 0
+
+    @property
+    def name(self) -> str:
+        return base_name(self.uri)
+
+    def add_to(self, batch: Batch) -> None:
+        """Put the result's rows into a commit."""
+        for table, rows in self.rows.items():
+            if table == "failures":
+                batch.add(table, [self.uri], rows)
+            elif table == SOURCES:
+                batch.add(table, rows["uri"], rows)
+            elif self.video_id is not None:
+                batch.add(table, [self.video_id], rows.assign(video_id=self.video_id))
+
+
+def analyse_video(
+    job: VideoJob, settings: Settings, model: str | None, lake_url: str
+) -> VideoResult:
+    """The unit of work of `emotrack run` (and, with model None, of `emotrack train`, which
+    only needs features). `lake_url`: where models trained into the lake are found."""
+    found, video_id = job.found, job.video_id
+    read_here = video_id is None and is_url(found.uri)  # an object's id, read from its copy
+    try:
+        with local_file(found.uri, settings.max_staged_bytes, settings.staging_dir) as path:
+            if read_here:
+                video_id = content_video_id(path)
+            source = VideoSource.from_path(path, video_id, found.uri)  # a local id: read there
+            video_id = source.video_id
+            source.check_limits(settings.max_duration_s, settings.min_bytes_per_s,
+                                settings.max_frames)  # fmt: skip
+            rate = source.analysis_rate(settings.analysis_fps)
+            report(kind="start", uri=found.uri, duration_s=source.duration_s, rate=rate)
+            features = video_features(source, settings)
+    except UnreadableVideo as error:
+        if video_id is None and is_url(found.uri):  # never copied: quarantined by its ETag
+            video_id = unread_id(found)
+        result = failed_result(found.uri, error, video_id, found.size)
+    else:
+        result = features_result(source, features, settings, model, lake_url)
+    if read_here and video_id is not None:
+        result.rows[SOURCES] = source_rows([(found, video_id)])
+    return result
+
+
+def video_features(source: VideoSource, settings: Settings) -> VideoFeatures:
+    """The video's features: analysed here, or, for a video longer than a segment, its
+    segments spread over the cluster (this task gives up its worker thread meanwhile)."""
+    segments = plan_segments(source, settings)
+    if segments == [WHOLE] or not _on_worker():
+        return extract_features(
+            source, *load_models(settings), settings, on_batch=_frames_reporter(source)
+        )
+    from distributed import worker_client
+
+    with worker_client() as client:
+        futures = [
+            client.submit(segment_features, source, segment, settings, pure=False)
+            for segment in segments
+        ]
+        parts = client.gather(futures)
+    return stitch_segments(list(zip(segments, parts, strict=True)), settings.track_min_iou)
+
+
+def segment_features(source: VideoSource, segment: Segment, settings: Settings) -> VideoFeatures:
+    """The features of one segment of a long video (its overlap frames included)."""
+    return extract_features(
+        source, *load_models(settings), settings, segment, on_batch=_frames_reporter(source)
+    )
+
+
+def features_result(
+    source: VideoSource,
+    features: VideoFeatures,
+    settings: Settings,
+    model: str | None,
+    lake_url: str,
+) -> VideoResult:
+    """The rows of an analysed video: its features, and with a model its tracks, episodes,
+    summary, `videos` row (ok, which clears a failure recorded for its file) and page."""
+    table = features.table.sort_values(["frame_index", "track_id"], ignore_index=True)
+    rows: dict[str, pd.DataFrame] = {"features": table}
+    result = VideoResult(source.source_uri, "ok", source.video_id, rows, "features stored",
+                         frames=features.frames_analysed)  # fmt: skip
+    if model is None:
+        return result
+    tracks = score_frames(table, score_features(table, model, lake_url))
+    summary = summarise_video(tracks, features.frames_analysed, model, source.duration_s)
+    episodes = episodes_of(tracks)
+    video = video_row(source, settings.analysis_fps, features.frames_analysed, "ok",
+                      datetime.now(UTC))  # fmt: skip
+    rows |= {
+        "tracks": tracks,
+        "episodes": episodes,
+        "summaries": pd.DataFrame([summary]),
+        "videos": pd.DataFrame([video]),
+        "failures": pd.DataFrame(),  # a failure recorded for this file is cleared
+    }
+    thumbnails = {t: jpeg for t, (_, jpeg) in features.thumbnails.items()}
+    result.pages = video_files({**video, "model_version": model}, tracks, episodes, thumbnails)
+    mostly = summary["dominant_emotion"] or "no face"
+    result.detail = f"{summary['n_tracks']} face track(s), mostly {mostly}"
+    return result
+
+
+def failed_result(
+    uri: str, error: UnreadableVideo, video_id: str | None, size: int | None = None
+) -> VideoResult:
+    """An unreadable file: its `failures` row, and its `videos` row (failed) when its id is
+    known."""
+    failure, video = failure_rows(uri, error, video_id, size)
+    rows = {"failures": pd.DataFrame([failure])}
+    if video is not None:
+        rows["videos"] = pd.DataFrame([video])
+    video_id = str(video["video_id"]) if video else None
+    return VideoResult(uri, "failed", video_id, rows, str(error))
+
+
+@dataclass(frozen=True)
+class RescoreJob:
+    """Videos to score again from their stored features: their `videos` rows."""
+
+    videos: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return f"rescore-{self.videos[0]['video_id']}"
+
+
+def rescore_videos(
+    job: RescoreJob, model: str, lake_url: str, pages: bool = True
+) -> list[VideoResult]:
+    """The unit of work of `emotrack rescore`: tracks, episodes, summaries (and pages) of a
+    few videos, scored by `model` from their features (one read of the lake for all)."""
+    features = Lake(lake_url).read_videos("features", [v["video_id"] for v in job.videos])
+    by_video = dict(iter(features.groupby("video_id")))
+    results = []
+    for video in job.videos:
+        table = by_video.get(video["video_id"], features.iloc[:0]).drop(columns="video_id")
+        table = table.sort_values(["frame_index", "track_id"], ignore_index=True)
+        tracks = score_frames(table, score_features(table, model, lake_url))
+        frames = int(video["frames_analysed"] or 0)
+        summary = summarise_video(tracks, frames, model, video["duration_s"])
+        episodes = episodes_of(tracks)
+        rows = {"tracks": tracks, "episodes": episodes, "summaries": pd.DataFrame([summary])}
+        result = VideoResult(video["source_uri"], "ok", video["video_id"], rows, "rescored")
+        if pages:  # the thumbnails stay those the analysis wrote, one per track
+            shown = {int(t) for t in tracks["track_id"].unique()}
+            page = video_page({**video, "model_version": model}, tracks, episodes, shown)
+            result.pages = {f"{video['video_id']}.html": page.encode()}
+        results.append(result)
+    return results
+
+
+def _frames_reporter(source: VideoSource) -> Any:
+    def frames(count: int) -> None:
+        report(kind="frames", uri=source.source_uri, frames=count)
+
+    return frames
+
+
+def _on_worker() -> bool:
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
