@@ -1,12 +1,21 @@
-"""HTML pages of a lake: a run index and one page per video, offline and self-contained.
+"""HTML pages of a lake: paginated indexes, a page per video and a page per run, offline and
+self-contained.
 
-    DIR/index.html            every video: thumbnail, duration, faces, dominant expression,
-                              a valence sparkline, status, the reason for a failed video
-    DIR/<video_id>.html       per face track: a thumbnail at its most intense frame, the 7
-                              probabilities as a stacked area, valence, arousal and
-                              intensity lines, the episodes as bands and as a table; the
-                              video's facts
-    DIR/thumbs/<name>.jpg     face thumbnails cropped from the video
+    _report/index.html          the newest PAGE_SIZE videos, newest first, with links to the
+                                numbered pages and to the runs' pages
+    _report/index-<n>.html      all videos, PAGE_SIZE a page, page 1 the oldest
+    _report/<video_id>.html     per face track: a thumbnail, the 7 probabilities as a
+                                stacked area, valence, arousal and intensity lines, the
+                                episodes as bands and as a table; the video's facts
+    _report/thumbs/<video_id>-<track_id>.jpg   a face of each track
+    _report/runs/<run>.html     what one run did: each video's outcome or reason
+    _report/pages.json          a digest of each numbered page's rows: a page is written
+                                again only when its rows changed
+
+A video's page is rendered where the video was analysed (video_files), from the rows in hand;
+the indexes come from `videos` and `summaries` only (one row per video, the sparkline from
+summaries.valence_series), never from a scan of `tracks`; a run writes the pages whose
+rows changed, which for new videos is the last numbered page and index.html.
 
 Plots are inline SVG drawn here (no JavaScript, CSS or fonts from elsewhere): a page stays
 small because each series is averaged into at most MAX_POINTS points.
@@ -16,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import html
-from pathlib import Path
+import json
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -25,7 +36,8 @@ import pandas as pd
 from emotrack.lake import Lake
 from models.expression_cnn import EMOTIONS
 
-REPORT_DIR = "_report"  # the nightly run's report, inside the lake (readers skip "_" folders)
+REPORT_DIR = "_report"  # inside the lake (readers skip "_" folders)
+PAGE_SIZE = 500
 MAX_POINTS = 400
 COLOURS = {
     "angry": "#d62728",
@@ -39,142 +51,262 @@ COLOURS = {
 STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}
 td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}
 .failed{color:#a00}.plot{margin:.3em 0}.legend span{margin-right:1em}
-.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em}"""
+.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em}nav a{margin-right:.6em}"""
+_INDEX_QUERY = """
+WITH s AS (
+  SELECT * FROM summaries
+  QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY model_version) = 1
+)
+SELECT v.video_id, v.source_uri, v.status, v.duration_s, v.processed_at AS happened_at, s.n_tracks,
+       s.dominant_emotion, s.valence_series, f.stage, f.message
+FROM videos v LEFT JOIN s USING (video_id) LEFT JOIN failures f USING (source_uri)
+UNION ALL
+SELECT NULL, source_uri, 'failed', NULL, failed_at, NULL, NULL, NULL, stage, message
+FROM failures WHERE source_uri NOT IN (SELECT source_uri FROM videos)
+ORDER BY happened_at, source_uri
+"""
 
 
-def report_folder(lake: Lake) -> Path:
-    """Where a run writes the lake's pages: LAKE/_report on disk; for a lake on object
-    storage, a local folder of the cache (upload_report copies its pages to LAKE/_report)."""
-    if lake.local:
-        return lake.root / REPORT_DIR
-    from emotrack.settings import Settings
+class ReportFolder:
+    """Where pages go: the lake's _report (on disk or in a bucket), or a local folder."""
 
-    key = hashlib.sha256(lake.url.encode()).hexdigest()[:16]
-    return Settings().cache_dir / "reports" / key
+    def __init__(self, lake: Lake | None = None, folder: Path | None = None) -> None:
+        assert (lake is None) != (folder is None)
+        self.lake, self.folder = lake, folder
 
-
-def upload_report(lake: Lake, folder: Path, video_ids: list[str]) -> None:
-    """Copy the index and the pages (and thumbnails) of `video_ids` from `folder` into a lake
-    on object storage, under LAKE/_report."""
-    names = ["index.html", *(f"{v}.html" for v in video_ids)]
-    names += [f"thumbs/{p.name}" for v in video_ids for p in (folder / "thumbs").glob(f"{v}-*")]
-    for name in names:
-        if (folder / name).is_file():
-            lake.store.write_bytes(f"{REPORT_DIR}/{name}", (folder / name).read_bytes())
-
-
-def write_report(lake: Lake, out: Path, video_ids: list[str] | None = None) -> Path:
-    """Write the index (all videos) and the pages of `video_ids` (all ok videos when None,
-    and always those without a page yet) into `out`; returns the index's path."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "thumbs").mkdir(exist_ok=True)
-    with lake.connect() as con:
-        videos = con.execute(
-            "SELECT v.*, s.n_tracks, s.dominant_emotion, s.model_version FROM videos v "
-            "LEFT JOIN summaries s USING (video_id) ORDER BY v.source_uri"
-        ).df()
-        failures = con.execute("SELECT source_uri, stage, message FROM failures").df()
-        sparks = con.execute(
-            "SELECT video_id, floor(timestamp_s) AS second, avg(valence) AS valence "
-            "FROM tracks GROUP BY ALL ORDER BY video_id, second"
-        ).df()
-    ok = videos[videos["status"] == "ok"]
-    for video in ok.itertuples():
-        page = out / f"{video.video_id}.html"
-        if video_ids is None or video.video_id in video_ids or not page.exists():
-            _page_from_lake(lake, out, video)
-    index = out / "index.html"
-    index.write_text(_index(videos, failures, sparks, out))
-    return index
-
-
-def _index(videos: pd.DataFrame, failures: pd.DataFrame, sparks: pd.DataFrame, out: Path) -> str:
-    reasons = {r.source_uri: f"{r.stage}: {r.message}" for r in failures.itertuples()}
-    rows = []
-    for video in videos.itertuples():
-        name = html.escape(Path(video.source_uri).name)
-        if video.status == "ok":
-            thumb = out / "thumbs" / f"{video.video_id}-0.jpg"
-            image = f'<img src="thumbs/{thumb.name}" height="48">' if thumb.exists() else ""
-            spark = sparks[sparks["video_id"] == video.video_id]
-            rows.append(
-                f'<tr><td>{image}</td><td><a href="{video.video_id}.html">{name}</a></td>'
-                f"<td>{video.duration_s:.1f} s</td><td>{_int(video.n_tracks)}</td>"
-                f"<td>{html.escape(_text(video.dominant_emotion, 'no face'))}</td>"
-                f"<td>{_sparkline(spark['second'].to_numpy(), spark['valence'].to_numpy())}</td>"
-                "<td>ok</td><td></td></tr>"
-            )
+    def write(self, name: str, data: bytes) -> None:
+        if self.lake is not None:
+            self.lake.store.write_bytes(f"{REPORT_DIR}/{name}", data)
         else:
-            reason = html.escape(reasons.get(video.source_uri, ""))
-            rows.append(
-                f'<tr class="failed"><td></td><td>{name}</td><td></td><td></td><td></td><td></td>'
-                f"<td>{html.escape(video.status)}</td><td>{reason}</td></tr>"
-            )
-    listed = set(videos["source_uri"])
-    for failure in failures.itertuples():  # unreadable files with no videos row
-        if failure.source_uri not in listed:
-            name = html.escape(Path(failure.source_uri).name)
-            reason = html.escape(f"{failure.stage}: {failure.message}")
-            rows.append(
-                f'<tr class="failed"><td></td><td>{name}</td><td></td><td></td><td></td>'
-                f"<td></td><td>failed</td><td>{reason}</td></tr>"
-            )
-    head = (
-        "<tr><th></th><th>video</th><th>duration</th><th>faces</th><th>mostly</th>"
-        "<th>valence</th><th>status</th><th>reason</th></tr>"
-    )
-    body = f"<h1>emotrack: {len(videos)} videos</h1><table>{head}{''.join(rows)}</table>"
-    return _page("emotrack report", body)
+            assert self.folder is not None
+            path = self.folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            if self.lake is not None:
+                return self.lake.store.read_bytes(f"{REPORT_DIR}/{name}")
+            assert self.folder is not None
+            return (self.folder / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def location(self, name: str = "index.html") -> str:
+        """The page's path (a lake on disk, a folder) or URL (a lake in a bucket)."""
+        if self.lake is None:
+            assert self.folder is not None
+            return str((self.folder / name).resolve())
+        return (
+            str(self.lake.root / REPORT_DIR / name)
+            if self.lake.local
+            else f"{self.lake.url}/{REPORT_DIR}/{name}"
+        )
 
 
-def write_video_page(
-    out: Path, video: dict[str, Any], tracks: pd.DataFrame, episodes: pd.DataFrame
-) -> Path:
-    """Write (or rewrite) the page of one video from the rows just published: `video` is its
-    videos row with video_id and model_version; returns the page's path."""
-    (out / "thumbs").mkdir(parents=True, exist_ok=True)
-    _write_page(out, next(pd.DataFrame([video]).itertuples()), tracks, episodes)
-    return out / f"{video['video_id']}.html"
+def video_files(
+    video: dict[str, Any],
+    tracks: pd.DataFrame,
+    episodes: pd.DataFrame,
+    thumbnails: dict[int, bytes],
+) -> dict[str, bytes]:
+    """A video's page and its face thumbnails, by name under the report folder. `video` is
+    its videos row with model_version; thumbnails: track_id -> JPEG."""
+    video_id = video["video_id"]
+    files = {f"thumbs/{video_id}-{t}.jpg": jpeg for t, jpeg in thumbnails.items() if jpeg}
+    shown = {int(name.rsplit("-", 1)[1][:-4]) for name in files}
+    files[f"{video_id}.html"] = video_page(video, tracks, episodes, shown).encode()
+    return files
 
 
-def _page_from_lake(lake: Lake, out: Path, video: Any) -> None:
-    tracks = lake.read_video("tracks", video.video_id)
-    try:
-        episodes = lake.read_video("episodes", video.video_id)
-    except FileNotFoundError:
-        episodes = pd.DataFrame(columns=["track_id", "emotion", "start_s", "end_s"])
-    _write_page(out, video, tracks, episodes)
-
-
-def _write_page(out: Path, video: Any, tracks: pd.DataFrame, episodes: pd.DataFrame) -> None:
+def video_page(
+    video: dict[str, Any], tracks: pd.DataFrame, episodes: pd.DataFrame, thumbs: set[int]
+) -> str:
+    """The page of one video (its videos row with model_version) from its rows of one model
+    version; thumbs: the tracks that have a thumbnail."""
     tracks = tracks.sort_values(["track_id", "timestamp_s"])
-    end = max(float(video.duration_s or 0), float(tracks["timestamp_s"].max() or 0)) or 1.0
+    last = float(tracks["timestamp_s"].max()) if len(tracks) else 0.0
+    end = max(float(video.get("duration_s") or 0), last) or 1.0
     sections = []
     for track_id, track in tracks.groupby("track_id"):
-        thumb = _thumbnail(video, track, out / "thumbs" / f"{video.video_id}-{track_id}.jpg")
         mine = episodes[episodes["track_id"] == track_id]
-        image = f'<img src="thumbs/{thumb.name}" height="96">' if thumb else ""
+        image = (
+            f'<img src="thumbs/{video["video_id"]}-{track_id}.jpg" height="96">'
+            if track_id in thumbs
+            else ""
+        )
         sections.append(
             f"<h2>face {track_id}</h2>{image}"
             f'<div class="plot">{_stacked(track, end)}</div>'
             f'<div class="plot">{_lines(track, mine, end)}</div>{_episode_table(mine)}'
         )
     facts = (
-        f"{html.escape(str(video.codec))}, {video.width}x{video.height}, rotation "
-        f"{video.rotation}, {video.duration_s:.1f} s at {video.fps:.2f} fps, analysed at "
-        f"{video.analysis_fps:g} fps ({video.frames_analysed} frames), model "
-        f"{html.escape(str(video.model_version))}"
+        f"{html.escape(str(video['codec']))}, {video['width']}x{video['height']}, rotation "
+        f"{video['rotation']}, {video['duration_s']:.1f} s at {video['fps']:.2f} fps, analysed "
+        f"at {video['analysis_fps']:g} fps ({video['frames_analysed']} frames), model "
+        f"{html.escape(str(video['model_version']))}"
     )
     legend = "".join(
         f'<span><i class="swatch" style="background:{c}"></i>{e}</span>' for e, c in COLOURS.items()
     )
-    name = html.escape(Path(video.source_uri).name)
+    name = html.escape(PurePosixPath(str(video["source_uri"])).name)
     body = (
         f'<p><a href="index.html">all videos</a></p><h1>{name}</h1><p>{facts}</p>'
         f'<p class="legend">{legend}</p>'
         + ("".join(sections) or "<p>No face was found in this video.</p>")
     )
-    (out / f"{video.video_id}.html").write_text(_page(name, body))
+    return _page(name, body)
+
+
+def write_indexes(
+    lake: Lake, out: ReportFolder, run: str | None = None, page_size: int = PAGE_SIZE
+) -> str:
+    """Write index.html and the numbered pages whose rows changed; returns where index.html
+    is. `run`: the name of this run's page (runs/<run>.html), listed first. Reads `videos`,
+    `summaries` and `failures` (one row per video or file), never `tracks`."""
+    with lake.connect(["videos", "summaries", "failures"]) as con:
+        rows = con.execute(_INDEX_QUERY).df()
+    pages = [rows.iloc[i : i + page_size] for i in range(0, len(rows), page_size)]
+    manifest = json.loads(out.read("pages.json") or b"{}")
+    nav = _nav(len(pages))
+    for number, page in enumerate(pages, start=1):
+        digest = hashlib.sha256(
+            page.to_json(orient="values", date_format="iso").encode()
+        ).hexdigest()
+        if manifest.get(str(number)) != digest:
+            first = page_size * (number - 1) + 1
+            title = f"videos {first}-{first + len(page) - 1}"
+            out.write(f"index-{number}.html", _index_page(title, page, nav, []).encode())
+            manifest[str(number)] = digest
+    for stale in [k for k in manifest if int(k) > len(pages)]:
+        del manifest[stale]
+    out.write("pages.json", json.dumps(manifest).encode())
+    runs = _remember_run(out, run) if run else json.loads(out.read("runs.json") or b"[]")
+    counts = rows["status"].value_counts().to_dict()
+    ok, failed = counts.get("ok", 0), counts.get("failed", 0)
+    title = f"emotrack: {len(rows)} videos ({ok} ok, {failed} failed)"
+    out.write("index.html", _index_page(title, rows.iloc[-page_size:], nav, runs).encode())
+    return out.location()
+
+
+def write_run_page(out: ReportFolder, run: str, outcomes: list[dict[str, Any]]) -> str:
+    """The page of one run: each video's outcome (video, status, detail, video_id), the ones
+    that did not end ok first; PAGE_SIZE a page. Returns where its first page is."""
+    order = sorted(outcomes, key=lambda o: (o["status"] == "ok", o["video"]))
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no videos"
+    chunks = [order[i : i + PAGE_SIZE] for i in range(0, len(order), PAGE_SIZE)] or [[]]
+    names = [f"{run}.html"] + [f"{run}-{n}.html" for n in range(2, len(chunks) + 1)]
+    links = " ".join(f'<a href="{PurePosixPath(n).name}">{i}</a>' for i, n in enumerate(names, 1))
+    for name, chunk in zip(names, chunks, strict=True):
+        rows = "".join(
+            f'<tr class="{"" if o["status"] in ("ok", "skipped") else "failed"}">'
+            f"<td>{_video_link(o.get('video_id'), o['video'], o['status'], depth=1)}</td>"
+            f"<td>{html.escape(o['status'])}</td><td>{html.escape(o.get('detail') or '')}</td></tr>"
+            for o in chunk
+        )
+        body = (
+            f'<p><a href="../index.html">all videos</a></p><h1>run {html.escape(run)}</h1>'
+            f"<p>{html.escape(summary)}</p><nav>pages: {links}</nav>"
+            f"<table><tr><th>video</th><th>status</th><th>what happened</th></tr>{rows}</table>"
+        )
+        out.write(f"runs/{name}", _page(f"run {run}", body).encode())
+    return out.location(f"runs/{names[0]}")
+
+
+def export_report(lake: Lake, folder: Path) -> str:
+    """Every page of the lake into `folder`: the indexes, each video's page from its rows
+    (one scan of `tracks` and `episodes`), the thumbnails the runs kept; returns where the
+    index is."""
+    out = ReportFolder(folder=folder)
+    videos = lake.read("videos", "status = 'ok'")
+    summaries = lake.read("summaries").drop_duplicates("video_id")
+    tracks = lake.read("tracks")
+    episodes = lake.read("episodes")
+    facts = videos.merge(summaries[["video_id", "model_version"]], on="video_id", how="left")
+    source = ReportFolder(lake=lake)
+    by_video = {key: rows for key, rows in tracks.groupby(["video_id", "model_version"])}
+    episodes_by = {key: rows for key, rows in episodes.groupby(["video_id", "model_version"])}
+    for video in facts.to_dict("records"):
+        key = (video["video_id"], video["model_version"])
+        mine = by_video.get(key, tracks.iloc[:0])
+        thumbs = {}
+        for track_id in sorted(set(mine["track_id"])):
+            jpeg = source.read(f"thumbs/{video['video_id']}-{track_id}.jpg")
+            if jpeg:
+                thumbs[int(track_id)] = jpeg
+        files = video_files(video, mine, episodes_by.get(key, episodes.iloc[:0]), thumbs)
+        for name, data in files.items():
+            out.write(name, data)
+    return write_indexes(lake, out)
+
+
+def _remember_run(out: ReportFolder, run: str) -> list[dict[str, str]]:
+    runs = json.loads(out.read("runs.json") or b"[]")
+    runs = [r for r in runs if r["name"] != run] + [
+        {"name": run, "at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    ]
+    out.write("runs.json", json.dumps(runs).encode())
+    return runs
+
+
+def _nav(pages: int) -> str:
+    links = " ".join(f'<a href="index-{n}.html">{n}</a>' for n in range(pages, 0, -1))
+    return f'<nav><a href="index.html">newest</a> pages (newest first): {links}</nav>'
+
+
+def _index_page(title: str, rows: pd.DataFrame, nav: str, runs: list[dict[str, str]]) -> str:
+    body = "".join(_index_row(row) for row in rows.iloc[::-1].itertuples())
+    head = (
+        "<tr><th></th><th>video</th><th>duration</th><th>faces</th><th>mostly</th>"
+        "<th>valence</th><th>status</th><th>reason</th></tr>"
+    )
+    recent = "".join(
+        f'<a href="runs/{html.escape(r["name"])}.html">{html.escape(r["at"])}</a>'
+        for r in runs[::-1][:20]
+    )
+    return _page(
+        "emotrack report",
+        f"<h1>{html.escape(title)}</h1>{nav}"
+        + (f"<nav>runs: {recent}</nav>" if recent else "")
+        + f"<table>{head}{body}</table>",
+    )
+
+
+def _index_row(video: Any) -> str:
+    name = PurePosixPath(str(video.source_uri)).name
+    if video.status != "ok":
+        reason = html.escape(f"{_text(video.stage, '')}: {_text(video.message, '')}".strip(": "))
+        return (
+            f'<tr class="failed"><td></td><td>{html.escape(name)}</td><td></td><td></td><td></td>'
+            f"<td></td><td>{html.escape(str(video.status))}</td><td>{reason}</td></tr>"
+        )
+    faces = _int(video.n_tracks)
+    image = (
+        f'<img src="thumbs/{video.video_id}-0.jpg" height="48">' if faces not in ("", "0") else ""
+    )
+    values = _floats(video.valence_series)
+    return (
+        f"<tr><td>{image}</td><td>{_video_link(video.video_id, name, 'ok')}</td>"
+        f"<td>{float(video.duration_s or 0):.1f} s</td><td>{faces}</td>"
+        f"<td>{html.escape(_text(video.dominant_emotion, 'no face'))}</td>"
+        f"<td>{_sparkline(values)}</td><td>ok</td><td></td></tr>"
+    )
+
+
+def _floats(series: Any) -> np.ndarray:
+    """A list column's value as float64, NaN for its nulls (DuckDB gives a masked array)."""
+    if series is None or (np.isscalar(series) and pd.isna(series)):
+        return np.zeros(0)
+    return np.ma.filled(np.ma.asarray(series, dtype=np.float64), np.nan)
+
+
+def _video_link(video_id: str | None, name: str, status: str, depth: int = 0) -> str:
+    if status not in ("ok", "skipped") or not video_id:
+        return html.escape(name)
+    return f'<a href="{"../" * depth}{video_id}.html">{html.escape(name)}</a>'
 
 
 def _stacked(track: pd.DataFrame, end: float, width: int = 900, height: int = 120) -> str:
@@ -228,13 +360,24 @@ def _binned(track: pd.DataFrame, columns: list[str], end: float) -> tuple[np.nda
     return np.array([t[bins == b].mean() for b in used]), means
 
 
-def _sparkline(t: np.ndarray, valence: np.ndarray, width: int = 120, height: int = 24) -> str:
-    if len(t) < 2:
+def _sparkline(valence: np.ndarray, width: int = 120, height: int = 24) -> str:
+    """Valence in [-1, 1] over equal stretches of the video (NaN: no face there), as one
+    line per run of stretches with faces."""
+    if np.isfinite(valence).sum() < 2:
         return ""
-    x = (t - t.min()) / max(t.max() - t.min(), 1e-9) * width
+    x = (np.arange(len(valence)) + 0.5) / len(valence) * width
     y = (1 - (valence + 1) / 2) * height
-    points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
-    body = f'<polyline points="{points}" fill="none" stroke="#2ca02c"/>'
+    lines, run = [], []
+    for a, b in zip(x, y, strict=True):
+        if np.isfinite(b):
+            run.append(f"{a:.1f},{b:.1f}")
+        elif run:
+            lines.append(run)
+            run = []
+    lines.append(run)
+    body = "".join(
+        f'<polyline points="{" ".join(r)}" fill="none" stroke="#2ca02c"/>' for r in lines if r
+    )
     return _svg(width, height, body, "valence over the video")
 
 
@@ -259,47 +402,6 @@ def _episode_table(episodes: pd.DataFrame) -> str:
         "<th>peak intensity</th><th>valence</th><th>arousal</th></tr>"
     )
     return f"<table>{head}{rows}</table>"
-
-
-def _thumbnail(video: Any, track: pd.DataFrame, path: Path) -> Path | None:
-    """The face at the track's most intense frame, cropped from the video (None if the video
-    cannot be read any more)."""
-    import cv2
-
-    from emotrack.errors import UnreadableVideo
-    from emotrack.storage import is_url
-    from emotrack.video import VideoSource
-
-    if path.exists():
-        return path
-    if is_url(video.source_uri):  # on object storage: its local copy is gone by now
-        return None
-    row = track.loc[track["intensity"].idxmax()]
-    source = VideoSource(  # as probed when it was analysed: no second probe
-        path=Path(video.source_uri),
-        video_id=video.video_id,
-        size_bytes=int(video.size_bytes),
-        duration_s=float(video.duration_s),
-        fps=float(video.fps),
-        width=int(video.width),
-        height=int(video.height),
-        codec=str(video.codec),
-        rotation=int(video.rotation),
-    )
-    rate = float(video.analysis_fps)
-    try:
-        _, frame = next(iter(source.frames(rate, float(row["timestamp_s"]), 1.0 / rate)))
-    except (UnreadableVideo, StopIteration, OSError):
-        return None
-    scale = frame.shape[1] / source.width
-    x, y, w, h = (float(row[k]) * scale for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
-    pad = 0.2 * max(w, h)
-    top, left = max(int(y - pad), 0), max(int(x - pad), 0)
-    crop = frame[top : int(y + h + pad), left : int(x + w + pad)]
-    if crop.size == 0:
-        return None
-    cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return path
 
 
 def _page(title: str, body: str) -> str:

@@ -1,26 +1,134 @@
-"""A short plain-text account of what a lake holds, for the terminal."""
+"""What a run did and what a lake holds, in brief: the run's table and summary for Prefect,
+and the terminal's account of a lake."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from emotrack.html_report import report_folder
+from emotrack.html_report import REPORT_DIR, ReportFolder
 from emotrack.lake import Lake
 from emotrack.storage import base_name
+from emotrack.units import VideoResult
+
+# What the run's table says of a file that did not end ok and has no row in `failures`.
+UNRECORDED = {
+    "error": "unexpected error, logged with its traceback in this run's logs; nothing was "
+    "recorded, so the next run tries the video again",
+}
+SKIPPED = {
+    "skipped": "already complete (same content), not read again",
+    "quarantined": "unreadable earlier and unchanged since: see `failures`",
+}
+MAX_LISTED = 200  # videos listed by name in the run's summary artifact
 
 
-def describe_lake(root: str | Path) -> str:
-    """Per-video results, failures with their reasons, and where to query the tables."""
-    lake = Lake(root)
-    videos = lake.read("videos")
-    summaries = lake.read("summaries")
-    failures = lake.read("failures")
-    lines = [f"lake: {lake.url}"]
-    done = videos.loc[videos["status"] == "ok", ["video_id", "source_uri"]].merge(
-        summaries, on="video_id", how="left"
+@dataclass(frozen=True)
+class Outcome:
+    """One file of a run: what happened to it (a row of the run's table and page)."""
+
+    video: str
+    uri: str
+    status: str  # ok, failed (recorded), error (not recorded), skipped, quarantined
+    video_id: str | None = None
+    frames: int | None = None
+    frames_with_face: int | None = None
+    tracks: int | None = None
+    dominant_emotion: str | None = None
+    detail: str | None = None  # the reason of a file that did not end ok, else a summary
+
+
+def outcome_of(result: VideoResult) -> Outcome:
+    """The outcome of an analysed (or unreadable) file."""
+    summary = result.rows.get("summaries")
+    facts = summary.iloc[0].to_dict() if summary is not None and len(summary) else {}
+    return Outcome(
+        result.name,
+        result.uri,
+        result.status,
+        result.video_id,
+        _int(facts.get("frames_analysed")),
+        _int(facts.get("frames_with_face")),
+        _int(facts.get("n_tracks")),
+        facts.get("dominant_emotion") or None,
+        result.detail,
     )
+
+
+def artifact_row(o: Outcome) -> dict[str, object]:
+    """A row of the run's table artifact (one per commit)."""
+    return {
+        "video": o.video,
+        "status": o.status,
+        "frames": o.frames,
+        "frames_with_face": o.frames_with_face,
+        "tracks": o.tracks,
+        "dominant_emotion": o.dominant_emotion,
+        "reason": None if o.status == "ok" else o.detail,
+    }
+
+
+def outcome(uri: str, status: str, video_id: str | None = None) -> Outcome:
+    """The outcome of a file that was not analysed (skipped, quarantined, error)."""
+    detail = SKIPPED.get(status) or UNRECORDED.get(status)
+    return Outcome(base_name(uri), uri, status, video_id, detail=detail)
+
+
+def run_markdown(
+    outcomes: list[Outcome], lake: Lake, pages: str | None, run_page: str | None
+) -> str:
+    """The run in a few lines: counts, the files that did not end ok with their reasons,
+    where the outputs are."""
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    lines = [
+        "# emotrack nightly run",
+        "",
+        ", ".join(f"**{n}** {status}" for status, n in sorted(counts.items())) or "no videos",
+        "",
+    ]
+    problems = [o for o in outcomes if o.status in ("failed", "error")]
+    if problems:
+        lines += ["## Not processed", ""]
+        lines += [f"- `{o.video}` ({o.status}): {o.detail}" for o in problems[:MAX_LISTED]]
+        if len(problems) > MAX_LISTED:
+            lines.append(f"- ... and {len(problems) - MAX_LISTED} more: see `failures`")
+        lines.append("")
+    lines += [
+        "## Outputs",
+        "",
+        f"Lake: `{lake.url}`",
+        "",
+        *([f"HTML report: [{pages}]({_link(pages)})", ""] if pages else []),
+        *([f"This run: [{run_page}]({_link(run_page)})", ""] if run_page else []),
+        "```",
+        f'emotrack sql --lake {lake.url} "SELECT * FROM summaries"',
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def describe_lake(root: str | Path, limit: int = 20) -> str:
+    """The newest videos' results and failures (at most `limit` of each), the tables' sizes
+    and where to query them."""
+    lake = Lake(root)
+    with lake.connect() as con:
+        done = con.execute(
+            "SELECT v.video_id, v.source_uri, v.frames_analysed, s.frames_with_face, s.n_tracks,"
+            " s.dominant_emotion, s.mean_valence, s.mean_arousal FROM videos v LEFT JOIN "
+            "(SELECT * FROM summaries QUALIFY row_number() OVER (PARTITION BY video_id "
+            "ORDER BY model_version) = 1) s USING (video_id) WHERE v.status = 'ok' "
+            f"ORDER BY v.processed_at DESC, v.source_uri LIMIT {limit}"
+        ).df()
+        failures = con.execute(
+            f"SELECT * FROM failures ORDER BY failed_at DESC, source_uri LIMIT {limit}"
+        ).df()
+        sizes = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in
+                 ("videos", "features", "tracks", "episodes", "summaries", "failures")}  # fmt: skip
+    lines = [f"lake: {lake.url}"]
     for row in done.sort_values("source_uri").itertuples():
         dominant = row.dominant_emotion if isinstance(row.dominant_emotion, str) else "no face"
         valence = (
@@ -35,87 +143,19 @@ def describe_lake(root: str | Path) -> str:
         )
     for row in failures.sort_values("source_uri").itertuples():
         lines.append(f"  failed  {base_name(row.source_uri)}: {row.stage}: {row.message}")
-    lines.append(
-        "tables: "
-        + ", ".join(
-            f"{t} ({lake.count(t)} rows)"
-            for t in ("videos", "features", "tracks", "episodes", "summaries", "failures")
-        )
-    )
+    if sizes["videos"] > len(done) + len(failures):
+        lines.append(f"  (the newest {limit} of each; all of them: SELECT * FROM videos)")
+    lines.append("tables: " + ", ".join(f"{t} ({n} rows)" for t, n in sizes.items()))
     example = "SELECT emotion, count(*) FROM tracks GROUP BY 1"
-    lines.append(f'query:  emotrack sql --lake {root} "{example}"')
-    index = report_folder(lake) / "index.html"
-    if index.exists():
-        lines.append(f"pages:  {index.resolve()}")
+    lines.append(f'query:  emotrack sql --lake {lake.url} "{example}"')
+    if lake.store.exists(f"{REPORT_DIR}/index.html"):
+        lines.append(f"pages:  {ReportFolder(lake=lake).location()}")
     return "\n".join(lines)
 
 
-# The reason shown for a file that did not end ok and has no row in `failures`.
-UNRECORDED = {
-    "error": "unexpected error, logged with its traceback in this run's logs; nothing was "
-    "recorded, so the next run tries the video again",
-}
+def _link(location: str) -> str:
+    return location if "://" in location else f"file://{location}"
 
 
-def run_rows(statuses: dict[str, str], lake: Lake) -> list[dict[str, object]]:
-    """One row per file of a run: status, frames, faces, dominant emotion or failure reason."""
-    videos = lake.read("videos")[["video_id", "source_uri"]]
-    facts = videos.merge(lake.read("summaries"), on="video_id", how="left")
-    by_uri = {row["source_uri"]: row for row in facts.to_dict("records")}
-    reasons = {
-        row["source_uri"]: f"{row['stage']}: {row['message']}"
-        for row in lake.read("failures").to_dict("records")
-    }
-    rows = []
-    for uri, status in sorted(statuses.items()):
-        fact = by_uri.get(uri, {}) if status in ("ok", "skipped") else {}
-        rows.append(
-            {
-                "video": base_name(uri),
-                "status": status,
-                "frames": _int_or_none(fact.get("frames_analysed")),
-                "frames_with_face": _int_or_none(fact.get("frames_with_face")),
-                "tracks": _int_or_none(fact.get("n_tracks")),
-                "dominant_emotion": fact.get("dominant_emotion") or None,
-                "reason": reasons.get(uri) or UNRECORDED.get(status),
-            }
-        )
-    return rows
-
-
-def run_markdown(rows: list[dict[str, object]], lake: Lake, html: Path | None = None) -> str:
-    """The run in a few lines: counts, unreadable files with reasons, where the outputs are."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
-    lines = [
-        "# emotrack nightly run",
-        "",
-        ", ".join(f"**{n}** {status}" for status, n in sorted(counts.items())) or "no videos",
-        "",
-    ]
-    problems = [r for r in rows if r["reason"]]
-    if problems:
-        lines += ["## Not processed", ""]
-        lines += [f"- `{r['video']}` ({r['status']}): {r['reason']}" for r in problems]
-        lines.append("")
-    query = (
-        f"SELECT * FROM read_parquet('{lake.glob('summaries')}', hive_partitioning=true);"
-        if lake.local
-        else f'emotrack sql --lake {lake.url} "SELECT * FROM summaries"'
-    )
-    lines += [
-        "## Outputs",
-        "",
-        f"Lake: `{lake.url}`",
-        "",
-        *([f"HTML report: [{html}](file://{html})", ""] if html else []),
-        "```sql" if lake.local else "```",
-        query,
-        "```",
-    ]
-    return "\n".join(lines)
-
-
-def _int_or_none(value: object) -> int | None:
+def _int(value: object) -> int | None:
     return None if value is None or pd.isna(value) else int(value)  # type: ignore[call-overload]
