@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="process every video again, even complete or quarantined ones",
     )
+    run.add_argument(
+        "--rehash",
+        action="store_true",
+        help="read every local file again to find its content, instead of trusting an "
+        "unchanged size, modification time and inode",
+    )
     _add_inference_options(run)
 
     rescore = commands.add_parser(
@@ -94,6 +100,30 @@ def main(argv: list[str] | None = None) -> int:
     server = commands.add_parser("server", help="run a local Prefect server and its UI")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=4200)
+    server.add_argument(
+        "--database-url", help="the server's database, e.g. postgresql+asyncpg://user:pw@host/db"
+        " (default: Prefect's SQLite file, ~/.prefect/prefect.db)",
+    )  # fmt: skip
+    server.add_argument(
+        "--retention-days", type=float, default=30,
+        help="delete flow runs (with their task runs, logs and artifacts) that ended this "
+        "many days ago; 0 keeps them all (default 30)",
+    )  # fmt: skip
+
+    compact = commands.add_parser(
+        "compact", help="rewrite the lake's tables into few large files sorted by video, "
+        "checkpoint their logs, vacuum old files",
+    )  # fmt: skip
+    compact.add_argument("--lake", required=True, help="lake folder or URL")
+    compact.add_argument(
+        "--retention-hours", type=float, help="vacuum files that left a table this long ago "
+        "(default: EMOTRACK_VACUUM_RETENTION_HOURS, 168)",
+    )  # fmt: skip
+
+    migrate = commands.add_parser(
+        "migrate", help="convert a lake written by emotrack 0.1.0 into Delta tables, in place"
+    )
+    migrate.add_argument("--lake", required=True, help="lake folder or URL")
 
     serve = commands.add_parser(
         "serve", help="register the nightly deployment with a schedule and serve its runs"
@@ -123,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rescore":
         return _rescore(args)
     if args.command == "server":
-        return _server(args.host, args.port)
+        return _server(args.host, args.port, args.database_url, args.retention_days)
+    if args.command == "compact":
+        return _compact(location(args.lake), args.retention_hours)
+    if args.command == "migrate":
+        return _migrate(location(args.lake))
     if args.command == "serve":
         return _serve(args)
     if args.command == "train":
@@ -146,11 +180,43 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _html_report(lake: str, out: Path) -> int:
-    from emotrack.html_report import write_report
+    from emotrack.html_report import export_report
     from emotrack.lake import Lake
 
-    index = write_report(Lake(lake), out)
-    print(f"report: {index.resolve()}")
+    print(f"report: {export_report(Lake(lake), out)}")
+    return 0
+
+
+def _compact(lake: str, retention_hours: float | None) -> int:
+    from emotrack.lake import Lake
+
+    if not _reachable(lake):
+        return 2
+    settings = Settings()
+    hours = settings.vacuum_retention_hours if retention_hours is None else retention_hours
+    store = Lake(lake)
+    with store.exclusive(ttl_s=settings.lock_ttl_s):
+        done = store.compact(sort=True, retention_hours=hours, target_mb=settings.target_file_mb)
+    for table, figures in done.items():
+        print(
+            f"{table:10} {figures['files_removed']:5} file(s) -> {figures['files_added']}, "
+            f"{figures['vacuumed']} old file(s) vacuumed"
+        )
+    return 0
+
+
+def _migrate(lake: str) -> int:
+    from emotrack.lake import Lake
+    from emotrack.migrate import migrate_if_needed
+
+    if not _reachable(lake):
+        return 2
+    settings = Settings()
+    store = Lake(lake)
+    with store.store.lock(ttl_s=settings.lock_ttl_s):
+        rows = migrate_if_needed(store)
+        store.create_tables()
+    print(f"converted to Delta tables: {rows}" if rows else f"{lake}: nothing to convert")
     return 0
 
 
@@ -229,6 +295,7 @@ def _run(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 reprocess=args.reprocess,
                 detector=args.detector,
+                rehash=args.rehash,
             )
     except StorageError as error:  # permanent: access denied, a bucket gone mid-run
         print(f"emotrack: the run stopped: {error}", file=sys.stderr)
@@ -265,8 +332,11 @@ def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
-def _server(host: str, port: int) -> int:
+def _server(host: str, port: int, database_url: str | None, retention_days: float) -> int:
+    from emotrack.server import server_environment
+
     _quiet_prefect()
+    os.environ.update(server_environment(database_url, retention_days))
     prefect = str(Path(sys.executable).with_name("prefect"))
     print(f"Prefect UI: http://{host}:{port}  (API: http://{host}:{port}/api)", flush=True)
     os.execv(prefect, [prefect, "server", "start", "--host", host, "--port", str(port)])
@@ -458,19 +528,28 @@ def _fetch(samples: Path | None) -> int:
 
 
 def _sql(lake: str, query: str) -> int:
-    from emotrack.lake import Lake
+    from emotrack.lake import Lake, NotALake
 
     if not _reachable(lake):
         return 2
-    with Lake(lake).connect() as con:
-        con.sql(query).show(max_width=200)
+    try:
+        with Lake(lake).connect() as con:
+            con.sql(query).show(max_width=200)
+    except NotALake as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _report(lake: str) -> int:
+    from emotrack.lake import NotALake
     from emotrack.report import describe_lake
 
-    print(describe_lake(lake))
+    try:
+        print(describe_lake(lake))
+    except NotALake as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,31 +1,31 @@
-"""The nightly flow: every video under a folder -> per-frame expression tables in the lake."""
+"""The nightly flow: every new or changed video under a folder -> rows in the lake's tables."""
 
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextvars import copy_context
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
-from distributed import KilledWorker
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
-from emotrack.cluster import dask_client, progress_events
-from emotrack.errors import UnreadableVideo
+from emotrack.cluster import ALLOWED_FAILURES, dask_client, progress_events, run_bounded
+from emotrack.commits import Pending
+from emotrack.errors import UnreadableVideo, classify
 from emotrack.incremental import CRASHED_RUNS, Plan
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.progress import RunProgress
+from emotrack.report import Outcome, outcome, outcome_of
 from emotrack.settings import Settings
-from emotrack.sources import Found, local_file, unread_id
-from emotrack.storage import StorageError, base_name, is_url
-from emotrack.video import VideoSource, content_video_id
-from tasks.analyse import extract_video_features, probe_video, worker_died
-from tasks.discover import discover_videos, plan_run
-from tasks.infer import infer_video_tracks
-from tasks.publish import publish_scores, record_failure
+from emotrack.sources import Found
+from emotrack.storage import base_name
+from emotrack.units import VideoJob, VideoResult, analyse_video, failed_result
+from tasks.commit import commit_batch
+from tasks.discover import plan_run
 from tasks.report import (
+    compact_tables,
     publish_run_report,
     report_progress,
     start_progress,
@@ -43,183 +43,183 @@ def nightly(
     workers: int = 2,
     reprocess: bool = False,
     detector: str | None = None,
+    rehash: bool = False,
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
 
     `detector` names the face detector (None: EMOTRACK_DETECTOR, else blazeface-short).
+    `rehash` reads every local file again to find its content, instead of trusting an
+    unchanged size, modification time and inode.
 
-    Returns how many videos ended ok, failed (unreadable), were skipped (already complete) or
-    quarantined (recorded as unreadable earlier, unchanged since).
+    Returns how many files ended ok, failed (unreadable), were skipped (already complete) or
+    quarantined (recorded as unreadable earlier, unchanged since); raises, after the others
+    are done, if any video hit an unexpected error.
     """
+    settings = (
+        Settings(analysis_fps=fps, detector=detector) if detector else Settings(analysis_fps=fps)
+    )
     store = Lake(lake)
-    with store.exclusive():  # a second run over the same lake waits for this one
-        settings = (
-            Settings(analysis_fps=fps, detector=detector)
-            if detector
-            else Settings(analysis_fps=fps)
-        )
-        return _nightly(source, store, settings, model, dask_address, workers, reprocess)
+    with store.exclusive(ttl_s=settings.lock_ttl_s):  # a second run waits for this one
+        return _nightly(source, store, settings, model, dask_address, workers, reprocess, rehash)
 
 
 def _nightly(
     source: str,
-    store: Lake,
+    lake: Lake,
     settings: Settings,
     model: str,
     dask_address: str | None,
     workers: int,
     reprocess: bool,
+    rehash: bool,
 ) -> dict[str, int]:
     """The steps of a nightly run, with the lake's lock held."""
-    # Step 1: discover the videos and keep those that are new or changed.
-    found = {f.uri: f for f in discover_videos(source)}
-    plan = plan_run(list(found.values()), store, model, reprocess)
-    statuses: dict[str, str] = {}
-    for uri in plan.crashed:  # runs died on these: recorded, then quarantined like failures
-        failure = crashed_runs(CRASHED_RUNS)
-        record_failure(store, uri, failure, plan.video_ids[uri], found[uri].size)
-        statuses[uri] = "failed"
-    published: list[str] = []
+    # Step 1: find the videos, and keep those that are new or changed.
+    found, plan = plan_run(source, lake, model, reprocess, rehash)
+    outcomes = [outcome(u, "skipped", plan.video_ids[u]) for u in plan.done]
+    outcomes += [outcome(u, "quarantined", plan.video_ids[u]) for u in plan.quarantined]
+    # Step 2: files that runs died on are recorded, then quarantined like unreadable ones.
+    if plan.crashed:
+        crashed = [crashed_result(found[u], plan.video_ids[u]) for u in plan.crashed]
+        commit_batch(lake, crashed, "quarantined after crashed runs")
+        outcomes += [outcome_of(r) for r in crashed]
+    # Step 3: each video through its unit of work on the cluster; rows committed in batches.
     if plan.todo:
-        # Steps 2-5 for every video, several at a time; the heavy work runs on the cluster.
         with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
-            outcomes = process_videos(plan, found, store, settings, model, client)
-        statuses |= {uri: status for uri, (status, _) in outcomes.items()}
-        published = [v for status, v in outcomes.values() if status == "ok" and v]
-    statuses |= dict.fromkeys(plan.done, "skipped") | dict.fromkeys(plan.quarantined, "quarantined")
-    # Step 6: what the operator sees: HTML pages of the lake, and the run in the Prefect UI.
-    index = write_html_report(store, published)
-    publish_run_report(store, statuses, index)
-    return report_statuses(statuses)
+            outcomes += analyse_and_commit(plan, found, lake, settings, model, client)
+    # Step 4: pack small files together once they pile up.
+    compact_tables(lake, settings)
+    # Step 5: what the operator sees: HTML pages of the lake, and the run in the Prefect UI.
+    index, run_page = write_html_report(lake, run_name(), outcomes)
+    publish_run_report(lake, outcomes, index, run_page)
+    return count_statuses(outcomes)
 
 
-def process_videos(
+def analyse_and_commit(
     plan: Plan,
     found: dict[str, Found],
     lake: Lake,
     settings: Settings,
     model: str,
     client: Any,
-) -> dict[str, tuple[str, str | None]]:
-    """Each video of the plan through analyse_video, two per worker thread of the cluster at
-    a time (one analysed while the next one starts). The console shows the
-    run's progress, fed per batch of frames by the workers. uri -> (status, video id)."""
-    progress = start_progress()
-    console = RunProgress(len(plan.todo))
-    in_flight = 2 * sum(client.nthreads().values())
-    done: dict[str, tuple[str, str | None]] = {}
-    pool = ThreadPoolExecutor(in_flight, thread_name_prefix="emotrack-video")
+) -> list[Outcome]:
+    """Send every video of the plan to the cluster, a bounded window at a time, and commit
+    the results in batches (Settings.commit_*). The console follows each video; the
+    Prefect log has a line per video. Returns each video's outcome."""
+    logger = get_run_logger()
+    console = RunProgress(len(plan.todo), mode=settings.progress)
+    progress, total = start_progress(), len(plan.todo)
+    pending = Pending(settings.commit_videos, settings.commit_seconds, settings.commit_rows)
+    crashed_before = lake.crashed()
+    outcomes: list[Outcome] = []
+    jobs = (VideoJob(found[uri], plan.video_ids[uri]) for uri in plan.todo)
+
+    def commit() -> None:
+        results = pending.take()
+        label = f"videos {len(outcomes) + 1}-{len(outcomes) + len(results)} of {total}"
+        try:
+            commit_batch(lake, results, label)
+            outcomes.extend(outcome_of(r) for r in results)
+        except Exception as error:
+            if classify(error) == "storage":
+                raise
+            logger.exception("%s: the commit failed; the next run redoes them", label)
+            outcomes.extend(outcome(r.uri, "error", r.video_id) for r in results)
+        report_progress(progress, 100.0 * len(outcomes) / total)
+
+    window = settings.videos_in_flight * sum(client.nthreads().values())
     try:
-        with progress_events(client, console.analysed):
-            futures = {  # each thread runs in a copy of the flow run's context: tasks join it
-                pool.submit(
-                    copy_context().run, analyse_video, found[uri], plan.video_ids.get(uri),
-                    lake, settings, model, client, console,
-                ): uri
-                for uri in plan.todo
-            }  # fmt: skip
-            for future in as_completed(futures):
-                uri, name = futures[future], base_name(futures[future])
-                status, detail, video_id = future.result()
-                done[uri] = status, video_id
-                console.finished_video(video_id, name, status, detail)
-                get_run_logger().info(
-                    "video %d of %d: %s %s", len(done), len(plan.todo), name, status
-                )
-                report_progress(progress, 100.0 * len(done) / len(plan.todo))
-    finally:  # when stopped, waiting threads end as the cluster closes, not the other way
-        pool.shutdown(wait=len(done) == len(plan.todo), cancel_futures=True)
+        with progress_events(client, console_events(console)):
+            for item in run_bounded(
+                client, analyse_video, jobs, settings, model, lake.url, window=window,
+                name=lambda job: f"video-{job.video_id or job.name}",
+                retries=settings.unit_retries, tick_s=min(settings.commit_seconds, 10.0),
+                on_submit=lambda job: lake.start_attempt(
+                    job.found.uri, crashed_before.get(job.found.uri, 0)
+                ),
+                on_retry=lambda job, error, delay: logger.warning(
+                    "%s: %s; sent again in %.0f s", job.name, error, delay
+                ),
+            ):  # fmt: skip
+                if item is not None:
+                    job, result = item
+                    lake.end_attempt(job.found.uri)
+                    result = as_result(job, result, settings, logger.error)
+                    done = len(outcomes) + len(pending.results) + 1
+                    if result is None:
+                        outcomes.append(outcome(job.found.uri, "error", job.video_id))
+                        console.finished_video(job.found.uri, job.name, "error",
+                                               "unexpected error, see the log")  # fmt: skip
+                    else:
+                        pending.add(result)
+                        console.finished_video(job.found.uri, job.name, result.status,
+                                               result.detail)  # fmt: skip
+                    logger.info("video %d of %d: %s %s", done, total, job.name,
+                                result.status if result else "error")  # fmt: skip
+                if pending.due():
+                    commit()
+        if pending.results:
+            commit()
+    finally:
         console.close()
-    return {uri: done[uri] for uri in plan.todo}
+    return outcomes
 
 
-def analyse_video(
-    found: Found,
-    video_id: str | None,
-    lake: Lake,
-    settings: Settings,
-    model: str,
-    client: Any,
-    console: RunProgress,
-) -> tuple[str, str, str | None]:
-    """(status, what to tell the operator, video id) of one video: status is "ok",
-    "failed" (unreadable, recorded) or "error"; the console shows it start.
-
-    Steps, each a Prefect task: probe -> faces + CNN on a worker (features stored) -> the
-    temporal model on a worker -> tracks, summary and, last, the videos row. A file on
-    object storage is copied to a local temporary file first (deleted after); its content id
-    is remembered. An unreadable file is recorded in `failures`. A permanent storage error
-    (StorageError) stops the run. Any other exception is logged and reported as "error" (it
-    may be transient: nothing is recorded), so the other videos go on.
-    """
-    uri, name = found.uri, base_name(found.uri)
-
-    def unreadable(error: UnreadableVideo) -> tuple[str, str, str | None]:
-        record_failure(lake, uri, error, video_id, found.size)
-        return "failed", str(error), video_id
-
-    try:
-        with local_file(uri, settings.max_staged_bytes, settings.staging_dir) as path:
-            if video_id is None and is_url(uri):  # new or changed: its id is read once
-                video_id = content_video_id(path)
-                lake.remember_source(uri, found.size or 0, found.etag, video_id)
-            source = probe_video(path, video_id, settings, uri)
-            if isinstance(source, UnreadableVideo):
-                return unreadable(source)
-            video_id = source.video_id
-            rate = source.analysis_rate(settings.analysis_fps)
-            console.started_video(video_id, name, source.duration_s, rate)
-            with lake.attempt(source.video_id):  # counted as crashed if this run dies meanwhile
-                frames = extract_video_features(client, source, lake, settings)
-                if isinstance(frames, UnreadableVideo):
-                    return unreadable(frames)
-                tracks, summary = infer_video_tracks(client, lake, source.video_id, frames, model)
-    except UnreadableVideo as error:
-        if video_id is None and is_url(uri):  # never copied: it stays failed until it changes
-            video_id = unread_id(found)
-            lake.remember_source(uri, found.size or 0, found.etag, video_id)
-        return unreadable(error)
-    except KilledWorker as error:
-        return unreadable(worker_died(error, settings))
-    except StorageError:
-        raise
-    except Exception:
-        get_run_logger().exception("%s: unexpected error; the other videos go on", name)
-        return "error", "unexpected error, see the log", video_id
-    status = publish_video(lake, source, settings.analysis_fps, frames, tracks, summary)
-    mostly = summary["dominant_emotion"] or "no face"
-    return status, f"{summary['n_tracks']} face track(s), mostly {mostly}", video_id
+def as_result(
+    job: VideoJob, result: Any, settings: Settings, log_error: Callable[..., None]
+) -> VideoResult | None:
+    """A unit's result, or what its exception means: a worker that died on the video is an
+    unreadable video (recorded); a permanent storage error stops the run; anything else is
+    logged with its traceback and the video is left for the next run (None)."""
+    if not isinstance(result, BaseException):
+        return result
+    kind = classify(result)
+    if kind == "storage":
+        raise result
+    if kind == "worker-died":
+        died = UnreadableVideo(
+            "analyse",
+            f"stopped: the Dask worker analysing it died {ALLOWED_FAILURES} times (memory "
+            f"limit of {settings.worker_memory_gb:g} GB per worker exceeded, or a crash): "
+            f"{result}",
+        )
+        return failed_result(job.found.uri, died, job.video_id, job.found.size)
+    log_error("%s: unexpected error; the other videos go on", job.name, exc_info=result)
+    return None
 
 
-def crashed_runs(runs: int) -> UnreadableVideo:
-    """The failure recorded for a video that was being analysed when `runs` runs died."""
-    return UnreadableVideo(
+def crashed_result(found: Found, video_id: str | None) -> VideoResult:
+    """The failure recorded for a file that was being analysed when CRASHED_RUNS runs died."""
+    error = UnreadableVideo(
         "analyse",
-        f"quarantined: {runs} runs died (killed, out of memory or a crash) while analysing "
-        "it; it is skipped until its content changes (or run with --reprocess)",
+        f"quarantined: {CRASHED_RUNS} runs died (killed, out of memory or a crash) while "
+        "analysing it; it is skipped until its content changes (or run with --reprocess)",
     )
+    return failed_result(found.uri, error, video_id, found.size)
 
 
-def publish_video(
-    lake: Lake,
-    source: VideoSource,
-    fps: float,
-    frames: int,
-    tracks: pd.DataFrame,
-    summary: dict[str, object],
-) -> str:
-    """Publish one video's scores: "ok", or "error" once Prefect's retries are spent."""
-    try:
-        publish_scores(lake, source, fps, frames, tracks, summary)
-    except Exception:
-        get_run_logger().exception("%s: could not publish; the other videos go on", source.name)
-        return "error"
-    return "ok"
+def console_events(console: RunProgress) -> Callable[[dict[str, Any]], None]:
+    """What the workers report (emotrack.cluster.report), shown on the console."""
+
+    def show(message: dict[str, Any]) -> None:
+        if message.get("kind") == "start":
+            console.started_video(message["uri"], base_name(message["uri"]),
+                                  message["duration_s"], message["rate"])  # fmt: skip
+        elif message.get("kind") == "frames":
+            console.analysed(message["uri"], int(message["frames"]))
+
+    return show
 
 
-def report_statuses(statuses: dict[str, str]) -> dict[str, int]:
+def run_name() -> str:
+    """This run's name in the report: when it started (UTC) and its flow run's id."""
+    started = flow_run.get_scheduled_start_time() or datetime.now(UTC)
+    return f"{started:%Y-%m-%dT%H%M%SZ}-{str(flow_run.get_id() or 'local')[:8]}"
+
+
+def count_statuses(outcomes: list[Outcome]) -> dict[str, int]:
     """Counts per status; raises (the run ends Failed) if any video hit an unexpected error."""
-    errors = sorted(base_name(uri) for uri, status in statuses.items() if status == "error")
+    errors = sorted(o.video for o in outcomes if o.status == "error")
     if errors:  # the others are done; the run still ends Failed so that someone looks
         raise RuntimeError(f"unexpected errors in {len(errors)} video(s): {', '.join(errors)}")
-    return dict(Counter(statuses.values()))
+    return dict(Counter(o.status for o in outcomes))

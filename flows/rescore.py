@@ -1,13 +1,17 @@
-"""Rescoring: stored features -> tracks and summaries with another model, no decoding."""
+"""Rescoring: stored features -> tracks, episodes and summaries with another model, no decoding."""
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
+from emotrack.cluster import dask_client, run_bounded
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
-from tasks.infer import infer_tracks
-from tasks.publish import replace_scores
+from emotrack.settings import Settings
+from emotrack.units import RescoreJob, VideoResult, rescore_videos
+from tasks.commit import commit_batch
+
+VIDEOS_PER_JOB = 50  # one read of the lake's features per job
 
 
 @flow(name="emotrack-rescore", flow_run_name="rescore {lake} with {model}")
@@ -18,30 +22,46 @@ def rescore(
     dask_address: str | None = None,
     workers: int = 2,
 ) -> dict[str, int]:
-    """Recompute tracks and summaries of every complete video in `lake` with `model`."""
+    """Recompute tracks, episodes and summaries of every complete video in `lake` with
+    `model`: they replace the old versions' rows, or, with keep_versions, join them."""
+    settings = Settings()
     store = Lake(lake)
-    with store.exclusive():  # never while a nightly run writes to the same lake
-        return _rescore(store, model, keep_versions, dask_address, workers)
+    with store.exclusive(ttl_s=settings.lock_ttl_s):  # never while a run writes to it
+        return _rescore(store, settings, model, keep_versions, dask_address, workers)
 
 
 def _rescore(
-    store: Lake, model: str, keep_versions: bool, dask_address: str | None, workers: int
+    lake: Lake,
+    settings: Settings,
+    model: str,
+    keep_versions: bool,
+    dask_address: str | None,
+    workers: int,
 ) -> dict[str, int]:
-    # Step 1: the complete videos and how many frames each had analysed.
-    videos = store.read("videos")
-    videos = videos[
-        (videos["status"] == "ok") & videos["video_id"].isin(store.video_ids("features"))
-    ]
-    jobs = dict(zip(videos["video_id"], videos["frames_analysed"].astype(int), strict=True))
-    # Step 2: the model over every face track, one video per Dask task.
-    scored = infer_tracks(store, jobs, model, dask_address, workers)
-    # Step 3: replace (or, with keep_versions, add) each video's tracks and summary.
-    errors = []
-    for video_id, result in scored.items():
-        if isinstance(result, str):
-            errors.append(video_id)
-            continue
-        replace_scores(store, video_id, *result, keep_versions)
+    # Step 1: the complete videos (a video without faces has no features: it is rescored
+    # all the same, to an empty track list), a few per job.
+    rows = lake.read("videos", "status = 'ok'").to_dict("records")
+    jobs = [RescoreJob(rows[i : i + VIDEOS_PER_JOB]) for i in range(0, len(rows), VIDEOS_PER_JOB)]
+    # Step 2: the model over every face track on the cluster; commits in batches.
+    rescored, errors, waiting = 0, [], list[VideoResult]()
+    keep = model if keep_versions else None
+    with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
+        window = settings.videos_in_flight * sum(client.nthreads().values())
+        done = run_bounded(client, rescore_videos, jobs, model, lake.url, window=window,
+                           name=lambda j: j.name)  # fmt: skip
+        for job, results in filter(None, done):
+            if isinstance(results, BaseException):
+                get_run_logger().error("%s: rescoring failed", job.name, exc_info=results)
+                errors += [v["video_id"] for v in job.videos]
+                continue
+            waiting += results
+            if len(waiting) >= settings.commit_videos:
+                commit_batch(lake, waiting, f"rescored {rescored + 1}-{rescored + len(waiting)}",
+                             keep)  # fmt: skip
+                rescored, waiting = rescored + len(waiting), []
+        if waiting:
+            commit_batch(lake, waiting, f"rescored {rescored + 1}-{rescored + len(waiting)}", keep)
+            rescored += len(waiting)
     if errors:
         raise RuntimeError(f"rescoring failed for {len(errors)} video(s): {', '.join(errors)}")
-    return {"rescored": len(scored)}
+    return {"rescored": rescored}

@@ -7,14 +7,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from emotrack.cluster import dask_client
-from emotrack.errors import UnreadableVideo
+from emotrack.cluster import dask_client, run_bounded
 from emotrack.lake import Lake
 from emotrack.registry import model_folder
 from emotrack.settings import Settings
-from tasks.analyse import extract_video_features, probe_video
-from tasks.publish import record_failure
-from tasks.train import build_sequences, find_labelled_videos, train_and_register
+from emotrack.sources import Found
+from emotrack.units import VideoJob, VideoResult, analyse_video
+from tasks.commit import commit_batch
+from tasks.train import build_sequences, find_labelled_videos, probe_videos, train_and_register
 
 
 @flow(name="emotrack-train", flow_run_name="train {name} on {annotations}")
@@ -42,33 +42,33 @@ def train(
     settings = (
         Settings(analysis_fps=fps, detector=detector) if detector else Settings(analysis_fps=fps)
     )
-    with store.exclusive():
-        # Step 1: the annotation files and the videos they name.
+    with store.exclusive(ttl_s=settings.lock_ttl_s):
+        # Step 1: the annotation files and the videos they name, probed.
         labelled, paths = find_labelled_videos(Path(annotations), Path(videos))
+        sources, unreadable = probe_videos(paths, settings)
+        if unreadable:
+            commit_batch(store, unreadable, "unreadable training videos")
         # Step 2: the CNN features of every video not yet in the lake, on the Dask cluster.
-        sources = {}
-        with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
-            stored = set(store.video_ids("features"))
-            pending = {}
-            for stem, path in paths.items():
-                source = probe_video(path, None, settings, str(path))
-                if isinstance(source, UnreadableVideo):
-                    record_failure(store, str(path), source)
-                    continue
-                sources[stem] = source
-                if source.video_id not in stored:
-                    pending[stem] = extract_video_features.submit(
-                        client, sources[stem], store, settings
-                    )
-            for stem, future in pending.items():
-                outcome: int | Exception
-                try:
-                    outcome = future.result()
-                except Exception as error:  # noqa: BLE001 - that video is left out
-                    outcome = error
-                if not isinstance(outcome, int):
-                    get_run_logger().warning("%s: no features (%s); left out", stem, outcome)
-                    sources.pop(stem)
+        stored = set(store.video_ids("features"))
+        jobs = [
+            VideoJob(Found(str(paths[stem])), source.video_id)
+            for stem, source in sources.items()
+            if source.video_id not in stored
+        ]
+        if jobs:
+            with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
+                window = settings.videos_in_flight * sum(client.nthreads().values())
+                done = run_bounded(client, analyse_video, jobs, settings, None, store.url,
+                                   window=window)  # fmt: skip
+                results = []
+                for job, result in filter(None, done):
+                    if isinstance(result, VideoResult) and result.status == "ok":
+                        results.append(result)
+                        continue
+                    get_run_logger().warning("%s: no features (%s); left out", job.name,
+                                             getattr(result, "detail", result))  # fmt: skip
+                    sources = {k: v for k, v in sources.items() if v.source_uri != job.found.uri}
+                commit_batch(store, results, "features of the training videos")
         # Step 3: one labelled sequence per annotated face; train, evaluate, register.
         sequences = build_sequences(store, labelled, sources, settings.analysis_fps)
         options = {"seed": seed, "epochs": epochs}

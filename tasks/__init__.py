@@ -1,15 +1,7 @@
-"""Prefect tasks: thin wrappers that add names, retries and logging around emotrack's logic."""
+"""Prefect tasks: thin wrappers that add names, logging and artifacts around emotrack's logic.
 
-from collections.abc import Callable
-from typing import Any
-
-from emotrack.storage import base_name
-
-
-def named(stage: str) -> Callable[..., str]:
-    """A task run name: the stage and the file name of the task's `uri` parameter."""
-
-    def name(parameters: dict[str, Any]) -> str:
-        return f"{stage} [{base_name(str(parameters['uri']))}]"
-
-    return name
+A run has a handful of task runs, whatever the number of videos: planning, one commit per
+batch of videos, compaction, the report. The videos themselves are units of work on Dask
+(emotrack.units), not Prefect tasks: Prefect's server would otherwise record a few task runs
+per video, which does not scale to archives of tens of thousands.
+"""

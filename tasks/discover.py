@@ -7,39 +7,31 @@ from prefect.cache_policies import NO_CACHE
 
 from emotrack.incremental import CRASHED_RUNS, Plan, plan_videos
 from emotrack.lake import Lake
-from emotrack.sources import Found, find_sources, known_content_id
-from emotrack.storage import base_name, is_url
-
-
-@task(name="discover-videos")
-def discover_videos(source: str) -> list[Found]:
-    """Video files under `source` (a folder or an object-storage URL), sorted by URI."""
-    found = find_sources(source)
-    get_run_logger().info("found %d video files under %s", len(found), source)
-    return found
+from emotrack.sources import Found, content_ids, find_sources, source_rows
+from emotrack.storage import base_name
 
 
 @task(name="plan-run", cache_policy=NO_CACHE)
-def plan_run(found: list[Found], lake: Lake, model: str, reprocess: bool) -> Plan:
-    """New or changed videos are todo; complete ones are skipped; unchanged failures wait,
-    and so do videos that runs died on."""
-    remembered = lake.source_ids() if any(is_url(f.uri) for f in found) else {}
-    plan = plan_videos(
-        {f.uri: known_content_id(f, remembered) for f in found},
-        lake.completed(model),
-        lake.failed(),
-        reprocess,
-        lake.crashed(),
-    )
-    get_run_logger().info(
-        "%d to process, %d already complete with %s, %d quarantined (unreadable, unchanged)",
-        len(plan.todo),
-        len(plan.done),
-        model,
+def plan_run(
+    source: str, lake: Lake, model: str, reprocess: bool, rehash: bool = False
+) -> tuple[dict[str, Found], Plan]:
+    """The video files under `source` (by URI) and what to do with each: new or changed
+    content is to do, complete content is skipped, unchanged failures and files that runs
+    died on wait. A file is read (hashed) only if the lake has no record of its bytes (or
+    with rehash); what was read is recorded at once."""
+    logger = get_run_logger()
+    found = find_sources(source)
+    ids, read = content_ids(found, lake.sources(), rehash)
+    if read:
+        lake.remember_sources(source_rows([(f, str(ids[f.uri])) for f in read]))
+    plan = plan_videos(ids, lake.completed(model), lake.failed(), reprocess, lake.crashed())
+    logger.info(
+        "%d video files under %s (%d read to find their content): %d to process, %d already "
+        "complete with %s, %d quarantined (unreadable, unchanged)",
+        len(found), source, len(read), len(plan.todo), len(plan.done), model,
         len(plan.quarantined),
-    )
+    )  # fmt: skip
     for uri in plan.crashed:
-        get_run_logger().warning(
-            "%s: %d runs died while analysing it; quarantined", base_name(uri), CRASHED_RUNS
-        )
-    return plan
+        logger.warning("%s: %d runs died while analysing it; quarantined", base_name(uri),
+                       CRASHED_RUNS)  # fmt: skip
+    return {f.uri: f for f in found}, plan

@@ -1,8 +1,8 @@
-"""Step 6: Prefect artifacts that tell an operator what a run did."""
+"""The last steps: compaction when small files pile up, then what an operator looks at (the
+HTML pages of the lake, the run's artifacts in the Prefect UI)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import cast
 from uuid import UUID
 
@@ -10,41 +10,54 @@ from prefect import get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
-    create_table_artifact,
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
 
-from emotrack.html_report import report_folder, upload_report, write_report
+from emotrack.html_report import ReportFolder, write_indexes, write_run_page
 from emotrack.lake import Lake
-from emotrack.report import run_markdown, run_rows
+from emotrack.report import Outcome, run_markdown
+from emotrack.settings import Settings
+
+
+@task(name="compact-tables", cache_policy=NO_CACHE)
+def compact_tables(lake: Lake, settings: Settings) -> dict[str, dict[str, int]]:
+    """Pack each table's small files together once it has settings.compact_small_files of
+    them (no sorting: only the new files are rewritten), checkpoint, vacuum."""
+    done = lake.compact(
+        retention_hours=settings.vacuum_retention_hours,
+        min_small_files=settings.compact_small_files,
+        target_mb=settings.target_file_mb,
+    )
+    if done:
+        get_run_logger().info("compacted %s", done)
+    return done
 
 
 @task(name="write-html-report", cache_policy=NO_CACHE)
-def write_html_report(lake: Lake, published: list[str]) -> Path:
-    """Refresh the report's index of every video, and write the pages that are missing
-    (publish_scores writes the page of each video it publishes, the ids in `published`).
-    On object storage the pages are written locally, then copied into LAKE/_report."""
-    folder = report_folder(lake)
-    index = write_report(lake, folder, [])
-    if not lake.local:
-        upload_report(lake, folder, published)
-    get_run_logger().info("HTML report: %s", index)
-    return index
+def write_html_report(lake: Lake, run: str, outcomes: list[Outcome]) -> tuple[str, str]:
+    """This run's page, and the index pages whose videos changed (from `videos` and
+    `summaries`; each video's own page was written with its commit). Returns where the
+    index and the run's page are."""
+    out = ReportFolder(lake=lake)
+    rows = [
+        {"video": o.video, "status": o.status, "detail": o.detail, "video_id": o.video_id}
+        for o in outcomes
+    ]
+    run_page = write_run_page(out, run, rows)
+    index = write_indexes(lake, out, run)
+    get_run_logger().info("HTML report: %s (this run: %s)", index, run_page)
+    return index, run_page
 
 
 @task(name="publish-run-report", cache_policy=NO_CACHE)
-def publish_run_report(lake: Lake, statuses: dict[str, str], html: Path | None = None) -> None:
-    """A table of the run's videos and a markdown summary (with a link to the HTML report),
-    as artifacts of the flow run."""
-    rows = run_rows(statuses, lake)
-    create_table_artifact(
-        rows,
-        key="emotrack-run-videos",
-        description="Videos of this run: status, frames, faces, dominant emotion or reason",
-    )
+def publish_run_report(
+    lake: Lake, outcomes: list[Outcome], index: str | None = None, run_page: str | None = None
+) -> None:
+    """A markdown summary of the run (counts, the files not processed and why, where the
+    outputs are) as an artifact of the flow run; each commit added its table of videos."""
     create_markdown_artifact(
-        run_markdown(rows, lake, html),
+        run_markdown(outcomes, lake, index, run_page),
         key="emotrack-run-summary",
         description="Counts, unreadable files and where the outputs are",
     )

@@ -10,8 +10,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from emotrack.annotations import LabelledVideo, annotated_face, find_video, read_annotations
+from emotrack.errors import UnreadableVideo
 from emotrack.lake import Lake
 from emotrack.registry import register
+from emotrack.settings import Settings
+from emotrack.units import VideoResult, failed_result
 from emotrack.video import VideoSource
 from models.temporal_gru import TemporalConfig, save_temporal_model
 from models.train_annotated import (
@@ -43,6 +46,26 @@ def find_labelled_videos(
     if missing:
         logger.warning("no video file in %s for: %s", videos, ", ".join(missing))
     return labelled, paths
+
+
+@task(name="probe-videos", cache_policy=NO_CACHE)
+def probe_videos(
+    paths: dict[str, Path], settings: Settings
+) -> tuple[dict[str, VideoSource], list[VideoResult]]:
+    """The probed video of each name, and the failure results of those that are unreadable
+    (within the same limits as `emotrack run`)."""
+    sources, unreadable = {}, []
+    for stem, path in paths.items():
+        try:
+            source = VideoSource.from_path(path)
+            source.check_limits(settings.max_duration_s, settings.min_bytes_per_s,
+                                settings.max_frames)  # fmt: skip
+        except UnreadableVideo as error:
+            get_run_logger().warning("%s: not processed (%s)", path.name, error)
+            unreadable.append(failed_result(str(path), error, None))
+            continue
+        sources[stem] = source
+    return sources, unreadable
 
 
 @task(name="build-sequences", cache_policy=NO_CACHE)

@@ -94,24 +94,35 @@ def prefect_server() -> Iterator[None]:
 class InjectFault(WorkerPlugin):
     """A Dask worker plugin: extract_features fails for the video `name` (fault injection in
     the worker processes). It raises `error`, or, without one, takes `hog_gb` GB of memory
-    and holds it; with `once`, only while the file `once` is absent."""
+    and holds it; with `once`, only while the file `once` is absent (then it creates it);
+    with `while_exists`, only while that file exists (an operator fixes the cause by
+    deleting it)."""
 
     def __init__(
-        self, name: str, error: Exception | None, once: Path | None = None, hog_gb: float = 0
+        self,
+        name: str,
+        error: Exception | None,
+        once: Path | None = None,
+        hog_gb: float = 0,
+        while_exists: Path | None = None,
     ) -> None:
         self.name, self.error, self.once, self.hog_gb = name, error, once, hog_gb
+        self.while_exists = while_exists
 
     def setup(self, worker: object) -> None:
         import time
 
         import numpy as np
 
-        import emotrack.cluster
+        import emotrack.units
 
-        real = emotrack.cluster.extract_features
+        real = emotrack.units.extract_features
 
         def faulty(source, *args, **kwargs):
-            if source.name == self.name and not (self.once and self.once.exists()):
+            fires = source.name == self.name and not (self.once and self.once.exists())
+            if self.while_exists is not None:
+                fires = source.name == self.name and self.while_exists.exists()
+            if fires:
                 if self.once:
                     self.once.touch()
                 if self.error is not None:
@@ -121,14 +132,14 @@ class InjectFault(WorkerPlugin):
                 return hog
             return real(source, *args, **kwargs)
 
-        emotrack.cluster.extract_features = faulty
+        emotrack.units.extract_features = faulty
 
 
 @pytest.fixture
 def faulty_cluster() -> Iterator[Callable[..., str]]:
-    """faulty_cluster(name, error, once=None, hog_gb=0, memory_limit_gb=None): the address
-    of a new 2-worker cluster, made as the flow makes its own, whose workers carry
-    InjectFault(name, error, once, hog_gb); pass it to the flow as dask_address."""
+    """faulty_cluster(name, error, once=None, hog_gb=0, memory_limit_gb=None,
+    while_exists=None): the address of a new 2-worker cluster, made as the flow makes its
+    own, whose workers carry InjectFault(...); pass it to the flow as dask_address."""
     import sys
 
     import cloudpickle
@@ -144,9 +155,11 @@ def faulty_cluster() -> Iterator[Callable[..., str]]:
         once: Path | None = None,
         hog_gb: float = 0,
         memory_limit_gb: float | None = None,
+        while_exists: Path | None = None,
     ) -> str:
         client = stack.enter_context(dask_client(None, 2, memory_limit_gb))
-        client.register_plugin(InjectFault(name, error, once, hog_gb), name="inject-fault")
+        fault = InjectFault(name, error, once, hog_gb, while_exists)
+        client.register_plugin(fault, name="inject-fault")
         return client.scheduler.address
 
     with stack:

@@ -63,7 +63,7 @@ def test_piped_output_is_plain_quiet_and_names_every_video(prefect_server, archi
         )
         logs = client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [flow_run.id]}))
     infos = [log.message for log in logs if log.level == 20]
-    assert any("frames analysed" in m for m in infos) and any("video 4 of 4" in m for m in infos)
+    assert any("committed" in m for m in infos) and any("video 4 of 4" in m for m in infos)
 
     talk = Lake(lake).read("videos").query("source_uri.str.endswith('WolfgangLanger_Pexels.mp4')")
     episodes = Lake(lake).read("episodes")  # the talking head has expression episodes

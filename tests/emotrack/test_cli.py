@@ -32,3 +32,28 @@ def test_run_refuses_an_unknown_model_before_decoding_anything(tmp_path: Path, c
     lake = tmp_path / "lake"
     assert main(["run", str(tmp_path), "--lake", str(lake), "--model", "nope"]) == 2
     assert "unknown model" in capsys.readouterr().err and not lake.exists()
+
+
+def test_migrate_then_compact_a_0_1_0_lake(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from emotrack.lake import SCHEMAS, Lake
+
+    old = Path(__file__).resolve().parents[1] / "data" / "lake-0.1.0"
+    shutil.copytree(old, tmp_path / "lake")
+    assert main(["migrate", "--lake", str(tmp_path / "lake")]) == 0
+    assert "converted to Delta tables" in capsys.readouterr().out
+    assert main(["migrate", "--lake", str(tmp_path / "lake")]) == 0
+    assert "nothing to convert" in capsys.readouterr().out
+    lake = Lake(tmp_path / "lake")
+    before = {t: lake.count(t) for t in SCHEMAS}
+    assert main(["compact", "--lake", str(tmp_path / "lake"), "--retention-hours", "0"]) == 0
+    assert "tracks" in capsys.readouterr().out
+    assert {t: lake.count(t) for t in SCHEMAS} == before
+    on_disk = list((tmp_path / "lake" / "summaries").glob("*.parquet"))
+    assert len(on_disk) == len(lake.files("summaries")) == 1  # the old version vacuumed
+
+
+def test_sql_on_a_folder_that_is_no_lake_says_so(tmp_path: Path, capsys) -> None:
+    assert main(["sql", "--lake", str(tmp_path), "SELECT 1"]) == 2
+    assert "has no videos table" in capsys.readouterr().err

@@ -32,7 +32,9 @@ def _consistent(lake: Lake) -> set[str]:
 def _run_until_features(
     start_cli, source: Path, tmp_path: Path, env: dict[str, str]
 ) -> tuple[Path, Lake, subprocess.Popen]:
-    """`emotrack run` on a copy of NAMES, running until the first video's features land."""
+    """`emotrack run` on a copy of NAMES, committing each video as it is analysed, running
+    until the first commit of features lands."""
+    env = {**env, "EMOTRACK_COMMIT_VIDEOS": "1"}
     archive = tmp_path / "archive"
     for name in NAMES:
         (archive / name).parent.mkdir(parents=True, exist_ok=True)
@@ -40,7 +42,8 @@ def _run_until_features(
     lake = Lake(tmp_path / "lake")
     run = start_cli(archive, lake, env)
     deadline = time.monotonic() + 300
-    while not lake.video_ids("features") and time.monotonic() < deadline:
+    while not (lake.has_table("features") and lake.video_ids("features")):
+        assert time.monotonic() < deadline, "no features landed"
         assert run.poll() is None, "the run ended before it could be stopped"
         time.sleep(0.2)
     return archive, lake, run
@@ -72,8 +75,8 @@ def test_sigkill_mid_run_loses_nothing_and_the_next_run_completes(
     with duckdb.connect() as con:  # and a reader sees exactly one row per face and frame
         dup = con.execute(
             "SELECT count(*) - count(DISTINCT (video_id, frame_index, track_id)) "
-            "FROM read_parquet(?, hive_partitioning=true)",
-            [lake.glob("tracks")],
+            "FROM read_parquet(?)",
+            [lake.files("tracks")],
         ).fetchall()[0][0]
     assert dup == 0
 

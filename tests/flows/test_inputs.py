@@ -58,5 +58,5 @@ def test_a_mixed_archive_of_bad_inputs_and_odd_names(
     videos = lake.read("videos")
     ok = set(videos.loc[videos["status"] == "ok", "source_uri"].map(lambda u: Path(u).name))
     assert ok == set(ODD_NAMES)
-    assert set(lake.video_ids("features")) == set(videos.loc[videos["status"] == "ok", "video_id"])
+    assert set(lake.video_ids("summaries")) == set(videos.loc[videos["status"] == "ok", "video_id"])
     assert not list(tmp_path.rglob("pwned*"))  # names never reach a shell

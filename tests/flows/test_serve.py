@@ -1,5 +1,6 @@
 """The nightly deployment, served by `emotrack serve` against the session's Prefect server."""
 
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,6 @@ from prefect.settings import PREFECT_API_URL
 from prefect.states import Scheduled
 
 from emotrack.lake import Lake
-from emotrack.video import content_video_id
 
 DEPLOYMENT = "emotrack-nightly/test-nightly"
 
@@ -43,17 +43,18 @@ def _final_state(flow_run_id):
 
 
 def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
-    prefect_server, asset, tmp_path
+    prefect_server, asset, tmp_path, faulty_cluster
 ) -> None:
     archive, lake = tmp_path / "archive", Lake(tmp_path / "lake")
     archive.mkdir()
     for name in ["single_face.mp4", "no_face.mp4"]:
         shutil.copyfile(asset(name), archive / name)
-    # The fault, injected from outside the code: a plain file where one video's tracks
-    # folder must go, as a full or read-only disk would, makes its publication fail.
-    blocked = lake.root / "tracks" / f"video_id={content_video_id(archive / 'single_face.mp4')}"
-    blocked.parent.mkdir(parents=True)
-    blocked.write_text("in the way")
+    # The fault, in the Dask workers: one video fails (as on a disk that went away) while
+    # this file exists; the operator fixes the cause by deleting it.
+    broken = tmp_path / "disk-broken"
+    broken.touch()
+    address = faulty_cluster("single_face.mp4", RuntimeError("disk unavailable (injected)"),
+                             while_exists=broken)  # fmt: skip
 
     env = {
         **os.environ,
@@ -62,40 +63,41 @@ def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
     }
     cli = str(Path(sys.executable).with_name("emotrack"))
     serving = subprocess.Popen(
-        [
-            cli,
-            "serve",
-            "--source",
-            str(archive),
-            "--lake",
-            str(lake.root),
-            "--name",
-            "test-nightly",
-        ],
+        [cli, "serve", "--source", str(archive), "--lake", str(lake.root), "--name",
+         "test-nightly", "--dask-address", address],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )
+    )  # fmt: skip
     try:
         _wait(_deployment_exists, 120, "the served deployment")
         first = run_deployment(DEPLOYMENT, timeout=300)
         assert first.state.is_failed(), first.state
         videos = lake.read("videos")
         assert set(videos["status"]) == {"ok"} and len(videos) == 1  # no_face.mp4 is done
-        done_file = next((lake.root / "videos").rglob("*.parquet"))
-        done_at = done_file.stat().st_mtime_ns
+        done_at = videos["processed_at"].tolist()
+        done_files = {p: p.stat().st_mtime_ns for p in (lake.root / "videos").glob("*.parquet")}
 
-        blocked.unlink()  # the operator fixes the disk, then retries the run
+        broken.unlink()  # the operator fixes the cause, then retries the run
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(first.id, Scheduled(), force=True)
         state = _wait(lambda: _final_state(first.id), 300, "the retried run")
         assert state.is_completed(), state
-        assert len(lake.read("videos")) == 2 and len(lake.read("summaries")) == 2
-        assert done_file.stat().st_mtime_ns == done_at  # the completed video was not redone
+        videos = lake.read("videos").set_index("source_uri")
+        assert len(videos) == 2 and len(lake.read("summaries")) == 2
+        assert videos.loc[[str(archive / "no_face.mp4")], "processed_at"].tolist() == done_at
+        for path, mtime in done_files.items():  # the completed video was not redone
+            assert path.stat().st_mtime_ns == mtime
         with get_client(sync_client=True) as client:
-            artifacts = {a.key for a in client.read_artifacts() if a.flow_run_id == first.id}
-        assert {"emotrack-run-videos", "emotrack-run-summary"} <= artifacts
+            artifacts = [a for a in client.read_artifacts() if a.flow_run_id == first.id]
+        assert {"emotrack-run-videos", "emotrack-run-summary"} <= {a.key for a in artifacts}
+        tables = sorted((a for a in artifacts if a.key == "emotrack-run-videos"),
+                        key=lambda a: a.created)  # fmt: skip
+        retried = (
+            json.loads(tables[-1].data) if isinstance(tables[-1].data, str) else tables[-1].data
+        )
+        assert [row["video"] for row in retried] == ["single_face.mp4"]
     finally:
         os.killpg(serving.pid, signal.SIGTERM)
         try:
