@@ -1,23 +1,33 @@
-"""A Prefect server for one `emotrack run` that ends with it, even when the run is killed.
+"""Prefect servers: the one `emotrack server` runs, and a temporary one per `emotrack run`.
+
+`emotrack server` is Prefect's own server, on SQLite by default or on PostgreSQL
+(--database-url), with its database vacuum service deleting flow runs that ended more than
+--retention-days ago (server_environment).
 
 Without PREFECT_API_URL, Prefect would start a temporary server of its own, which outlives a
-run killed with SIGKILL (or by the OOM killer) and piles up on a machine that runs nightly.
-This starts the same server (the command and settings of Prefect's SubprocessASGIServer,
-prefect 3.8.8) with Linux's parent-death signal set, so the kernel ends it with the run.
+run killed with SIGKILL (or by the OOM killer) and piles up on a machine that runs nightly,
+and which writes into ~/.prefect/prefect.db, a file that only grows. run_server starts the
+same server (the command and settings of Prefect's SubprocessASGIServer, prefect 3.8.8) with
+Linux's parent-death signal set, so the kernel ends it with the run, on a database of its
+own that is deleted with it.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+_DATABASE_PREFIX = "emotrack-prefect-"  # temporary servers' databases: <prefix><pid>-...
 
 # Runs in the child: ask for SIGTERM when the parent dies (PR_SET_PDEATHSIG = 1), make sure
 # the parent did not die before that, then become the server (the request survives exec).
@@ -53,23 +63,77 @@ def run_server(startup_timeout_s: float = 120.0) -> Iterator[str | None]:
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
     }
+    database = None
+    if "PREFECT_API_DATABASE_CONNECTION_URL" not in os.environ:
+        _remove_stale_databases()
+        database = Path(tempfile.mkdtemp(prefix=f"{_DATABASE_PREFIX}{os.getpid()}-"))
+        shutil.copyfile(_template_database(), database / "prefect.db")
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = _sqlite_url(database / "prefect.db")
     launch = [sys.executable, "-c", _LAUNCH, str(os.getpid()), *uvicorn]
     server = subprocess.Popen(launch, env=env, stdin=subprocess.DEVNULL)
     # Stopped at exit, after Prefect's own exit hooks have sent it their last logs and events
     # (stopping it earlier leaves them retrying forever), as Prefect's temporary server is.
-    atexit.register(_stop, server)
+    atexit.register(_stop, server, database)
     _wait_healthy(url, server, startup_timeout_s)
     with temporary_settings(updates={PREFECT_API_URL: url}):
         yield url
 
 
-def _stop(server: subprocess.Popen) -> None:
+def server_environment(database_url: str | None, retention_days: float) -> dict[str, str]:
+    """The settings of `emotrack server`: its database (None: Prefect's default SQLite file),
+    and the vacuum service deleting flow runs (with their task runs, logs and artifacts)
+    that ended more than retention_days ago (0: never), besides old events."""
+    env = {}
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    if retention_days > 0:
+        env["PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED"] = "events,flow_runs"
+        env["PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD"] = str(int(retention_days * 86400))
+    return env
+
+
+def _stop(server: subprocess.Popen, database: Path | None) -> None:
     server.terminate()
     try:
         server.wait(timeout=5)
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+    if database is not None:
+        shutil.rmtree(database, ignore_errors=True)
+
+
+def _template_database() -> Path:
+    """An empty Prefect database with Prefect's schema, made once per Prefect version in the
+    cache (migrating a new database takes a server about 6 s more to start)."""
+    import prefect
+
+    from emotrack.settings import Settings
+
+    template = Settings().cache_dir / "prefect" / f"empty-{prefect.__version__}.db"
+    if not template.exists():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        building = template.with_name(f".{template.name}.{os.getpid()}.tmp")
+        env = {**os.environ, "PREFECT_API_DATABASE_CONNECTION_URL": _sqlite_url(building)}
+        prefect_cli = str(Path(sys.executable).with_name("prefect"))
+        subprocess.run(
+            [prefect_cli, "server", "database", "upgrade", "-y"], env=env, check=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        os.replace(building, template)  # whole, or not at all
+    return template
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _remove_stale_databases() -> None:
+    """Delete the databases of temporary servers whose run died without cleaning up."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_DATABASE_PREFIX}*"):
+        pid = folder.name.removeprefix(_DATABASE_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _free_port() -> int:

@@ -1,0 +1,125 @@
+"""`emotrack server` on PostgreSQL (Debian's, started here with initdb and pg_ctl), with the
+retention of old flow runs, and the temporary server of `emotrack run`."""
+
+import asyncio
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).with_name("emotrack")
+
+
+def _port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _postgres_bin() -> Path:
+    """Debian's PostgreSQL binaries, installed if missing (when root)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "ensure-debian.sh"), "postgresql", "pg_ctlcluster"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            pytest.skip(f"PostgreSQL could not be installed: {done.stderr.strip()}")
+    return Path(found[-1]).parent
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server of its own on 127.0.0.1; yields its URL for SQLAlchemy."""
+    bindir, port = _postgres_bin(), _port()
+    folder = Path(tempfile.mkdtemp(prefix="emotrack-postgres-"))  # outside pytest's 0700 tree
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_owner:  # initdb refuses to run as root
+        shutil.chown(folder, "postgres")
+    run = {"check": True, "capture_output": True}
+    subprocess.run([*as_owner, bindir / "initdb", "-D", folder / "data", "-A", "trust",
+                    "-U", "postgres"], **run)  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    pg_ctl = [*as_owner, bindir / "pg_ctl", "-D", folder / "data", "-w"]
+    subprocess.run([*pg_ctl, "-o", options, "-l", folder / "log", "start"], **run)
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sql(url: str, query: str) -> list:
+    import asyncpg
+
+    async def run() -> list:
+        con = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            return list(await con.fetch(query))
+        finally:
+            await con.close()
+
+    return asyncio.run(run())
+
+
+def test_the_server_keeps_its_runs_in_postgresql_and_deletes_old_ones(postgres, tmp_path) -> None:
+    port = _port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_SERVER_SERVICES_DB_VACUUM_LOOP_SECONDS": "1"}
+    env.pop("PREFECT_API_URL", None)
+    server = subprocess.Popen(
+        [str(CLI), "server", "--port", str(port), "--database-url", postgres,
+         "--retention-days", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{api}/health", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(0.5)
+        (tmp_path / "archive").mkdir()
+        subprocess.run(
+            [str(CLI), "run", str(tmp_path / "archive"), "--lake", str(tmp_path / "lake")],
+            env={**env, "PREFECT_API_URL": api}, check=True, capture_output=True,
+        )  # fmt: skip
+        runs = _sql(postgres, "SELECT name, state_type FROM flow_run")
+        assert [(r["name"], r["state_type"]) for r in runs] == [
+            (f"nightly {tmp_path / 'archive'}", "COMPLETED")
+        ]
+        _sql(postgres, "UPDATE flow_run SET end_time = now() - interval '2 days'")
+        deadline = time.monotonic() + 60  # the vacuum service deletes runs over 1 day old
+        while _sql(postgres, "SELECT id FROM flow_run"):
+            assert time.monotonic() < deadline, "the old run was not deleted"
+            time.sleep(0.5)
+        assert _sql(postgres, "SELECT id FROM task_run") == []
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(30)
+
+
+def test_a_run_without_a_server_leaves_no_database_behind(tmp_path) -> None:
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"PREFECT_HOME": str(home), "TMPDIR": str(tmp_path)}
+    (tmp_path / "archive").mkdir()
+    subprocess.run(
+        [str(CLI), "run", str(tmp_path / "archive"), "--lake", str(tmp_path / "lake")],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    assert not list(home.rglob("*.db")), "the temporary server used the user's database"
+    assert not list(tmp_path.glob("emotrack-prefect-*")), "its own database was not deleted"
