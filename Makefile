@@ -24,12 +24,13 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# Speed and memory, as ratios against baselines measured in the same run (about 17 minutes).
+# Speed and memory, as ratios against baselines measured in the same run (about 40 minutes).
 bench: setup
 	$(BIN)/emotrack fetch
 	$(BIN)/python benchmarks/bench_detectors.py
 	$(BIN)/python benchmarks/bench_throughput.py
 	$(BIN)/python benchmarks/bench_object_storage.py
+	$(BIN)/python benchmarks/bench_archive.py
 
 lint: setup
 	$(BIN)/ruff check .
