@@ -206,9 +206,6 @@ class Batch:
         if rows is not None and len(rows):
             parts.append(to_arrow(table, rows))
 
-    def __len__(self) -> int:
-        return len(self.keys.get("videos", ())) or max(map(len, self.keys.values()), default=0)
-
     def table(self, name: str) -> pa.Table:
         parts = self.rows.get(name) or [ALL_SCHEMAS[name].empty_table()]
         return pa.concat_tables(parts)
@@ -304,24 +301,10 @@ class Lake:
         batch.add(SOURCES, rows["uri"], rows)
         self.commit(batch)
 
-    @contextmanager
-    def attempt(self, uri: str) -> Iterator[None]:
-        """Count a run's attempt at the file `uri` while its body runs.
-
-        The count grows by one on entry and is cleared when the body ends, by returning or by
-        raising an Exception: it only stays when the run itself died (killed, out of memory)
-        or was interrupted during the attempt. `crashed()` reads what stayed.
-        """
-        self.start_attempt(uri)
-        try:
-            yield
-        except Exception:
-            self.end_attempt(uri)
-            raise
-        self.end_attempt(uri)
-
     def start_attempt(self, uri: str, runs_before: int = 0) -> None:
-        """See `attempt`: `runs_before` is what crashed() said of `uri` at the run's start."""
+        """Count a run's attempt at the file `uri` until end_attempt: the count stays only
+        when the run itself dies (killed, out of memory) meanwhile, and crashed() reads it.
+        `runs_before`: what crashed() said of `uri` when the run started."""
         body = f"{runs_before + 1}\n{uri}"
         self.store.write_bytes(f"{ATTEMPTS}/{_uri_key(uri)}", body.encode())
 
@@ -457,11 +440,6 @@ class Lake:
         )
         with self.connect(["videos", "summaries"]) as con:
             return {video_id for (video_id,) in con.execute(query, [model_version]).fetchall()}
-
-    def known_ids(self) -> set[str]:
-        """Every video id that has a `videos` row (ok or failed)."""
-        with self.connect(["videos"]) as con:
-            return {v for (v,) in con.execute("SELECT video_id FROM videos").fetchall()}
 
     def failed(self) -> dict[str, str | None]:
         """source_uri -> video_id of every recorded failure."""
