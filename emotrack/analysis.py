@@ -43,8 +43,8 @@ class VideoFeatures:
 
     frames_analysed: int
     table: pd.DataFrame
-    # track_id -> (how far from neutral the CNN saw it, in [0, 1]; a JPEG of the face then)
-    thumbnails: dict[int, tuple[float, bytes]] = field(default_factory=dict)
+    # track_id -> (how far from neutral the CNN saw it, in [0, 1]; the face then, uint8 RGB)
+    thumbnails: dict[int, tuple[float, np.ndarray]] = field(default_factory=dict)
 
 
 def load_models(settings: Settings) -> tuple[Any, Any]:
@@ -118,7 +118,7 @@ def extract_features(
         min_iou=settings.track_min_iou, max_gap=round(settings.track_max_gap_s * rate)
     )
     rows: list[dict[str, Any]] = []
-    thumbnails: dict[int, tuple[float, bytes]] = {}
+    thumbnails: dict[int, tuple[float, np.ndarray]] = {}
     width, _ = source.decoded_size(settings.max_frame_pixels)
     upright = source.width / width  # boxes go to the lake in pixels of the upright frame
     window = segment.window(rate)
@@ -168,7 +168,7 @@ def extract_features(
 
 
 def keep_thumbnails(
-    best: dict[int, tuple[float, bytes]],
+    best: dict[int, tuple[float, np.ndarray]],
     faces: list[tuple[np.ndarray, Face, int]],
     expressed: np.ndarray,
 ) -> None:
@@ -187,7 +187,7 @@ def stitch_segments(parts: list[tuple[Segment, VideoFeatures]], min_iou: float) 
     then renumbered 0, 1, ... in order of first appearance, as for a video analysed whole.
     """
     pieces, carried = [], pd.DataFrame(columns=FEATURE_COLUMNS)
-    thumbnails: dict[int, tuple[float, bytes]] = {}
+    thumbnails: dict[int, tuple[float, np.ndarray]] = {}
     next_id = 0
     for segment, features in parts:
         table = features.table
@@ -196,8 +196,9 @@ def stitch_segments(parts: list[tuple[Segment, VideoFeatures]], min_iou: float) 
             ids[local], next_id = next_id, next_id + 1
         table = table.assign(track_id=table["track_id"].map(ids))
         for local, best in features.thumbnails.items():
-            if ids[local] not in thumbnails or best[0] > thumbnails[ids[local]][0]:
-                thumbnails[ids[local]] = best
+            merged = int(ids[local])
+            if merged not in thumbnails or best[0] > thumbnails[merged][0]:
+                thumbnails[merged] = best
         end = math.inf if segment.frames is None else segment.first + segment.frames
         pieces.append(table[table["frame_index"] < end])
         carried = table[table["frame_index"] >= end]
@@ -207,7 +208,7 @@ def stitch_segments(parts: list[tuple[Segment, VideoFeatures]], min_iou: float) 
     renumber = {old: new for new, old in enumerate(order)}
     stitched["track_id"] = stitched["track_id"].map(renumber)
     frames = sum(features.frames_analysed for _, features in parts)
-    kept = {renumber[t]: best for t, best in thumbnails.items() if t in renumber}
+    kept = {int(renumber[t]): best for t, best in thumbnails.items() if t in renumber}
     return VideoFeatures(frames, stitched.reset_index(drop=True), kept)
 
 

@@ -116,17 +116,23 @@ def crop_face(frame: np.ndarray, face: Face, margin: float = 0.1, size: int = 64
     return ((small.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
 
 
-def thumbnail(frame: np.ndarray, face: Face, pad: float = 0.2, side: int = 128) -> bytes:
+def thumbnail(frame: np.ndarray, face: Face, pad: float = 0.2, side: int = 128) -> np.ndarray:
     """A face for people to look at: the box grown by `pad` of its longer side, clipped to the
-    frame, scaled to at most `side` pixels high, as JPEG bytes. frame: uint8 (H, W, 3) RGB."""
+    frame, scaled to at most `side` pixels high. frame and result: uint8 (H, W, 3) RGB (the
+    result owns its pixels: the frame can go)."""
     grow = pad * max(face.w, face.h)
     top, left = max(int(face.y - grow), 0), max(int(face.x - grow), 0)
     crop = frame[top : int(face.y + face.h + grow), left : int(face.x + face.w + grow)]
-    if crop.size == 0:
-        return b""
     if crop.shape[0] > side:
         width = max(1, round(crop.shape[1] * side / crop.shape[0]))
-        crop = cv2.resize(crop, (width, side), interpolation=cv2.INTER_AREA)
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
+        return cv2.resize(crop, (width, side), interpolation=cv2.INTER_AREA)
+    return crop.copy()
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    """uint8 (H, W, 3) RGB as JPEG bytes (b"" for an empty image)."""
+    if image.size == 0:
+        return b""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                             [cv2.IMWRITE_JPEG_QUALITY, 85])  # fmt: skip
-    return jpeg.tobytes() if ok else b""
+    return data.tobytes() if ok else b""

@@ -30,6 +30,7 @@ from emotrack.analysis import (
 from emotrack.cluster import report
 from emotrack.episodes import episodes_of
 from emotrack.errors import UnreadableVideo
+from emotrack.faces import jpeg
 from emotrack.html_report import video_files, video_page
 from emotrack.inference import score_features
 from emotrack.lake import SOURCES, Batch, Lake
@@ -167,7 +168,7 @@ def features_result(
         "videos": pd.DataFrame([video]),
         "failures": pd.DataFrame(),  # a failure recorded for this file is cleared
     }
-    thumbnails = {t: jpeg for t, (_, jpeg) in features.thumbnails.items()}
+    thumbnails = {t: jpeg(face) for t, (_, face) in features.thumbnails.items()}
     result.pages = video_files({**video, "model_version": model}, tracks, episodes, thumbnails)
     mostly = summary["dominant_emotion"] or "no face"
     result.detail = f"{summary['n_tracks']} face track(s), mostly {mostly}"

@@ -235,7 +235,7 @@ class VideoSource:
                 sn=None,
             )
             .global_args("-nostdin", "-v", "error", "-xerror")
-            .compile()
+            .compile(cmd=decoder_binary())
         )  # fmt: skip
         frame_bytes = width * height * 3
         index, last_slot, last_time = 0, -1, start_s
@@ -294,6 +294,15 @@ class VideoSource:
                 f"decoding stopped at {last_time:.1f} s of the {end:.1f} s the header promises: "
                 "the file looks truncated or corrupt",
             )
+
+
+def decoder_binary() -> str:
+    """The ffmpeg that decodes: the static build shipped in the pinned imageio-ffmpeg wheel.
+    It starts in about 15 ms where Debian's (linked to some 200 shared libraries) takes
+    about 95 ms, a cost paid per video and per segment; ffprobe stays Debian's."""
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def analysis_slot(timestamp_s: float, rate: float) -> int:
@@ -400,7 +409,11 @@ def _url(path: Path) -> str:
 
 def _refused_format(stderr: bytes | None) -> str | None:
     """Why ffmpeg refused to open a file as a video, if it found a format outside the
-    whitelist ("[hls @ 0x...] Format not on whitelist ...")."""
+    whitelist ("[hls @ 0x...] Format not on whitelist ...", ffmpeg 5), or would not take an
+    HLS playlist named like a video at all ("Not detecting m3u8/hls with non standard
+    extension", ffmpeg 7 and later)."""
+    if re.search(rb"Not detecting m3u8/hls with non standard extension", stderr or b""):
+        return _REFERENCES["hls"]
     match = re.search(rb"\[([\w,]+) @ [^\]]*\] Format not on whitelist", stderr or b"")
     if match is None:
         return None
