@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
 
     compact = commands.add_parser(
-        "compact", help="rewrite the lake's tables into few large files sorted by video, "
-        "checkpoint their logs, vacuum old files",
+        "compact", help="rewrite the lake's tables into few large files, each video's rows "
+        "together; checkpoint their logs, vacuum old files",
     )  # fmt: skip
     compact.add_argument("--lake", required=True, help="lake folder or URL")
     compact.add_argument(
