@@ -8,16 +8,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from queue import Full, Queue
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from emotrack.assets import expression_cnn_path, fetch_asset
+from emotrack.assets import FACE_LANDMARKER, expression_cnn_path, fetch_asset
 from emotrack.faces import (
+    BLENDSHAPE_COLUMNS,
     FACE_COLUMNS,
+    GEOMETRY_COLUMNS,
+    POSE_COLUMNS,
     Face,
     FaceTracker,
+    aligned_crop,
     crop_face,
     faces_from_boxes,
     iou,
@@ -28,6 +32,7 @@ from emotrack.settings import Settings
 from emotrack.video import VideoSource, analysis_slot
 from models.expression_cnn import load_expression_cnn, predict_features
 from models.face_detector import BLAZEFACE, detect_faces, load_face_detector
+from models.face_landmarker import MISSED, FaceLandmarker, Geometry, load_face_landmarker
 
 T = TypeVar("T")
 
@@ -38,7 +43,9 @@ class VideoFeatures:
 
     table columns: frame_index, timestamp_s (seconds from the start), track_id, bbox_x,
     bbox_y, bbox_w, bbox_h (pixels, upright frame), face_score, logits (7 float32, pre-softmax),
-    embedding (128 float32, pooled last convolutional block).
+    embedding (128 float32, pooled last convolutional block), then the face's geometry:
+    landmarks (478 x, y, z, flat, pixels of the upright frame), landmark_score, yaw_deg,
+    pitch_deg, roll_deg and bs_* (NaN / None where the landmarker could not fit the face).
     """
 
     frames_analysed: int
@@ -47,10 +54,20 @@ class VideoFeatures:
     thumbnails: dict[int, tuple[float, np.ndarray]] = field(default_factory=dict)
 
 
-def load_models(settings: Settings) -> tuple[Any, Any]:
-    """The face detector and the expression CNN (verified weights), once per process."""
+class Models(NamedTuple):
+    detector: Any
+    cnn: Any
+    landmarker: FaceLandmarker | None  # None: geometry turned off
+
+
+def load_models(settings: Settings) -> Models:
+    """The face detector, the expression CNN and the face landmarker (verified weights),
+    once per process."""
     cnn_path = expression_cnn_path(settings.cache_dir, settings.expression_model_path)
-    return load_detector(settings), load_expression_cnn(cnn_path)
+    landmarker = None
+    if settings.geometry:
+        landmarker = load_face_landmarker(fetch_asset(FACE_LANDMARKER, settings.cache_dir))
+    return Models(load_detector(settings), load_expression_cnn(cnn_path), landmarker)
 
 
 def load_detector(settings: Settings) -> Any:
@@ -101,11 +118,13 @@ def extract_features(
     source: VideoSource,
     detector: Any,
     cnn: Any,
+    landmarker: FaceLandmarker | None,
     settings: Settings,
     segment: Segment = WHOLE,
     on_batch: Callable[[int], None] | None = None,
 ) -> VideoFeatures:
-    """Run the face detector, tracker and expression CNN over `source` at the analysis rate.
+    """Run the face detector, tracker, landmarker (unless None) and expression CNN over
+    `source` at the analysis rate.
 
     Over `segment` only, if given: its table then also holds the overlap frames after it,
     and frames_analysed counts only the frames it owns. ffmpeg decodes the next frames in a
@@ -142,7 +161,13 @@ def extract_features(
             owned += index < end
             faces = faces_from_boxes(found, settings.min_face_px)
             for face, track_id in zip(faces, tracker.update(index, faces), strict=True):
-                crops.append(crop_face(frame, face))
+                geometry = MISSED
+                if landmarker is not None:
+                    geometry = landmarker.measure(frame, (face.x, face.y, face.w, face.h))
+                points = geometry.landmarks if settings.aligned_crops else None
+                crops.append(
+                    crop_face(frame, face) if points is None else aligned_crop(frame, points)
+                )
                 seen.append((frame, face, track_id))
                 rows.append(
                     {
@@ -154,6 +179,7 @@ def extract_features(
                         "bbox_w": face.w * upright,
                         "bbox_h": face.h * upright,
                         "face_score": face.score,
+                        **geometry_row(geometry, upright),
                     }
                 )
         if crops:
@@ -165,6 +191,23 @@ def extract_features(
         if on_batch is not None:
             on_batch(len(batch))
     return VideoFeatures(owned, pd.DataFrame(rows, columns=FEATURE_COLUMNS), thumbnails)
+
+
+def geometry_row(geometry: Geometry, upright: float = 1.0) -> dict[str, Any]:
+    """A face's geometry columns (landmarks scaled by `upright` into pixels of the upright
+    frame); NaN and None where the landmarker could not fit the face."""
+    row: dict[str, Any] = {
+        "landmarks": None,
+        "landmark_score": np.nan if geometry.presence is None else geometry.presence,
+        **dict.fromkeys(GEOMETRY_COLUMNS, np.nan),
+    }
+    if geometry.landmarks is not None:
+        row["landmarks"] = (geometry.landmarks * np.float32(upright)).reshape(-1)
+    if geometry.pose is not None:
+        row.update(zip(POSE_COLUMNS, geometry.pose, strict=True))
+    if geometry.blendshapes is not None:
+        row.update(zip(BLENDSHAPE_COLUMNS, geometry.blendshapes.tolist(), strict=True))
+    return row
 
 
 def keep_thumbnails(
@@ -291,4 +334,11 @@ def batched(items: Iterable[Any], size: int) -> Iterator[tuple[Any, ...]]:
         yield batch
 
 
-FEATURE_COLUMNS = [*FACE_COLUMNS, "logits", "embedding"]
+FEATURE_COLUMNS = [
+    *FACE_COLUMNS,
+    "logits",
+    "embedding",
+    "landmarks",
+    "landmark_score",
+    *GEOMETRY_COLUMNS,
+]

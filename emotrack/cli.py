@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         help="process every video again, even complete or quarantined ones",
     )
     run.add_argument(
+        "--no-geometry",
+        action="store_true",
+        help="skip the face landmarker (landmarks, head pose, blendshapes stay null; the CNN "
+        "sees unaligned crops): faster; also EMOTRACK_GEOMETRY=0",
+    )
+    run.add_argument(
         "--rehash",
         action="store_true",
         help="read every local file again to find its content, instead of trusting an "
@@ -278,6 +284,8 @@ def _run(args: argparse.Namespace) -> int:
     if not _known_model(args.model, lake) or not _known_detector(args.detector):
         return 2
     started = time.monotonic()
+    if args.no_geometry:
+        os.environ["EMOTRACK_GEOMETRY"] = "0"  # the flow's Settings, and the workers', read it
     _quiet_prefect()
     signal.signal(signal.SIGTERM, _stop)
     from emotrack.server import run_server

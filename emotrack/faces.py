@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from models.face_landmarker import (  # noqa: F401 - the geometry columns live here too
+    BLENDSHAPE_COLUMNS,
+    GEOMETRY_COLUMNS,
+    LEFT_EYE,
+    MOUTH,
+    POSE_COLUMNS,
+    RIGHT_EYE,
+)
+
 # Columns that describe one face in one analysed frame, shared by `features` and `tracks`.
 FACE_COLUMNS = [
     "frame_index",  # analysed frame: 0, 1, 2, ... at the analysis rate
@@ -18,6 +27,10 @@ FACE_COLUMNS = [
     "bbox_h",
     "face_score",  # detector confidence in [0, 1]
 ]
+# Then GEOMETRY_COLUMNS, also shared by both: the face's head pose in degrees (yaw > 0: the
+# nose points to the image's right; pitch > 0: up; roll > 0: the head leans clockwise on
+# screen) and its 52 blendshape scores in [0, 1]; null where the landmarker could not fit
+# the face, or was turned off.
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,50 @@ def crop_face(frame: np.ndarray, face: Face, margin: float = 0.1, size: int = 64
     gray = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
     small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
     return ((small.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
+
+
+# Where aligned_crop puts the eyes' centres and the mouth's centre, as fractions of the crop:
+# their mean place in crop_face's crops of the upright faces of the real-face set and the
+# talking head (measured by benchmarks/bench_crops.py), so that the CNN sees faces at the
+# scale and place it was given so far, only level and centred.
+ALIGNED_TEMPLATE = np.array([[0.326, 0.292], [0.674, 0.292], [0.5, 0.643]], np.float32)
+
+
+def crop_points(landmarks: np.ndarray) -> np.ndarray:
+    """(3, 2) centres of the image-left eye, the image-right eye and the mouth, from the 478
+    landmarks (x, y in pixels)."""
+    return np.array(
+        [landmarks[list(LEFT_EYE), :2].mean(axis=0),
+         landmarks[list(RIGHT_EYE), :2].mean(axis=0),
+         landmarks[list(MOUTH), :2].mean(axis=0)],
+        np.float32,
+    )  # fmt: skip
+
+
+def aligned_crop(frame: np.ndarray, landmarks: np.ndarray, size: int = 64) -> np.ndarray:
+    """A face for the expression CNN, as crop_face's but aligned by its landmarks: the
+    similarity (rotation, uniform scale, shift) that best maps the eyes' and mouth's centres
+    onto ALIGNED_TEMPLATE, so that the eyes are level and the face centred. frame: uint8
+    (H, W, 3) RGB; landmarks: (478, 3) in its pixels. float32 (size, size, 1) in [-1, 1]."""
+    matrix = similarity(crop_points(landmarks), ALIGNED_TEMPLATE * size)
+    shrink = max(1, int(np.ceil(1.0 / np.hypot(*matrix[0, :2]))))  # frame px per crop px
+    big = cv2.warpAffine(frame, matrix * np.float32(shrink), (size * shrink, size * shrink),
+                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    gray = cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)
+    small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)  # as crop_face's
+    return ((small.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
+
+
+def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The 2x3 similarity transform (rotation, uniform scale, shift) that maps the points
+    source (N, 2) onto target (N, 2) with the least squared error."""
+    s = source - source.mean(axis=0)
+    t = target - target.mean(axis=0)
+    zs, zt = s[:, 0] + 1j * s[:, 1], t[:, 0] + 1j * t[:, 1]  # as complex numbers: t = a * s
+    a = np.vdot(zs, zt) / np.vdot(zs, zs)
+    rotation = np.array([[a.real, -a.imag], [a.imag, a.real]])
+    shift = target.mean(axis=0) - rotation @ source.mean(axis=0)
+    return np.column_stack([rotation, shift]).astype(np.float32)
 
 
 def thumbnail(frame: np.ndarray, face: Face, pad: float = 0.2, side: int = 128) -> np.ndarray:

@@ -6,7 +6,8 @@ self-contained.
     _report/index-<n>.html      all videos, PAGE_SIZE a page, page 1 the oldest
     _report/<video_id>.html     per face track: a thumbnail, the 7 probabilities as a
                                 stacked area, valence, arousal and intensity lines, the
-                                episodes as bands and as a table; the video's facts
+                                episodes as bands and as a table, the head pose and the
+                                blendshapes that moved most; the video's facts
     _report/thumbs/<video_id>-<track_id>.jpg   a face of each track
     _report/runs/<run>.html     what one run did: each video's outcome or reason
     _report/pages.json          a digest of each numbered page's rows: a page is written
@@ -35,10 +36,13 @@ import pandas as pd
 
 from emotrack.lake import Lake
 from models.expression_cnn import EMOTIONS
+from models.face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
 
 REPORT_DIR = "_report"  # inside the lake (readers skip "_" folders)
 PAGE_SIZE = 500
 MAX_POINTS = 400
+POSE_COLOURS = ("#1f77b4", "#d62728", "#9467bd")  # yaw, pitch, roll
+SHAPE_COLOURS = ("#e377c2", "#17becf", "#bcbd22", "#8c564b", "#7f7f7f")
 COLOURS = {
     "angry": "#d62728",
     "disgust": "#8c564b",
@@ -135,10 +139,17 @@ def video_page(
             if track_id in thumbs
             else ""
         )
+        geometry = ""
+        if track.reindex(columns=POSE_COLUMNS).notna().any().any():
+            geometry = (
+                f'<div class="plot">{_pose(track, end)}</div>'
+                f'<div class="plot">{_blendshapes(track, end)}</div>'
+            )
         sections.append(
             f"<h2>face {track_id}</h2>{image}"
             f'<div class="plot">{_stacked(track, end)}</div>'
-            f'<div class="plot">{_lines(track, mine, end)}</div>{_episode_table(mine)}'
+            f'<div class="plot">{_lines(track, mine, end)}</div>{geometry}'
+            f"{_episode_table(mine)}"
         )
     facts = (
         f"{html.escape(str(video['codec']))}, {video['width']}x{video['height']}, rotation "
@@ -292,7 +303,7 @@ def _index_row(video: Any) -> str:
         f"<tr><td>{image}</td><td>{_video_link(video.video_id, name, 'ok')}</td>"
         f"<td>{float(video.duration_s or 0):.1f} s</td><td>{faces}</td>"
         f"<td>{html.escape(_text(video.dominant_emotion, 'no face'))}</td>"
-        f"<td>{_sparkline(values)}</td><td>ok</td><td></td></tr>"
+        f"<td>{_sparkline(values, float(video.duration_s or 0))}</td><td>ok</td><td></td></tr>"
     )
 
 
@@ -322,7 +333,9 @@ def _stacked(track: pd.DataFrame, end: float, width: int = 900, height: int = 12
         )
         paths.append(f'<polygon points="{top} {bottom}" fill="{COLOURS[emotion]}"/>')
         below = above
-    return _svg(width, height, "".join(paths), "expression probabilities")
+    ticks = [(height * (1 - p), f"{p:g}") for p in (0, 0.5, 1)]
+    return _chart(width, height, "".join(paths), "expression probabilities, stacked", end,
+                  "probability", ticks)  # fmt: skip
 
 
 def _lines(
@@ -337,48 +350,137 @@ def _lines(
         f'fill="{COLOURS.get(e.emotion, "#ccc")}" opacity="0.35"/>'
         for e in episodes.itertuples()
     )
-    series = []
-    for column, colour, scale in ((0, "#2ca02c", 1), (1, "#ff7f0e", 1), (2, "#555", 0)):
-        v = values[:, column]
-        y = (1 - (v + 1) / 2) * height if scale else (1 - v) * height
-        points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y, strict=True))
-        series.append(f'<polyline points="{points}" fill="none" stroke="{colour}"/>')
+    v, a, i = values.T  # intensity's 0..1 drawn on the same -1..1 scale as the others
+    series = [_polylines(x, _scaled(y, -1, 1, height), c)
+              for y, c in ((v, "#2ca02c"), (a, "#ff7f0e"), (i * 2 - 1, "#555"))]  # fmt: skip
     axis = f'<line x1="0" x2="{width}" y1="{height / 2}" y2="{height / 2}" stroke="#bbb"/>'
-    title = "valence (green), arousal (orange), intensity (grey); episodes as bands"
-    return _svg(width, height, bands + axis + "".join(series), title)
+    title = "valence (green), arousal (orange), intensity (grey, 0 at -1); episodes as bands"
+    ticks = [(_scaled(np.array([y]), -1, 1, height)[0], f"{y:+g}") for y in (-1, 0, 1)]
+    return _chart(width, height, bands + axis + "".join(series), title, end,
+                  "valence, arousal", ticks)  # fmt: skip
+
+
+def _pose(track: pd.DataFrame, end: float, width: int = 900, height: int = 100) -> str:
+    """Yaw, pitch and roll in degrees (clipped to +-90), gaps where the face was not fitted."""
+    t, values = _binned(track, POSE_COLUMNS, end)
+    x = t / end * width
+    series = [_polylines(x, _scaled(np.clip(values[:, k], -90, 90), -90, 90, height), c)
+              for k, c in enumerate(POSE_COLOURS)]  # fmt: skip
+    axis = f'<line x1="0" x2="{width}" y1="{height / 2}" y2="{height / 2}" stroke="#bbb"/>'
+    ticks = [(_scaled(np.array([d]), -90, 90, height)[0], f"{d:+g}") for d in (-90, -45, 0, 45, 90)]
+    return _chart(width, height, axis + "".join(series), "head pose: yaw (blue), pitch "
+                  "(red), roll (purple)", end, "degrees", ticks)  # fmt: skip
+
+
+def _blendshapes(track: pd.DataFrame, end: float, width: int = 900, height: int = 100) -> str:
+    """The blendshapes that moved most over the track (largest 5-95 % range), and a legend."""
+    moving = track[BLENDSHAPE_COLUMNS[1:]]  # not _neutral
+    spread = (moving.quantile(0.95) - moving.quantile(0.05)).dropna()
+    top = spread.sort_values(ascending=False, kind="stable").index[: len(SHAPE_COLOURS)]
+    t, values = _binned(track, list(top), end)
+    x = t / end * width
+    series = [_polylines(x, _scaled(values[:, k], 0, 1, height), c)
+              for k, c in enumerate(SHAPE_COLOURS[: len(top)])]  # fmt: skip
+    ticks = [(height * (1 - p), f"{p:g}") for p in (0, 0.5, 1)]
+    legend = "".join(
+        f'<span><i class="swatch" style="background:{c}"></i>{html.escape(name[3:])} '
+        f"({spread[name]:.2f})</span>"
+        for name, c in zip(top, SHAPE_COLOURS, strict=False)
+    )
+    chart = _chart(width, height, "".join(series), "the blendshapes that moved most", end,
+                   "score", ticks)  # fmt: skip
+    return f'{chart}<p class="legend">blendshapes that moved most (5-95 % range): {legend}</p>'
+
+
+def _scaled(values: np.ndarray, low: float, high: float, height: float) -> np.ndarray:
+    """y in pixels (0 at the top) of values between low (bottom) and high (top)."""
+    return (1 - (values - low) / (high - low)) * height
+
+
+def _polylines(x: np.ndarray, y: np.ndarray, colour: str) -> str:
+    """One polyline per run of finite y values (a gap where y is NaN)."""
+    runs: list[list[str]] = [[]]
+    for a, b in zip(x, y, strict=True):
+        if np.isfinite(b):
+            runs[-1].append(f"{a:.1f},{b:.1f}")
+        elif runs[-1]:
+            runs.append([])
+    return "".join(
+        f'<polyline points="{" ".join(r)}" fill="none" stroke="{colour}"/>' for r in runs if r
+    )
 
 
 def _binned(track: pd.DataFrame, columns: list[str], end: float) -> tuple[np.ndarray, np.ndarray]:
-    """(times, values): the track's rows averaged into at most MAX_POINTS time bins."""
+    """(times, values): the track's rows averaged into at most MAX_POINTS time bins (NaN
+    where a bin has no value)."""
     t = track["timestamp_s"].to_numpy(np.float64)
     values = track[columns].to_numpy(np.float64)
     if len(t) <= MAX_POINTS:
         return t, values
     bins = np.minimum((t / end * MAX_POINTS).astype(int), MAX_POINTS - 1)
-    used = np.unique(bins)
-    means = np.array([values[bins == b].mean(axis=0) for b in used])
-    return np.array([t[bins == b].mean() for b in used]), means
+    frame = pd.DataFrame(values).groupby(bins)
+    return pd.Series(t).groupby(bins).mean().to_numpy(), frame.mean().to_numpy()
 
 
-def _sparkline(valence: np.ndarray, width: int = 120, height: int = 24) -> str:
+def _sparkline(valence: np.ndarray, duration_s: float, width: int = 120, height: int = 24) -> str:
     """Valence in [-1, 1] over equal stretches of the video (NaN: no face there), as one
-    line per run of stretches with faces."""
+    line per run of stretches with faces, with its scale: -1 to +1, 0 to the video's end."""
     if np.isfinite(valence).sum() < 2:
         return ""
     x = (np.arange(len(valence)) + 0.5) / len(valence) * width
-    y = (1 - (valence + 1) / 2) * height
-    lines, run = [], []
-    for a, b in zip(x, y, strict=True):
-        if np.isfinite(b):
-            run.append(f"{a:.1f},{b:.1f}")
-        elif run:
-            lines.append(run)
-            run = []
-    lines.append(run)
-    body = "".join(
-        f'<polyline points="{" ".join(r)}" fill="none" stroke="#2ca02c"/>' for r in lines if r
+    body = _polylines(x, _scaled(valence, -1, 1, height), "#2ca02c")
+    frame = (
+        f'<line x1="0" x2="0" y1="0" y2="{height}" stroke="#888"/>'
+        f'<line x1="0" x2="{width}" y1="{height}" y2="{height}" stroke="#888"/>'
+        f'<text x="-3" y="7" text-anchor="end">+1</text>'
+        f'<text x="-3" y="{height}" text-anchor="end">-1</text>'
+        f'<text x="0" y="{height + 9}">0 s</text>'
+        f'<text x="{width}" y="{height + 9}" text-anchor="end">{duration_s:.0f} s</text>'
     )
-    return _svg(width, height, body, "valence over the video")
+    inner = f'<g transform="translate(16,2)" font-size="8">{body}{frame}</g>'
+    return _svg(width + 18, height + 12, inner, "valence (-1 to +1) over the video's time (s)")
+
+
+def _chart(
+    width: int,
+    height: int,
+    body: str,
+    title: str,
+    end: float,
+    y_label: str,
+    y_ticks: list[tuple[float, str]],
+) -> str:
+    """A plot: `body` drawn in a width x height area whose x runs from 0 to `end` seconds,
+    framed by a time axis in seconds and a labelled y axis; y_ticks: (y in pixels of the
+    area, label)."""
+    left, top, right, bottom = 48, 6, 10, 30
+    parts = [
+        f'<line x1="0" x2="0" y1="0" y2="{height}" stroke="#888"/>',
+        f'<line x1="0" x2="{width}" y1="{height}" y2="{height}" stroke="#888"/>',
+    ]
+    for y, label in y_ticks:
+        parts.append(f'<line x1="-4" x2="0" y1="{y:.1f}" y2="{y:.1f}" stroke="#888"/>'
+                     f'<text x="-6" y="{y + 3:.1f}" text-anchor="end">{html.escape(label)}'
+                     "</text>")  # fmt: skip
+    for t in _time_ticks(end):
+        x = t / end * width
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{height}" y2="{height + 4}" '
+                     f'stroke="#888"/><text x="{x:.1f}" y="{height + 14}" '
+                     f'text-anchor="middle">{t:g}</text>')  # fmt: skip
+    parts.append(
+        f'<text x="{width / 2:.0f}" y="{height + 27}" text-anchor="middle">time (s)</text>'
+        f'<text transform="translate({10 - left},{height / 2:.0f}) rotate(-90)" '
+        f'text-anchor="middle">{html.escape(y_label)}</text>'
+    )
+    inner = f'<g transform="translate({left},{top})" font-size="10">{body}{"".join(parts)}</g>'
+    return _svg(width + left + right, height + top + bottom, inner, title)
+
+
+def _time_ticks(end: float) -> np.ndarray:
+    """Round times in seconds from 0 to `end`, at most about 10 of them."""
+    steps = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+    step = next((s for s in steps if end / s <= 10), end / 10)
+    return np.arange(0, end + 1e-9, step)
 
 
 def _svg(width: int, height: int, body: str, title: str) -> str:

@@ -50,6 +50,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from emotrack.storage import LocalStore, open_store
 from models.expression_cnn import EMBEDDING_DIM, EMOTIONS
+from models.face_landmarker import GEOMETRY_COLUMNS
 
 ATTEMPTS = "_attempts"  # markers of runs that died while a video was in flight
 SOURCES = "_sources"
@@ -67,6 +68,7 @@ _FACE = [
     ("bbox_h", _f32),
     ("face_score", _f32),
 ]
+_GEOMETRY = [(name, _f32) for name in GEOMETRY_COLUMNS]  # head pose, then blendshapes
 SCHEMAS: dict[str, pa.Schema] = {
     "videos": pa.schema(
         [
@@ -90,6 +92,11 @@ SCHEMAS: dict[str, pa.Schema] = {
             *_FACE,
             ("logits", pa.list_(_f32)),  # 7 values, EMOTIONS order, before the softmax
             ("embedding", pa.list_(_f32)),  # EMBEDDING_DIM values
+            # the landmarker's: 478 points as x0, y0, z0, x1, ... (pixels of the upright
+            # frame), its face-presence score, then _GEOMETRY (added in emotrack 0.3)
+            ("landmarks", pa.list_(_f32)),
+            ("landmark_score", _f32),
+            *_GEOMETRY,
         ]
     ),
     "tracks": pa.schema(
@@ -101,6 +108,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("arousal", _f32),
             ("intensity", _f32),
             ("model_version", _str),
+            *_GEOMETRY,
         ]
     ),
     "episodes": pa.schema(
@@ -160,6 +168,7 @@ INTERNAL: dict[str, pa.Schema] = {
     ),
 }
 ALL_SCHEMAS = {**SCHEMAS, **INTERNAL}
+OPTIONAL = {"landmarks", "landmark_score", *GEOMETRY_COLUMNS}  # null when a writer lacks them
 KEYS = {"failures": "source_uri", SOURCES: "uri"}  # the others: video_id
 VERSIONED = ("tracks", "episodes", "summaries")  # rows per model version
 COMMIT_ORDER = (SOURCES, "features", "tracks", "episodes", "summaries", "failures", "videos")
@@ -255,13 +264,22 @@ class Lake:
 
     def create_tables(self) -> None:
         """Create every table that does not exist yet (empty, with its schema), so that a
-        query over any table of a healthy lake never fails for want of it."""
+        query over any table of a healthy lake never fails for want of it; add the columns
+        that a table written by an older release lacks (null in its older rows)."""
+        from deltalake import Schema
+
         for name, schema in ALL_SCHEMAS.items():
             if not self.has_table(name):
                 DeltaTable.create(
                     self.table_uri(name), schema=schema, mode="ignore",
                     storage_options=self.store.table_options(),
                 )  # fmt: skip
+                continue
+            table = self._table(name)
+            known = {f.name for f in table.schema().fields}
+            missing = pa.schema([f for f in schema if f.name not in known])
+            if len(missing):
+                table.alter.add_columns(Schema.from_arrow(missing).fields)
 
     def has_table(self, name: str) -> bool:
         # Opening the table, not DeltaTable.is_deltatable: that one holds Python's GIL
@@ -390,15 +408,19 @@ class Lake:
                 listed = ", ".join(_quoted(f) for f in files)
                 source = f"read_parquet([{listed}], union_by_name=true)"
             elif self.local:
-                columns = [
-                    f"NULL::{_DUCKDB_TYPES.get(str(f.type), 'VARCHAR')} AS {f.name}"
-                    for f in ALL_SCHEMAS[name]
-                ]
-                source = f"(SELECT {', '.join(columns)} WHERE false)"
+                source = "(SELECT 1 WHERE false)"
             else:
                 con.register(f"{name}_dataset", dt.to_pyarrow_dataset())
                 source = f"{name}_dataset"
-            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {source}')
+            # The schema's columns in its order; null where no file has one (files written
+            # before a release added it).
+            present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+            columns = [
+                f'"{f.name}"' if f.name in present
+                else f'NULL::{_DUCKDB_TYPES.get(str(f.type), "VARCHAR")} AS "{f.name}"'
+                for f in ALL_SCHEMAS[name]
+            ]  # fmt: skip
+            con.execute(f'CREATE VIEW "{name}" AS SELECT {", ".join(columns)} FROM {source}')
         return con
 
     def read(
@@ -469,7 +491,9 @@ def to_arrow(table: str, rows: pd.DataFrame | pa.Table) -> pa.Table:
         rows = rows.select(schema.names).cast(schema)
         return rows
     missing = set(schema.names) - set(rows.columns)
-    if missing:
+    if missing and missing <= OPTIONAL:  # a face without geometry (turned off, or older rows)
+        rows = rows.assign(**dict.fromkeys(sorted(missing), None))
+    elif missing:
         raise ValueError(f"{table}: missing columns {sorted(missing)}")
     data = pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
     if table == "features" and data.num_rows:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotrack.faces import FACE_COLUMNS
+from emotrack.faces import FACE_COLUMNS, GEOMETRY_COLUMNS
 from models.expression_cnn import CONFIG as CNN_CONFIG
 from models.expression_cnn import EMOTIONS
 from models.temporal_gru import TemporalConfig, model_inputs, predict_track
@@ -130,7 +130,8 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
     """The analyst-facing per-frame table: one row per face per frame of `features`.
 
     Adds emotion (argmax label), p_* (summing to 1), valence and arousal in [-1, 1],
-    intensity in [0, 1] and model_version; `scores` defaults to the CNN frame by frame.
+    intensity in [0, 1] and model_version; `scores` defaults to the CNN frame by frame. The
+    face's pose and blendshapes are copied from `features` (NaN where it has none).
     """
     scores = cnn_frame_scores(features) if scores is None else scores
     probs, va = scores.probs, scores.va
@@ -142,7 +143,8 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
     tracks["arousal"] = va[:, 1].astype(np.float32)
     tracks["intensity"] = scores.intensity.astype(np.float32)
     tracks["model_version"] = scores.model_version
-    return tracks.reset_index(drop=True)
+    geometry = features.reindex(columns=GEOMETRY_COLUMNS).astype(np.float32)
+    return pd.concat([tracks.reset_index(drop=True), geometry.reset_index(drop=True)], axis=1)
 
 
 def summarise_video(

