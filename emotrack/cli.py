@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import time
@@ -76,12 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     labelled.add_argument("--fps", type=float, default=5.0, help="frames analysed per second")
     labelled.add_argument("--epochs", type=int, default=30)
     labelled.add_argument("--seed", type=int, default=7)
+    labelled.add_argument(
+        "--features", default="cnn", help="what the model reads per frame: cnn, plus "
+        "blendshapes and/or pose (comma-separated, e.g. cnn,blendshapes,pose); the card then "
+        "gives the gain against the CNN's features alone",
+    )  # fmt: skip
     _add_detector_option(labelled)
     labelled.add_argument("--dask-address", help="scheduler of an existing Dask cluster")
     labelled.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
 
     models = commands.add_parser("models", help="list the models a lake can use")
     models.add_argument("--lake", required=True, help="lake folder or URL")
+    imported = commands.add_parser(
+        "import-model", help="copy a trained model (a folder of a lake's _models) into a lake"
+    )
+    imported.add_argument("folder", type=Path, help="the model's folder: LAKE/_models/NAME")
+    imported.add_argument("--lake", required=True, help="lake folder (on local disk)")
 
     train = commands.add_parser("train-temporal", help="train the temporal model (simulated)")
     train.add_argument("--preset", choices=["default", "tiny"], default="default")
@@ -170,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         return _train_labelled(args)
     if args.command == "models":
         return _models(location(args.lake))
+    if args.command == "import-model":
+        return _import_model(args.folder, location(args.lake))
     if args.command == "train-temporal":
         return _train(args.preset, args.out)
     if args.command == "evaluate":
@@ -398,6 +411,14 @@ def _train_labelled(args: argparse.Namespace) -> int:
         return 2
     if not _known_detector(args.detector):
         return 2
+    from models.temporal_gru import TemporalConfig
+
+    features = [f.strip() for f in args.features.split(",") if f.strip()]
+    try:
+        TemporalConfig(features=tuple(features))
+    except ValueError as error:
+        print(f"emotrack: --features: {error}", file=sys.stderr)
+        return 2
     _quiet_prefect()
     signal.signal(signal.SIGTERM, _stop)
     from emotrack.server import run_server
@@ -415,15 +436,37 @@ def _train_labelled(args: argparse.Namespace) -> int:
             dask_address=args.dask_address,
             workers=args.workers,
             detector=args.detector,
+            features=features,
         )
     print(f"\nvalidation ({validation['model']['expression_frames']} labelled frames):")
     print(f"  {'':22} accuracy  macro-F1  CCC valence  CCC arousal")
-    for who, label in (("model", args.name), ("cnn", "per-frame CNN")):
+    rows = [("model", args.name), ("cnn_features_alone", "same, CNN features alone"),
+            ("cnn", "per-frame CNN")]  # fmt: skip
+    for who, label in (row for row in rows if row[0] in validation):
         f = validation[who]
         figures = [f.get(k, "-") for k in ("accuracy", "macro_f1", "ccc_valence", "ccc_arousal")]
         print(f"  {label:22} " + "  ".join(f"{v!s:>9}" for v in figures))
     print(f"\nmodel, metrics, confusion matrices and card: {args.lake / '_models' / args.name}")
-    print(f"use it with: emotrack rescore --lake {args.lake} --model {args.name}")
+    folder, name = shlex.quote(str(args.lake / "_models" / args.name)), shlex.quote(args.name)
+    print(f"on another lake: emotrack import-model {folder} --lake OTHER_LAKE, then --model "
+          f"{name} there")  # fmt: skip
+    print(f"use it with: emotrack rescore --lake {shlex.quote(str(args.lake))} --model {name}")
+    return 0
+
+
+def _import_model(folder: Path, lake: str) -> int:
+    from emotrack.registry import import_model
+
+    if is_url(lake):
+        print("emotrack: a lake's model registry is on local disk only", file=sys.stderr)
+        return 2
+    try:
+        name = import_model(folder, Path(lake))
+    except (FileExistsError, FileNotFoundError) as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return 2
+    print(f"imported {name} into {Path(lake) / '_models' / name}")
+    print(f"use it with: emotrack rescore --lake {shlex.quote(lake)} --model {shlex.quote(name)}")
     return 0
 
 
@@ -525,10 +568,12 @@ def _evaluate(version: str | None) -> int:
 
 
 def _fetch(samples: Path | None) -> int:
-    from emotrack.assets import expression_cnn_path, fetch_samples
+    from emotrack.assets import FACE_LANDMARKER, expression_cnn_path, fetch_asset, fetch_samples
 
     settings = Settings()
     print(f"expression CNN: {expression_cnn_path(settings.cache_dir)} (SHA-256 verified)")
+    landmarker = fetch_asset(FACE_LANDMARKER, settings.cache_dir)
+    print(f"face landmarker: {landmarker} (SHA-256 verified)")
     if samples is not None:
         for path in fetch_samples(settings.cache_dir, samples):
             print(f"sample video: {path} (SHA-256 verified)")

@@ -83,6 +83,25 @@ def register(
     return final
 
 
+def import_model(folder: Path, lake_root: Path) -> str:
+    """Copy a registered model's folder (from another lake's registry) into this lake's;
+    returns its name. Raises FileExistsError if the name is taken here, FileNotFoundError
+    if `folder` holds no model."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{folder} holds no model (no config.json)")
+    name = json.loads(config.read_text())["version"]
+    if model_folder(name, lake_root) is not None:
+        raise FileExistsError(f"a model named {name!r} exists already in {lake_root}")
+    staging = registry_dir(lake_root) / f".{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        shutil.copytree(folder, staging)
+        os.rename(staging, registry_dir(lake_root) / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(name)
+
+
 def confusion_png(matrix: np.ndarray, title: str, path: Path, cell: int = 64) -> None:
     """A confusion matrix as a picture: row-normalised shades, counts in the cells."""
     import cv2
@@ -115,6 +134,7 @@ def confusion_png(matrix: np.ndarray, title: str, path: Path, cell: int = 64) ->
 def model_card(name: str, metrics: dict[str, Any]) -> str:
     """The card of a registered model, from its metrics.json content."""
     data, training = metrics["data"], metrics["training"]
+    features = metrics["config"].get("features", ["cnn"])
     lines = [
         f"# Model card: {name}",
         "",
@@ -127,8 +147,18 @@ def model_card(name: str, metrics: dict[str, Any]) -> str:
         f"for training, {data['validation_names']} for validation. Frames of one video are never "
         "on both sides.",
         f"- Features: {data['analysis_fps']} analysed frames per second, face detector "
-        f"`{data['detector']}`, FER2013 mini-Xception logits; the annotated face of each frame "
-        "is the one on the named side (`_left`/`_right`), else the largest.",
+        f"`{data['detector']}`, FER2013 mini-Xception logits"
+        + (
+            ", and per frame the face's "
+            + " and ".join(f for f in features if f != "cnn")
+            + " (MediaPipe's face landmarker; 0 where it gave none)"
+            if len(features) > 1
+            else ""
+        )
+        + "; the annotated face of each frame is the one on the named side (`_left`/`_right`), "
+        "else the largest.",
+        "- Valence and arousal are learnt from the annotations' valence and arousal, from the "
+        "same inputs.",
         "- Aff-Wild2's `Other` counts as unannotated for the expression head.",
         "",
         "## Balancing by downsampling",
@@ -152,7 +182,10 @@ def model_card(name: str, metrics: dict[str, Any]) -> str:
         "| | accuracy | macro-F1 | CCC valence | CCC arousal | frames |",
         "|---|---|---|---|---|---|",
     ]
-    for who, label in (("model", name), ("cnn", "per-frame CNN")):
+    rows = [("model", f"{name} ({' + '.join(features)})")]
+    if "cnn_features_alone" in metrics["validation"]:
+        rows.append(("cnn_features_alone", "the same training, CNN features alone"))
+    for who, label in [*rows, ("cnn", "per-frame CNN")]:
         f = metrics["validation"][who]
         lines.append(
             f"| {label} | {f.get('accuracy', '-')} | {f.get('macro_f1', '-')} | "

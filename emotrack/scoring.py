@@ -11,7 +11,7 @@ import pandas as pd
 from emotrack.faces import FACE_COLUMNS, GEOMETRY_COLUMNS
 from models.expression_cnn import CONFIG as CNN_CONFIG
 from models.expression_cnn import EMOTIONS
-from models.temporal_gru import TemporalConfig, model_inputs, predict_track
+from models.temporal_gru import TemporalConfig, extra_inputs, model_inputs, predict_track
 
 # Valence and arousal of each expression word in the NRC VAD Lexicon v1.0: Mohammad, S. M.
 # (2018), "Obtaining Reliable Human Ratings of Valence, Arousal, and Dominance for 20,000
@@ -110,15 +110,18 @@ def temporal_scores(features: pd.DataFrame, model: Any, cfg: TemporalConfig) -> 
     va = np.zeros((len(features), 2))
     intensity = np.zeros(len(features))
     logits = logits_of(features)
+    extra = extra_inputs(features, cfg)
     frame_index = features["frame_index"].to_numpy()
     for _, rows in features.groupby("track_id", sort=True).indices.items():
         rows = rows[np.argsort(frame_index[rows], kind="stable")]
         span = frame_index[rows] - frame_index[rows[0]]
         seq_logits = np.zeros((span[-1] + 1, 7))
+        seq_extra = np.zeros((span[-1] + 1, extra.shape[1]))
         present = np.zeros(span[-1] + 1, bool)
         seq_logits[span] = logits[rows]
+        seq_extra[span] = extra[rows]
         present[span] = True
-        out = predict_track(model, model_inputs(seq_logits, present), cfg)
+        out = predict_track(model, model_inputs(seq_logits, present, seq_extra), cfg)
         probs[rows] = out["expression"][span]
         va[rows] = out["va"][span]
         intensity[rows] = out["intensity"][span]

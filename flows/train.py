@@ -8,6 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from emotrack.cluster import dask_client, run_bounded
+from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.registry import model_folder
 from emotrack.settings import Settings
@@ -29,8 +30,12 @@ def train(
     dask_address: str | None = None,
     workers: int = 2,
     detector: str | None = None,
+    features: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train model `name` on the annotated videos and add it to `lake`'s registry.
+
+    `features`: what the model reads per frame, "cnn" (the default) plus "blendshapes"
+    and/or "pose" (the face landmarker's).
 
     Features come from the same stage as `emotrack run` and are stored in the lake's
     `features`: a video whose features are there already is not decoded again. Returns the
@@ -58,8 +63,10 @@ def train(
         if jobs:
             with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
                 window = settings.videos_in_flight * sum(client.nthreads().values())
-                done = run_bounded(client, analyse_video, jobs, settings, None, store.url,
-                                   window=window)  # fmt: skip
+                # Scored with the default model too: the training videos become complete
+                # videos of the lake, which `emotrack rescore --model NAME` then scores.
+                done = run_bounded(client, analyse_video, jobs, settings, DEFAULT_MODEL,
+                                   store.url, window=window)  # fmt: skip
                 results = []
                 for job, result in filter(None, done):
                     if isinstance(result, VideoResult) and result.status == "ok":
@@ -78,4 +85,4 @@ def train(
             "analysis_fps": settings.analysis_fps,
             "detector": settings.detector,
         }
-        return train_and_register(store, name, sequences, options, facts)
+        return train_and_register(store, name, sequences, options, facts, features or ["cnn"])

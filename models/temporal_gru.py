@@ -3,8 +3,10 @@
 After Kollias and Zafeiriou's CNN-RNN for Aff-Wild2 (per-frame CNN features fed to a
 recurrent network that predicts expressions and valence-arousal together). Input per frame:
 the 7 centred CNN logits / LOGIT_SCALE and a 'face present' flag (0 where the detector
-missed the face: the logits are then zeros). Outputs per frame: 7 expression probabilities,
-valence and arousal in [-1, 1], and expression intensity in [0, 1].
+missed the face: the logits are then zeros), then, for a model trained with them
+(TemporalConfig.features), the face's 52 blendshape scores and its head pose (degrees / 90),
+0 where the landmarker gave none. Outputs per frame: 7 expression probabilities, valence and
+arousal in [-1, 1], and expression intensity in [0, 1].
 
 Long tracks are processed in overlapping windows: each frame's output comes from the window
 in which it lies furthest from the edges, so memory is bounded by the window length.
@@ -20,10 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from models.face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
 from models.tensorflow_runtime import import_tensorflow
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 LOGIT_SCALE = 4.0  # centred mini-Xception logits mostly lie within +-8 (measured on real video)
+POSE_SCALE = 90.0  # degrees
+# What each optional input feature feeds the model: columns of the features table.
+FEATURE_COLUMNS = {"blendshapes": BLENDSHAPE_COLUMNS, "pose": POSE_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -33,11 +39,25 @@ class TemporalConfig:
     window: int = 64  # frames per window (12.8 s at 5 fps)
     hop: int = 32  # windows overlap by window - hop frames
     rate_hz: float = 5.0  # the analysis rate the model was trained for
-    inputs: int = 8  # 7 logits + present flag
+    inputs: int = 8  # 7 logits + present flag, + the features' columns below
+    features: tuple[str, ...] = ("cnn",)  # and "blendshapes", "pose" (FEATURE_COLUMNS)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.features) - {"cnn", *FEATURE_COLUMNS}
+        if "cnn" not in self.features or unknown:
+            raise ValueError(f"features must include cnn, and be among cnn, "
+                             f"{', '.join(FEATURE_COLUMNS)}: {list(self.features)}")  # fmt: skip
+        object.__setattr__(self, "features", tuple(self.features))  # from JSON: a list
+        object.__setattr__(self, "inputs", 8 + len(self.extra_columns))
+
+    @property
+    def extra_columns(self) -> list[str]:
+        """The features-table columns fed to the model after the CNN's, in order."""
+        return [c for name in self.features if name != "cnn" for c in FEATURE_COLUMNS[name]]
 
 
 def build_temporal_model(cfg: TemporalConfig) -> Any:
-    """Keras model: frames (B, T, 8) -> a dict of per-frame outputs.
+    """Keras model: frames (B, T, cfg.inputs) -> a dict of per-frame outputs.
 
     expression (B, T, 7) probabilities, va (B, T, 2) in [-1, 1], intensity (B, T, 1) in [0, 1].
     """
@@ -53,12 +73,26 @@ def build_temporal_model(cfg: TemporalConfig) -> Any:
     return keras.Model(frames, outputs, name=cfg.version.replace("-", "_"))
 
 
-def model_inputs(logits: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """float32 (T, 8) model input from CNN logits (T, 7) and the face-present flags (T,)."""
+def model_inputs(
+    logits: np.ndarray, present: np.ndarray, extra: np.ndarray | None = None
+) -> np.ndarray:
+    """float32 (T, 8 + k) model input from CNN logits (T, 7), the face-present flags (T,) and
+    the extra features (T, k) of extra_inputs (absent frames and NaN: 0)."""
     centred = logits - logits.mean(axis=1, keepdims=True)
-    x = np.concatenate([centred / LOGIT_SCALE, present[:, None]], axis=1)
+    extra = np.zeros((len(logits), 0)) if extra is None else np.nan_to_num(extra, nan=0.0)
+    x = np.concatenate([centred / LOGIT_SCALE, present[:, None], extra], axis=1)
     x[~present.astype(bool), :7] = 0.0
+    x[~present.astype(bool), 8:] = 0.0
     return x.astype(np.float32)
+
+
+def extra_inputs(rows: Any, cfg: TemporalConfig) -> np.ndarray:
+    """float64 (N, k): the cfg's extra feature columns of features-table rows (a DataFrame;
+    missing columns and nulls: NaN), pose scaled to about [-1, 1]."""
+    columns = cfg.extra_columns
+    values = rows.reindex(columns=columns).to_numpy(np.float64)
+    scale = np.array([POSE_SCALE if c in POSE_COLUMNS else 1.0 for c in columns])
+    return values / scale if len(columns) else values
 
 
 def window_starts(frames: int, cfg: TemporalConfig) -> list[int]:
@@ -107,7 +141,7 @@ def load_temporal_model(version: str) -> tuple[Any, TemporalConfig]:
 @functools.cache
 def load_model_folder(folder: Path) -> tuple[Any, TemporalConfig]:
     """The model saved in `folder` by save_temporal_model, built once per process."""
-    cfg = TemporalConfig(**json.loads((folder / "config.json").read_text()))
+    cfg = TemporalConfig(**json.loads((folder / "config.json").read_text()))  # inputs derived
     model = build_temporal_model(cfg)
     model.load_weights(folder / "model.weights.h5")
     return model, cfg

@@ -18,8 +18,15 @@ import pandas as pd
 
 from emotrack.annotations import LabelledVideo, expression_keep, labels_at, va_keep
 from emotrack.scoring import logits_of, softmax, valence_arousal
+from models.face_landmarker import GEOMETRY_COLUMNS
 from models.metrics import accuracy, ccc, confusion_matrix, macro_f1
-from models.temporal_gru import TemporalConfig, build_temporal_model, model_inputs, predict_track
+from models.temporal_gru import (
+    TemporalConfig,
+    build_temporal_model,
+    extra_inputs,
+    model_inputs,
+    predict_track,
+)
 from models.tensorflow_runtime import import_tensorflow
 
 
@@ -27,8 +34,9 @@ from models.tensorflow_runtime import import_tensorflow
 class LabelledSequence:
     """One annotated face over the analysed slots 0..T-1 of its video.
 
-    logits (T, 7) are zeros where present is False (no face found in that slot); expression
-    (T,) is -1 and va (T, 2) NaN where unannotated.
+    logits (T, 7) are zeros where present is False (no face found in that slot); geometry
+    (T rows, GEOMETRY_COLUMNS: head pose and blendshapes) is NaN there and where the
+    landmarker gave none; expression (T,) is -1 and va (T, 2) NaN where unannotated.
     """
 
     name: str
@@ -37,6 +45,11 @@ class LabelledSequence:
     present: np.ndarray
     expression: np.ndarray
     va: np.ndarray
+    geometry: pd.DataFrame
+
+    def inputs(self, cfg: TemporalConfig) -> np.ndarray:
+        """The model's input (T, cfg.inputs) for this sequence."""
+        return model_inputs(self.logits, self.present, extra_inputs(self.geometry, cfg))
 
 
 @dataclass(frozen=True)
@@ -61,8 +74,12 @@ def labelled_sequence(
     logits[slots] = logits_of(faces)
     present = np.zeros(length, bool)
     present[slots] = True
+    geometry = pd.DataFrame(np.nan, index=range(length), columns=GEOMETRY_COLUMNS)
+    geometry.iloc[slots] = faces.reindex(columns=GEOMETRY_COLUMNS).to_numpy(np.float64)
     expression, va = labels_at(labelled, times, native_fps)
-    return LabelledSequence(labelled.name, labelled.split, logits, present, expression, va)
+    return LabelledSequence(
+        labelled.name, labelled.split, logits, present, expression, va, geometry
+    )
 
 
 def training_windows(
@@ -79,7 +96,7 @@ def training_windows(
         n = len(seq.present)
         padded = max(n, cfg.window)
         pad = padded - n
-        x = np.concatenate([model_inputs(seq.logits, seq.present), np.zeros((pad, cfg.inputs))])
+        x = np.concatenate([seq.inputs(cfg), np.zeros((pad, cfg.inputs))])
         expr = np.concatenate([np.maximum(seq.expression, 0), np.zeros(pad, np.int64)])
         target_va = np.concatenate([np.nan_to_num(seq.va), np.zeros((pad, 2))])
         w_expr = np.concatenate([keep_expr[offset : offset + n], np.zeros(pad, bool)])
@@ -162,7 +179,7 @@ def evaluate_sequences(
     for seq in sequences:
         if not seq.present.any():
             continue
-        out = predict_track(model, model_inputs(seq.logits, seq.present), cfg)
+        out = predict_track(model, seq.inputs(cfg), cfg)
         probs = softmax(seq.logits)
         labelled = seq.present & (seq.expression >= 0)
         truth.append(seq.expression[labelled])

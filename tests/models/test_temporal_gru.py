@@ -96,3 +96,28 @@ def test_training_is_reproducible_with_the_same_seed() -> None:
     assert simulate_tracks(3, 64, seed=1)[2].logits.tolist() == (
         simulate_tracks(3, 64, seed=1)[2].logits.tolist()
     )
+
+
+def test_a_model_reads_the_geometry_it_was_trained_with_and_zeros_where_none() -> None:
+    import pandas as pd
+
+    from models.temporal_gru import extra_inputs
+
+    assert TemporalConfig().inputs == 8 and TemporalConfig().features == ("cnn",)
+    cfg = TemporalConfig(features=["cnn", "pose", "blendshapes"])  # as read from config.json
+    assert cfg.inputs == 8 + 3 + 52 and cfg.extra_columns[:3] == [
+        "yaw_deg",
+        "pitch_deg",
+        "roll_deg",
+    ]
+    rows = pd.DataFrame({"yaw_deg": [45.0, None], "bs_jawOpen": [0.5, 0.25]})  # others missing
+    extra = extra_inputs(rows, cfg)
+    assert extra[0, 0] == 0.5 and np.isnan(extra[1, 0])  # degrees / 90; null stays NaN
+    assert extra[1, cfg.extra_columns.index("bs_jawOpen")] == 0.25
+    x = model_inputs(np.ones((2, 7)), np.array([True, False]), extra)
+    assert x.shape == (2, cfg.inputs) and x[0, 8] == 0.5
+    assert not x[1].any()  # no face in that slot: nothing, not even its geometry
+    assert np.isfinite(x).all()
+    for wrong in (("pose",), ("cnn", "gaze")):
+        with pytest.raises(ValueError, match="features"):
+            TemporalConfig(features=wrong)
