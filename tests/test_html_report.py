@@ -56,6 +56,11 @@ def test_the_index_and_a_video_page_render_with_their_plots(nightly_run, chromiu
     smile = videos.loc[str(nightly_run.source / "smile.mp4"), "video_id"]
     dom, image = _render(chromium, out / f"{smile}.html", tmp_path)
     assert dom.count("<polygon") == 7  # the 7 probabilities, stacked
+    charts = dom.count("<svg")  # probabilities, valence..., head pose, blendshapes
+    assert charts == 4 and dom.count("time (s)") == charts  # every plot: a time axis
+    for label in ("probability", "valence, arousal", "degrees", "score"):  # its y axis
+        assert f">{label}</text>" in dom, label
+    assert "head pose" in dom and "blendshapes that moved most" in dom
     assert "<rect" in dom and "happy" in dom  # episodes as bands, and in the table
     assert re.search(r'<img src="thumbs/[^"]+\.jpg"', dom)
     assert (out / "thumbs" / f"{smile}-0.jpg").stat().st_size > 1000  # a face, cropped
