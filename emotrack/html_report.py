@@ -355,9 +355,15 @@ def _lines(
               for y, c in ((v, "#2ca02c"), (a, "#ff7f0e"), (i * 2 - 1, "#555"))]  # fmt: skip
     axis = f'<line x1="0" x2="{width}" y1="{height / 2}" y2="{height / 2}" stroke="#bbb"/>'
     title = "valence (green), arousal (orange), intensity (grey, 0 at -1); episodes as bands"
-    ticks = [(_scaled(np.array([y]), -1, 1, height)[0], f"{y:+g}") for y in (-1, 0, 1)]
-    return _chart(width, height, bands + axis + "".join(series), title, end,
-                  "valence, arousal", ticks)  # fmt: skip
+    ticks = [(_scaled(np.array([y]), -1, 1, height)[0], _signed(y)) for y in (-1, 0, 1)]
+    chart = _chart(width, height, bands + axis + "".join(series), title, end,
+                   "valence, arousal", ticks)  # fmt: skip
+    legend = "".join(
+        f'<span><i class="swatch" style="background:{c}"></i>{name}</span>'
+        for name, c in (("valence", "#2ca02c"), ("arousal", "#ff7f0e"),
+                        ("intensity (0 at -1, 1 at +1)", "#555"))
+    )  # fmt: skip
+    return f'{chart}<p class="legend">{legend}; bands: the episodes</p>'
 
 
 def _pose(track: pd.DataFrame, end: float, width: int = 900, height: int = 100) -> str:
@@ -367,9 +373,21 @@ def _pose(track: pd.DataFrame, end: float, width: int = 900, height: int = 100) 
     series = [_polylines(x, _scaled(np.clip(values[:, k], -90, 90), -90, 90, height), c)
               for k, c in enumerate(POSE_COLOURS)]  # fmt: skip
     axis = f'<line x1="0" x2="{width}" y1="{height / 2}" y2="{height / 2}" stroke="#bbb"/>'
-    ticks = [(_scaled(np.array([d]), -90, 90, height)[0], f"{d:+g}") for d in (-90, -45, 0, 45, 90)]
-    return _chart(width, height, axis + "".join(series), "head pose: yaw (blue), pitch "
-                  "(red), roll (purple)", end, "degrees", ticks)  # fmt: skip
+    ticks = [
+        (_scaled(np.array([d]), -90, 90, height)[0], _signed(d)) for d in (-90, -45, 0, 45, 90)
+    ]
+    chart = _chart(width, height, axis + "".join(series), "head pose: yaw (blue), pitch "
+                   "(red), roll (purple)", end, "degrees", ticks)  # fmt: skip
+    legend = "".join(
+        f'<span><i class="swatch" style="background:{c}"></i>{name}</span>'
+        for name, c in zip(("yaw (> 0: facing the image's right)", "pitch (> 0: up)",
+                            "roll (> 0: leaning clockwise)"), POSE_COLOURS, strict=True)
+    )  # fmt: skip
+    return f'{chart}<p class="legend">head pose: {legend}</p>'
+
+
+def _signed(value: float) -> str:
+    return f"{value:+g}" if value else "0"
 
 
 def _blendshapes(track: pd.DataFrame, end: float, width: int = 900, height: int = 100) -> str:
