@@ -85,6 +85,16 @@ def _keys(table: str) -> list[str]:
     return [] if table == "summaries" else ["frame_index", "track_id"]
 
 
+def _cmdline(process) -> str:
+    """A process's command line; "" for one that ended meanwhile (an ffprobe, a zombie)."""
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return ""
+
+
 def _left_after(run: subprocess.Popen, started: list, seconds: float) -> list[str]:
     """The processes of `started` still alive `seconds` from now (the CLI `run` must be gone
     by then too); whatever the outcome, nothing of the test outlives it."""
@@ -94,7 +104,7 @@ def _left_after(run: subprocess.Popen, started: list, seconds: float) -> list[st
     try:
         run.wait(timeout=seconds)
         _, alive = psutil.wait_procs(started, timeout=max(0.0, deadline - time.monotonic()))
-        return [" ".join(p.cmdline())[:80] for p in alive]
+        return [_cmdline(p)[:80] or f"pid {p.pid}" for p in alive]
     finally:
         if run.poll() is None:
             run.kill()
@@ -113,7 +123,7 @@ def test_sigterm_ends_the_run_and_everything_it_started_within_10_s(
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own server
     archive, lake, run = _run_until_features(start_cli, nightly_run.source, tmp_path, env)
     started = psutil.Process(run.pid).children(recursive=True)
-    names = " ".join(" ".join(p.cmdline()) for p in started)
+    names = " ".join(_cmdline(p) for p in started)
     assert "uvicorn" in names and "multiprocessing" in names  # the server and the workers
     run.send_signal(signal.SIGTERM)
     left = _left_after(run, started, 10)
@@ -133,7 +143,7 @@ def test_after_a_sigkill_nothing_the_run_started_outlives_it(
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own server
     _, _, run = _run_until_features(start_cli, nightly_run.source, tmp_path, env)
     started = psutil.Process(run.pid).children(recursive=True)
-    assert "uvicorn" in " ".join(" ".join(p.cmdline()) for p in started)
+    assert "uvicorn" in " ".join(_cmdline(p) for p in started)
     run.kill()  # the CLI alone, as the OOM killer would: its children are not signalled
     # a short grace period: the server and the workers notice that their parent is gone
     left = _left_after(run, started, 15)
