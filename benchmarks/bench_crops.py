@@ -3,10 +3,10 @@ CNN makes of each on the real-face set and the talking head.
 
     .venv/bin/python benchmarks/bench_crops.py      (part of make bench)
 
-1. The template of faces.aligned_crop: on the real-face set (models/real_faces.py) and the
-   talking head, the mean place of the eyes' and the mouth's centres (from the landmarks) in
+1. The template of faces.aligned_crop: on the real-face set (emotrack/training/real_faces.py)
+   and the talking head, the mean place of the eyes' and the mouth's centres (from the landmarks) in
    crop_face's crops, as fractions of the crop. Printed next to faces.ALIGNED_TEMPLATE.
-2. `emotrack evaluate`'s checks (models/no_harm.py) with the box crops
+2. `emotrack evaluate`'s checks (emotrack/training/no_harm.py) with the box crops
    (EMOTRACK_ALIGNED_CROPS=0) and with the aligned crops, side by side, plus the CNN's own
    macro-F1 and per-class recall on the real faces with each.
 Writes build/bench-crops.json.
@@ -26,16 +26,16 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emotrack.annotations import annotated_face, labels_at, read_annotations  # noqa: E402
 from emotrack.assets import fetch_asset  # noqa: E402
 from emotrack.faces import ALIGNED_TEMPLATE, crop_points  # noqa: E402
 from emotrack.inference import DEFAULT_MODEL  # noqa: E402
 from emotrack.scoring import logits_of  # noqa: E402
 from emotrack.settings import Settings  # noqa: E402
-from models.expression_cnn import EMOTIONS  # noqa: E402
-from models.metrics import macro_f1  # noqa: E402
-from models.no_harm import TALKING_HEAD, evaluate_versions, table  # noqa: E402
-from models.real_faces import FPS, build_real_faces  # noqa: E402
+from emotrack.training.annotations import annotated_face, labels_at, read_annotations  # noqa: E402
+from emotrack.training.metrics import macro_f1  # noqa: E402
+from emotrack.training.no_harm import TALKING_HEAD, evaluate_versions, table  # noqa: E402
+from emotrack.training.real_faces import FPS, build_real_faces  # noqa: E402
+from emotrack.vocabulary import EMOTIONS  # noqa: E402
 
 
 def features(video: Path, aligned: bool) -> pd.DataFrame:

@@ -15,10 +15,6 @@ import pandas as pd
 
 from emotrack.assets import FACE_LANDMARKER, expression_cnn_path, fetch_asset
 from emotrack.faces import (
-    BLENDSHAPE_COLUMNS,
-    FACE_COLUMNS,
-    GEOMETRY_COLUMNS,
-    POSE_COLUMNS,
     Face,
     FaceTracker,
     aligned_crop,
@@ -27,12 +23,20 @@ from emotrack.faces import (
     iou,
     thumbnail,
 )
-from emotrack.scoring import NEUTRAL, softmax
+from emotrack.schema import MEASURE_COLUMNS, columns
 from emotrack.settings import Settings
 from emotrack.video import VideoSource, analysis_slot
+from emotrack.vocabulary import NEUTRAL, softmax
 from models.expression_cnn import load_expression_cnn, predict_features
 from models.face_detector import BLAZEFACE, detect_faces, load_face_detector
-from models.face_landmarker import MISSED, FaceLandmarker, Geometry, load_face_landmarker
+from models.face_landmarker import (
+    BLENDSHAPE_COLUMNS,
+    MISSED,
+    POSE_COLUMNS,
+    FaceLandmarker,
+    Geometry,
+    load_face_landmarker,
+)
 
 T = TypeVar("T")
 
@@ -199,7 +203,7 @@ def geometry_row(geometry: Geometry, upright: float = 1.0) -> dict[str, Any]:
     row: dict[str, Any] = {
         "landmarks": None,
         "landmark_score": np.nan if geometry.presence is None else geometry.presence,
-        **dict.fromkeys(GEOMETRY_COLUMNS, np.nan),
+        **dict.fromkeys(MEASURE_COLUMNS, np.nan),
     }
     if geometry.landmarks is not None:
         row["landmarks"] = (geometry.landmarks * np.float32(upright)).reshape(-1)
@@ -334,11 +338,4 @@ def batched(items: Iterable[Any], size: int) -> Iterator[tuple[Any, ...]]:
         yield batch
 
 
-FEATURE_COLUMNS = [
-    *FACE_COLUMNS,
-    "logits",
-    "embedding",
-    "landmarks",
-    "landmark_score",
-    *GEOMETRY_COLUMNS,
-]
+FEATURE_COLUMNS = columns("features", without=["video_id"])  # video_id is added on commit

@@ -214,7 +214,7 @@ def _compact(lake: str, retention_hours: float | None) -> int:
     settings = Settings()
     hours = settings.vacuum_retention_hours if retention_hours is None else retention_hours
     store = Lake(lake)
-    with store.exclusive(ttl_s=settings.lock_ttl_s):
+    with store.writing(ttl_s=settings.lock_ttl_s):
         done = store.compact(sort=True, retention_hours=hours, target_mb=settings.target_file_mb)
     for table, figures in done.items():
         print(
@@ -226,15 +226,11 @@ def _compact(lake: str, retention_hours: float | None) -> int:
 
 def _migrate(lake: str) -> int:
     from emotrack.lake import Lake
-    from emotrack.migrate import migrate_if_needed
 
     if not _reachable(lake):
         return 2
-    settings = Settings()
-    store = Lake(lake)
-    with store.store.lock(ttl_s=settings.lock_ttl_s):
-        rows = migrate_if_needed(store)
-        store.create_tables()
+    with Lake(lake).writing(ttl_s=Settings().lock_ttl_s) as rows:
+        pass
     print(f"converted to Delta tables: {rows}" if rows else f"{lake}: nothing to convert")
     return 0
 
@@ -495,7 +491,7 @@ def _models(lake: str) -> int:
 
 def _no_harm(versions: list[str] | None) -> int:
     from emotrack.inference import DEFAULT_MODEL
-    from models.no_harm import evaluate_versions, table
+    from emotrack.training.no_harm import evaluate_versions, table
     from models.temporal_gru import TemporalConfig
 
     versions = versions or [DEFAULT_MODEL, TemporalConfig().version]
@@ -509,7 +505,7 @@ def _no_harm(versions: list[str] | None) -> int:
 
 
 def _real_faces(out: Path) -> int:
-    from models.real_faces import build_real_faces
+    from emotrack.training.real_faces import build_real_faces
 
     video = build_real_faces(out, Settings().cache_dir)
     print(
@@ -549,7 +545,7 @@ def _rescore(args: argparse.Namespace) -> int:
 
 
 def _train(preset: str, out: Path | None) -> int:
-    from models.train_temporal import train_and_save
+    from emotrack.training.train_temporal import train_and_save
 
     folder = train_and_save(preset, out)
     print(f"weights, config, metrics and model card in {folder}")
@@ -561,7 +557,7 @@ def _evaluate(version: str | None) -> int:
     import json
 
     from emotrack.inference import DEFAULT_MODEL
-    from models.evaluate_temporal import evaluate_again
+    from emotrack.training.evaluate_temporal import evaluate_again
 
     print(json.dumps(evaluate_again(version or DEFAULT_MODEL), indent=2))
     return 0

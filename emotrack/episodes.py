@@ -16,20 +16,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from emotrack.schema import columns
+
 MERGE_GAP_S = 0.5
 MIN_DURATION_S = 1.0
-EPISODE_COLUMNS = [
-    "track_id",
-    "emotion",
-    "start_s",
-    "peak_s",
-    "end_s",
-    "duration_s",
-    "peak_intensity",
-    "mean_valence",
-    "mean_arousal",
-    "model_version",
-]
+EPISODE_COLUMNS = columns("episodes", without=["video_id"])  # video_id is added on commit
 
 
 def episodes_of(tracks: pd.DataFrame) -> pd.DataFrame:

@@ -7,30 +7,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from models.face_landmarker import (  # noqa: F401 - the geometry columns live here too
-    BLENDSHAPE_COLUMNS,
-    GEOMETRY_COLUMNS,
-    LEFT_EYE,
-    MOUTH,
-    POSE_COLUMNS,
-    RIGHT_EYE,
-)
-
-# Columns that describe one face in one analysed frame, shared by `features` and `tracks`.
-FACE_COLUMNS = [
-    "frame_index",  # analysed frame: 0, 1, 2, ... at the analysis rate
-    "timestamp_s",  # seconds from the start of the video
-    "track_id",
-    "bbox_x",  # box in pixels of the upright frame
-    "bbox_y",
-    "bbox_w",
-    "bbox_h",
-    "face_score",  # detector confidence in [0, 1]
-]
-# Then GEOMETRY_COLUMNS, also shared by both: the face's head pose in degrees (yaw > 0: the
-# nose points to the image's right; pitch > 0: up; roll > 0: the head leans clockwise on
-# screen) and its 52 blendshape scores in [0, 1]; null where the landmarker could not fit
-# the face, or was turned off.
+from models.face_landmarker import LEFT_EYE, MOUTH, RIGHT_EYE
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from emotrack.lake import Lake
-from models.expression_cnn import EMOTIONS
+from emotrack.vocabulary import EMOTIONS
 from models.face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
 
 REPORT_DIR = "_report"  # inside the lake (readers skip "_" folders)

@@ -16,7 +16,7 @@ Every table is one Delta table (written by delta-rs), not partitioned:
 and, beside them (names starting with "_" are emotrack's own):
 
     LAKE/_attempts/<key>  runs that died while a video was in flight (Lake.attempt)
-    LAKE/_lock            one run at a time writes (Lake.exclusive)
+    LAKE/_lock            one run at a time writes (Lake.exclusive, Lake.writing)
     LAKE/_report/         the HTML report
     LAKE/_models/         models trained with `emotrack train` (emotrack.registry)
 
@@ -48,130 +48,11 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from emotrack.migrate import migrate_if_needed
+from emotrack.schema import COMMIT_ORDER, PUBLIC, SOURCES, TABLES, key_of
 from emotrack.storage import LocalStore, open_store
-from models.expression_cnn import EMBEDDING_DIM, EMOTIONS
-from models.face_landmarker import GEOMETRY_COLUMNS
 
 ATTEMPTS = "_attempts"  # markers of runs that died while a video was in flight
-SOURCES = "_sources"
-_f32, _f64, _i32, _i64, _str = pa.float32(), pa.float64(), pa.int32(), pa.int64(), pa.string()
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
-_VIDEO = [("video_id", _str)]
-_FACE = [
-    *_VIDEO,
-    ("frame_index", _i32),
-    ("timestamp_s", _f64),
-    ("track_id", _i32),
-    ("bbox_x", _f32),
-    ("bbox_y", _f32),
-    ("bbox_w", _f32),
-    ("bbox_h", _f32),
-    ("face_score", _f32),
-]
-_GEOMETRY = [(name, _f32) for name in GEOMETRY_COLUMNS]  # head pose, then blendshapes
-SCHEMAS: dict[str, pa.Schema] = {
-    "videos": pa.schema(
-        [
-            *_VIDEO,
-            ("source_uri", _str),
-            ("size_bytes", _i64),
-            ("duration_s", _f64),
-            ("fps", _f64),
-            ("width", _i32),
-            ("height", _i32),
-            ("codec", _str),
-            ("rotation", _i32),
-            ("analysis_fps", _f64),
-            ("frames_analysed", _i32),
-            ("status", _str),
-            ("processed_at", _TIMESTAMP),
-        ]
-    ),
-    "features": pa.schema(
-        [
-            *_FACE,
-            ("logits", pa.list_(_f32)),  # 7 values, EMOTIONS order, before the softmax
-            ("embedding", pa.list_(_f32)),  # EMBEDDING_DIM values
-            # the landmarker's: 478 points as x0, y0, z0, x1, ... (pixels of the upright
-            # frame), its face-presence score, then _GEOMETRY (added in emotrack 0.3)
-            ("landmarks", pa.list_(_f32)),
-            ("landmark_score", _f32),
-            *_GEOMETRY,
-        ]
-    ),
-    "tracks": pa.schema(
-        [
-            *_FACE,
-            ("emotion", _str),
-            *[(f"p_{e}", _f32) for e in EMOTIONS],
-            ("valence", _f32),
-            ("arousal", _f32),
-            ("intensity", _f32),
-            ("model_version", _str),
-            *_GEOMETRY,
-        ]
-    ),
-    "episodes": pa.schema(
-        [
-            *_VIDEO,
-            ("track_id", _i32),
-            ("emotion", _str),
-            ("start_s", _f64),
-            ("peak_s", _f64),
-            ("end_s", _f64),
-            ("duration_s", _f64),
-            ("peak_intensity", _f32),
-            ("mean_valence", _f32),
-            ("mean_arousal", _f32),
-            ("model_version", _str),
-        ]
-    ),
-    "summaries": pa.schema(
-        [
-            *_VIDEO,
-            ("frames_analysed", _i32),
-            ("frames_with_face", _i32),
-            ("face_observations", _i32),
-            ("n_tracks", _i32),
-            ("dominant_emotion", _str),
-            *[(f"share_{e}", _f64) for e in EMOTIONS],
-            ("mean_valence", _f64),
-            ("mean_arousal", _f64),
-            # mean valence of the video's faces in up to SERIES_POINTS equal stretches of
-            # time (null where no face was seen): the report's sparkline, without `tracks`
-            ("valence_series", pa.list_(_f32)),
-            ("model_version", _str),
-        ]
-    ),
-    "failures": pa.schema(
-        [
-            ("source_uri", _str),
-            ("video_id", _str),
-            ("stage", _str),
-            ("error_type", _str),
-            ("message", _str),
-            ("failed_at", _TIMESTAMP),
-        ]
-    ),
-}
-INTERNAL: dict[str, pa.Schema] = {
-    SOURCES: pa.schema(
-        [
-            ("uri", _str),
-            ("size_bytes", _i64),
-            ("mtime_ns", _i64),  # local files
-            ("inode", _i64),  # local files
-            ("etag", _str),  # objects
-            ("video_id", _str),
-            ("recorded_at", _TIMESTAMP),
-        ]
-    ),
-}
-ALL_SCHEMAS = {**SCHEMAS, **INTERNAL}
-OPTIONAL = {"landmarks", "landmark_score", *GEOMETRY_COLUMNS}  # null when a writer lacks them
-KEYS = {"failures": "source_uri", SOURCES: "uri"}  # the others: video_id
-VERSIONED = ("tracks", "episodes", "summaries")  # rows per model version
-COMMIT_ORDER = (SOURCES, "features", "tracks", "episodes", "summaries", "failures", "videos")
 _DUCKDB_TYPES = {
     "float": "FLOAT",
     "double": "DOUBLE",
@@ -184,11 +65,6 @@ _DUCKDB_TYPES = {
 
 class NotALake(FileNotFoundError):
     """The location holds no emotrack tables (or only the 0.1.0 layout's)."""
-
-
-def key_of(table: str) -> str:
-    """The column whose value a commit replaces rows by."""
-    return KEYS.get(table, "video_id")
 
 
 @dataclass
@@ -216,7 +92,7 @@ class Batch:
             parts.append(to_arrow(table, rows))
 
     def table(self, name: str) -> pa.Table:
-        parts = self.rows.get(name) or [ALL_SCHEMAS[name].empty_table()]
+        parts = self.rows.get(name) or [TABLES[name].arrow.empty_table()]
         return pa.concat_tables(parts)
 
 
@@ -252,15 +128,23 @@ class Lake:
         then sees the first run's videos as complete. On disk the lock is an flock on
         LAKE/_lock, released by the kernel if the process dies; on object storage it is a
         lock object with an owner and an expiry of ttl_s (see ObjectStore.lock). Either way a
-        killed run never leaves it held for good. A lake in the layout of emotrack 0.1.0 is
-        converted first (emotrack.migrate); missing tables are created.
+        killed run never leaves it held for good.
         """
-        from emotrack.migrate import migrate_if_needed
-
         with self.store.lock(timeout_s, ttl_s):
-            migrate_if_needed(self)
-            self.create_tables()
             yield
+
+    @contextmanager
+    def writing(
+        self, timeout_s: float | None = None, ttl_s: float = 120.0
+    ) -> Iterator[dict[str, int] | None]:
+        """The lake locked (exclusive) and ready for commits: a lake in the layout of
+        emotrack 0.1.0 converted first (emotrack.migrate; yields the rows it converted per
+        table, None when there was nothing to convert), missing tables created, columns that
+        a release added since a table was written added to it."""
+        with self.exclusive(timeout_s, ttl_s):
+            converted = migrate_if_needed(self)
+            self.create_tables()
+            yield converted
 
     def create_tables(self) -> None:
         """Create every table that does not exist yet (empty, with its schema), so that a
@@ -268,18 +152,19 @@ class Lake:
         that a table written by an older release lacks (null in its older rows)."""
         from deltalake import Schema
 
-        for name, schema in ALL_SCHEMAS.items():
+        for name, table in TABLES.items():
+            schema = table.arrow
             if not self.has_table(name):
                 DeltaTable.create(
                     self.table_uri(name), schema=schema, mode="ignore",
                     storage_options=self.store.table_options(),
                 )  # fmt: skip
                 continue
-            table = self._table(name)
-            known = {f.name for f in table.schema().fields}
+            delta = self._table(name)
+            known = {f.name for f in delta.schema().fields}
             missing = pa.schema([f for f in schema if f.name not in known])
             if len(missing):
-                table.alter.add_columns(Schema.from_arrow(missing).fields)
+                delta.alter.add_columns(Schema.from_arrow(missing).fields)
 
     def has_table(self, name: str) -> bool:
         # Opening the table, not DeltaTable.is_deltatable: that one holds Python's GIL
@@ -301,17 +186,28 @@ class Lake:
                 continue
             data = batch.table(name)
             predicate = _in(key_of(name), keys)
-            if keep_version is not None and name in VERSIONED:
+            if keep_version is not None and TABLES[name].versioned:
                 predicate = f"({predicate}) AND model_version = {_quoted(keep_version)}"
             if data.num_rows:
-                write_deltalake(
-                    self.table_uri(name), data, mode="overwrite", predicate=predicate,
-                    storage_options=self.store.table_options(),
-                )  # fmt: skip
+                self._overwrite(name, data, predicate)
             else:
                 self._table(name).delete(predicate)
             written[name] = data.num_rows
         return written
+
+    def append(self, table: str, rows: pa.Table | pa.RecordBatchReader) -> None:
+        """Add rows (in the table's schema) to `table` in one commit, replacing nothing."""
+        options = self.store.table_options()
+        write_deltalake(self.table_uri(table), rows, mode="append", storage_options=options)
+
+    def replace_table(self, table: str, rows: pd.DataFrame) -> None:
+        """Replace every row of `table` by `rows` in one commit."""
+        self._overwrite(table, to_arrow(table, rows))
+
+    def _overwrite(self, table: str, data: pa.Table, predicate: str | None = None) -> None:
+        options = self.store.table_options()
+        write_deltalake(self.table_uri(table), data, mode="overwrite", predicate=predicate,
+                        storage_options=options)  # fmt: skip
 
     def remember_sources(self, rows: pd.DataFrame) -> None:
         """Record (replace) what the lake knows of these input files (_sources rows)."""
@@ -354,7 +250,7 @@ class Lake:
         min_small_files, a table is left alone until it has that many files under target_mb.
         Returns what was done per table."""
         done = {}
-        for name in ALL_SCHEMAS:
+        for name in TABLES:
             dt = self._table(name)
             small = self.small_files(name, target_mb)
             if min_small_files is not None and small < min_small_files:
@@ -393,7 +289,7 @@ class Lake:
         uris = self._table(table).file_uris()
         return [_local_path(u) for u in uris] if self.local else list(uris)
 
-    def connect(self, tables: Iterable[str] = tuple(SCHEMAS)) -> duckdb.DuckDBPyConnection:
+    def connect(self, tables: Iterable[str] = tuple(PUBLIC)) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with a view of each table's current snapshot.
 
         On disk DuckDB reads the snapshot's Parquet files itself (read_parquet over the file
@@ -418,7 +314,7 @@ class Lake:
             columns = [
                 f'"{f.name}"' if f.name in present
                 else f'NULL::{_DUCKDB_TYPES.get(str(f.type), "VARCHAR")} AS "{f.name}"'
-                for f in ALL_SCHEMAS[name]
+                for f in TABLES[name].arrow
             ]  # fmt: skip
             con.execute(f'CREATE VIEW "{name}" AS SELECT {", ".join(columns)} FROM {source}')
         return con
@@ -485,20 +381,22 @@ class Lake:
 
 
 def to_arrow(table: str, rows: pd.DataFrame | pa.Table) -> pa.Table:
-    """rows cast to the table's schema; raises if a column is missing or cannot be cast."""
-    schema = ALL_SCHEMAS[table]
+    """rows cast to the table's schema, an optional column missing from them null. Raises
+    ValueError if a required column (emotrack.schema) is missing or null, or a column cannot
+    be cast."""
+    declared = TABLES[table]
     if isinstance(rows, pa.Table):
-        rows = rows.select(schema.names).cast(schema)
-        return rows
-    missing = set(schema.names) - set(rows.columns)
-    if missing and missing <= OPTIONAL:  # a face without geometry (turned off, or older rows)
-        rows = rows.assign(**dict.fromkeys(sorted(missing), None))
-    elif missing:
-        raise ValueError(f"{table}: missing columns {sorted(missing)}")
-    data = pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
-    if table == "features" and data.num_rows:
-        lengths = pc.list_value_length(data["embedding"]).unique().to_pylist()
-        assert lengths == [EMBEDDING_DIM], f"embedding lengths {lengths}"
+        data = rows.select(declared.names).cast(declared.arrow)
+    else:
+        missing = [c for c in declared.columns if c.name not in rows.columns]
+        if any(c.required for c in missing):
+            raise ValueError(f"{table}: missing columns {[c.name for c in missing]}")
+        rows = rows.assign(**dict.fromkeys([c.name for c in missing], None))
+        data = pa.Table.from_pandas(rows[declared.names], schema=declared.arrow,
+                                    preserve_index=False)  # fmt: skip
+    empty = [c.name for c in declared.columns if c.required and data[c.name].null_count]
+    if empty:
+        raise ValueError(f"{table}: no value for {empty} in some rows")
     return data
 
 

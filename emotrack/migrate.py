@@ -20,15 +20,18 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-from deltalake import write_deltalake
 
-from emotrack.lake import ALL_SCHEMAS, ATTEMPTS, SCHEMAS, SOURCES, Lake, to_arrow
-from emotrack.scoring import SERIES_POINTS
+from emotrack.schema import PUBLIC, SOURCES, TABLES
+from emotrack.scoring import valence_series
 from emotrack.storage import ObjectStore
+
+if TYPE_CHECKING:  # the lake calls this module, never the other way round
+    from emotrack.lake import Lake
 
 MARKER = "_migrating"
 _OLD_FILE = re.compile(r"^(video_id=[^/]+/[^/]+|[0-9a-f]{16}|_empty)\.parquet$")
@@ -47,10 +50,10 @@ def migrate_if_needed(lake: Lake) -> dict[str, int] | None:
 def migrate(lake: Lake) -> dict[str, int]:
     """Convert every table; returns the rows now in each. Call it with the lake's lock held."""
     lake.store.write_bytes(MARKER, b"0.1.0\n")
-    rows = {table: _migrate_table(lake, table) for table in SCHEMAS}
+    rows = {table: _migrate_table(lake, table) for table in PUBLIC}
     _fill_series(lake)
     rows[SOURCES] = _migrate_sources(lake)
-    lake.store.delete_tree(ATTEMPTS)  # 0.1.0's markers named a video id, not a file
+    lake.store.delete_tree("_attempts")  # 0.1.0's markers named a video id, not a file
     lake.store.delete(MARKER)
     _log.warning("converted %s from the 0.1.0 layout to Delta tables: %s", lake.url, rows)
     return rows
@@ -61,11 +64,8 @@ def _migrate_table(lake: Lake, table: str) -> int:
     written = 0
     if not lake.has_table(table):
         batches = _old_batches(lake, table, old)
-        reader = pa.RecordBatchReader.from_batches(ALL_SCHEMAS[table], batches)
-        write_deltalake(
-            lake.table_uri(table), reader, mode="append",
-            storage_options=lake.store.table_options(),
-        )  # fmt: skip
+        reader = pa.RecordBatchReader.from_batches(TABLES[table].arrow, batches)
+        lake.append(table, reader)
         written = int(lake._table(table).count())
     for key in old:  # only once the Delta table holds their rows
         lake.store.delete(key)
@@ -75,7 +75,7 @@ def _migrate_table(lake: Lake, table: str) -> int:
 def _old_batches(lake: Lake, table: str, keys: list[str]) -> Iterator[pa.RecordBatch]:
     """The rows of the old files, a batch at a time, in the new schema (video_id from the
     folder name, columns added since then as nulls)."""
-    schema = ALL_SCHEMAS[table]
+    schema = TABLES[table].arrow
     files = [k for k in keys if not k.rsplit("/", 1)[1].startswith("_")]
     if not files:
         return
@@ -94,40 +94,25 @@ def _old_batches(lake: Lake, table: str, keys: list[str]) -> Iterator[pa.RecordB
         yield pa.RecordBatch.from_pydict(columns).cast(schema)
 
 
-# Per video and model version, the mean valence in each of SERIES_POINTS stretches of the
-# video (as emotrack.scoring.valence_series computes it for new videos).
-_SERIES = f"""
-WITH last AS (SELECT video_id, model_version, max(timestamp_s) AS last_s FROM tracks GROUP BY ALL)
-SELECT t.video_id, t.model_version, least(floor(t.timestamp_s / greatest(
-         coalesce(v.duration_s, 0), l.last_s, 1e-9) * {SERIES_POINTS}), {SERIES_POINTS - 1}
-       )::INTEGER AS bin, avg(t.valence) AS valence
-FROM tracks t JOIN last l USING (video_id, model_version) LEFT JOIN videos v USING (video_id)
-GROUP BY ALL
-"""
-
-
 def _fill_series(lake: Lake) -> None:
     """0.1.0's summaries had no valence_series (the report's sparkline): computed once from
-    the tracks, then the (small) summaries table is rewritten."""
+    the tracks as for new videos (emotrack.scoring.valence_series), then the (small)
+    summaries table is rewritten."""
     with lake.connect(["tracks", "videos", "summaries"]) as con:
-        if con.execute("SELECT count(*) FROM summaries").fetchall()[0][0] == 0:
-            return
-        bins = con.execute(_SERIES).df()
         summaries = con.execute("SELECT * FROM summaries").df()
-    series = {}
-    for (video_id, version), rows in bins.groupby(["video_id", "model_version"]):
-        values: list[float | None] = [None] * SERIES_POINTS
-        for b, v in zip(rows["bin"], rows["valence"], strict=True):
-            values[int(b)] = float(v)
-        series[(video_id, version)] = values
-    summaries["valence_series"] = [
-        series.get((v, m), []) for v, m in zip(summaries["video_id"], summaries["model_version"],
-                                                strict=True)
-    ]  # fmt: skip
-    write_deltalake(
-        lake.table_uri("summaries"), to_arrow("summaries", summaries), mode="overwrite",
-        storage_options=lake.store.table_options(),
-    )  # fmt: skip
+        if summaries.empty:
+            return
+        tracks = con.execute(
+            "SELECT video_id, model_version, timestamp_s, valence FROM tracks"
+        ).df()
+        durations = dict(con.execute("SELECT video_id, duration_s FROM videos").fetchall())
+    series = {
+        (video_id, version): valence_series(rows, durations.get(video_id))
+        for (video_id, version), rows in tracks.groupby(["video_id", "model_version"])
+    }
+    keys = zip(summaries["video_id"], summaries["model_version"], strict=True)
+    summaries["valence_series"] = [series.get(key, []) for key in keys]
+    lake.replace_table("summaries", summaries)
 
 
 def _migrate_sources(lake: Lake) -> int:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from emotrack.errors import UnreadableVideo
+from emotrack.schema import row
 from emotrack.storage import is_url
 from emotrack.video import VideoSource, content_video_id
 
@@ -18,21 +19,22 @@ def video_row(
     processed_at: datetime,
 ) -> dict[str, object]:
     """The `videos` row of a probed video."""
-    return {
-        "video_id": source.video_id,
-        "source_uri": source.source_uri,
-        "size_bytes": source.size_bytes,
-        "duration_s": source.duration_s,
-        "fps": source.fps,
-        "width": source.width,
-        "height": source.height,
-        "codec": source.codec,
-        "rotation": source.rotation,
-        "analysis_fps": source.analysis_rate(analysis_fps),
-        "frames_analysed": frames_analysed,
-        "status": status,
-        "processed_at": processed_at,
-    }
+    return row(
+        "videos",
+        video_id=source.video_id,
+        source_uri=source.source_uri,
+        size_bytes=source.size_bytes,
+        duration_s=source.duration_s,
+        fps=source.fps,
+        width=source.width,
+        height=source.height,
+        codec=source.codec,
+        rotation=source.rotation,
+        analysis_fps=source.analysis_rate(analysis_fps),
+        frames_analysed=frames_analysed,
+        status=status,
+        processed_at=processed_at,
+    )
 
 
 def failure_rows(
@@ -46,25 +48,24 @@ def failure_rows(
             video_id, size = video_id or content_video_id(Path(uri)), Path(uri).stat().st_size
         except OSError:
             video_id, size = None, None
-    failure: dict[str, object] = {
-        "source_uri": uri,
-        "video_id": video_id,
-        "stage": error.stage,
-        "error_type": type(error).__name__,
-        "message": error.message,
-        "failed_at": now,
-    }
+    failure = row(
+        "failures",
+        source_uri=uri,
+        video_id=video_id,
+        stage=error.stage,
+        error_type=type(error).__name__,
+        message=error.message,
+        failed_at=now,
+    )
     if video_id is None:
         return failure, None
-    unknown = dict.fromkeys(["duration_s", "fps", "width", "height", "codec", "rotation"])
-    video: dict[str, object] = {
-        "video_id": video_id,
-        "source_uri": uri,
-        "size_bytes": size,
-        **unknown,
-        "analysis_fps": None,
-        "frames_analysed": None,
-        "status": "failed",
-        "processed_at": now,
-    }
+    # what a probe would have said stays unknown (null)
+    video = row(
+        "videos",
+        video_id=video_id,
+        source_uri=uri,
+        size_bytes=size,
+        status="failed",
+        processed_at=now,
+    )
     return failure, video

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from emotrack.storage import is_url
-from models.expression_cnn import EMOTIONS
+from emotrack.vocabulary import EMOTIONS
 from models.temporal_gru import WEIGHTS_DIR
 
 REGISTRY = "_models"

@@ -8,26 +8,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotrack.faces import FACE_COLUMNS, GEOMETRY_COLUMNS
+from emotrack.schema import (
+    FACE_COLUMNS,
+    MEASURE_COLUMNS,
+    PROB_COLUMNS,
+    SERIES_POINTS,
+    SHARE_COLUMNS,
+    row,
+)
+from emotrack.vocabulary import EMOTIONS, NEUTRAL, softmax, valence_arousal
 from models.expression_cnn import CONFIG as CNN_CONFIG
-from models.expression_cnn import EMOTIONS
 from models.temporal_gru import TemporalConfig, extra_inputs, model_inputs, predict_track
-
-# Valence and arousal of each expression word in the NRC VAD Lexicon v1.0: Mohammad, S. M.
-# (2018), "Obtaining Reliable Human Ratings of Valence, Arousal, and Dominance for 20,000
-# English Words", ACL 2018. Scores there are in [0, 1]; we map them to [-1, 1] by 2x - 1.
-# Words used: anger, disgust, fear, joy (for happy), sadness, surprise, neutral.
-NRC_VAD = {
-    "angry": (0.167, 0.865),
-    "disgust": (0.052, 0.775),
-    "fear": (0.073, 0.840),
-    "happy": (0.980, 0.824),
-    "sad": (0.052, 0.288),
-    "surprise": (0.875, 0.875),
-    "neutral": (0.469, 0.184),
-}
-NEUTRAL = EMOTIONS.index("neutral")
-CIRCUMPLEX = np.array([NRC_VAD[e] for e in EMOTIONS], np.float64) * 2.0 - 1.0  # (7, 2)
 
 # What produced the tracks table's values: the CNN alone, per frame, and valence/arousal as
 # the expectation of the NRC VAD coordinates under the CNN's probabilities.
@@ -37,23 +28,6 @@ MODEL_VERSION = f"cnn-per-frame:{CNN_CONFIG.version}+va:nrc-vad-v1-expectation"
 # SMOOTHING_S seconds, valence/arousal and intensity from those as for the CNN alone.
 SMOOTHING_S = 1.0
 SMOOTHED_VERSION = f"cnn-smoothed-1s-v1:{CNN_CONFIG.version}"
-
-PROB_COLUMNS = [f"p_{e}" for e in EMOTIONS]
-# Points of the short valence series each summary carries (the report's sparkline).
-SERIES_POINTS = 48
-SHARE_COLUMNS = [f"share_{e}" for e in EMOTIONS]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of float (N, K) logits; rows sum to 1."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def valence_arousal(probs: np.ndarray) -> np.ndarray:
-    """(N, 2) valence and arousal in [-1, 1]: expected circumplex point under probs (N, 7)."""
-    return probs @ CIRCUMPLEX
 
 
 @dataclass(frozen=True)
@@ -134,7 +108,8 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
 
     Adds emotion (argmax label), p_* (summing to 1), valence and arousal in [-1, 1],
     intensity in [0, 1] and model_version; `scores` defaults to the CNN frame by frame. The
-    face's pose and blendshapes are copied from `features` (NaN where it has none).
+    face's measures (emotrack.schema.FACE_MEASURES: pose, blendshapes) are copied from
+    `features` (NaN where it has none).
     """
     scores = cnn_frame_scores(features) if scores is None else scores
     probs, va = scores.probs, scores.va
@@ -146,8 +121,8 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
     tracks["arousal"] = va[:, 1].astype(np.float32)
     tracks["intensity"] = scores.intensity.astype(np.float32)
     tracks["model_version"] = scores.model_version
-    geometry = features.reindex(columns=GEOMETRY_COLUMNS).astype(np.float32)
-    return pd.concat([tracks.reset_index(drop=True), geometry.reset_index(drop=True)], axis=1)
+    measures = features.reindex(columns=MEASURE_COLUMNS).astype(np.float32)
+    return pd.concat([tracks.reset_index(drop=True), measures.reset_index(drop=True)], axis=1)
 
 
 def summarise_video(
@@ -177,7 +152,7 @@ def summarise_video(
     summary["mean_arousal"] = float(tracks["arousal"].mean()) if n else None
     summary["valence_series"] = valence_series(tracks, duration_s)
     summary["model_version"] = model_version
-    return summary
+    return row("summaries", **summary)
 
 
 def valence_series(tracks: pd.DataFrame, duration_s: float | None = None) -> list[float | None]:

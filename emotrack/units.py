@@ -33,8 +33,9 @@ from emotrack.errors import UnreadableVideo
 from emotrack.faces import jpeg
 from emotrack.html_report import video_files, video_page
 from emotrack.inference import score_features
-from emotrack.lake import SOURCES, Batch, Lake
+from emotrack.lake import Batch, Lake
 from emotrack.records import failure_rows, video_row
+from emotrack.schema import SOURCES, key_of
 from emotrack.scoring import score_frames, summarise_video
 from emotrack.settings import Settings
 from emotrack.sources import Found, local_file, source_rows, unread_id
@@ -76,14 +77,16 @@ class VideoResult:
         return base_name(self.uri)
 
     def add_to(self, batch: Batch) -> None:
-        """Put the result's rows into a commit."""
+        """Put the result's rows into a commit: per table, they replace the rows of this
+        video (or file) by the table's key (emotrack.schema), or of the keys they hold."""
+        mine = {"video_id": self.video_id, "source_uri": self.uri}
         for table, rows in self.rows.items():
-            if table == "failures":
-                batch.add(table, [self.uri], rows)
-            elif table == SOURCES:
-                batch.add(table, rows["uri"], rows)
-            elif self.video_id is not None:
-                batch.add(table, [self.video_id], rows.assign(video_id=self.video_id))
+            key = key_of(table)
+            value = mine.get(key)
+            if key not in mine:  # rows of other files (_sources: the copies read here)
+                batch.add(table, rows[key], rows)
+            elif value is not None:
+                batch.add(table, [value], rows.assign(**{key: value}))
 
 
 def analyse_video(

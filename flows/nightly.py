@@ -59,7 +59,7 @@ def nightly(
         Settings(analysis_fps=fps, detector=detector) if detector else Settings(analysis_fps=fps)
     )
     store = Lake(lake)
-    with store.exclusive(ttl_s=settings.lock_ttl_s):  # a second run waits for this one
+    with store.writing(ttl_s=settings.lock_ttl_s):  # a second run waits for this one
         return _nightly(source, store, settings, model, dask_address, workers, reprocess, rehash)
 
 

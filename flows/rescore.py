@@ -26,7 +26,7 @@ def rescore(
     `model`: they replace the old versions' rows, or, with keep_versions, join them."""
     settings = Settings()
     store = Lake(lake)
-    with store.exclusive(ttl_s=settings.lock_ttl_s):  # never while a run writes to it
+    with store.writing(ttl_s=settings.lock_ttl_s):  # never while a run writes to it
         return _rescore(store, settings, model, keep_versions, dask_address, workers)
 
 

@@ -47,7 +47,7 @@ def train(
     settings = (
         Settings(analysis_fps=fps, detector=detector) if detector else Settings(analysis_fps=fps)
     )
-    with store.exclusive(ttl_s=settings.lock_ttl_s):
+    with store.writing(ttl_s=settings.lock_ttl_s):
         # Step 1: the annotation files and the videos they name, probed.
         labelled, paths = find_labelled_videos(Path(annotations), Path(videos))
         sources, unreadable = probe_videos(paths, settings)

@@ -17,8 +17,9 @@ import numpy as np
 
 from models.tensorflow_runtime import import_tensorflow
 
-# Output order of the FER2013 labels 0..6 (Goodfellow et al. 2013), as the fer package uses.
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# The FER2013 labels 0..6 (Goodfellow et al. 2013): angry, disgust, fear, happy, sad,
+# surprise, neutral, in that order (emotrack.vocabulary.EMOTIONS names them).
+CLASSES = 7
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def predict_features(
         model.predict_on_batch(faces[i : i + batch_size]) for i in range(0, len(faces), batch_size)
     ]
     if not outputs:
-        return np.zeros((0, len(EMOTIONS)), np.float32), np.zeros((0, EMBEDDING_DIM), np.float32)
+        return np.zeros((0, CLASSES), np.float32), np.zeros((0, EMBEDDING_DIM), np.float32)
     logits = np.concatenate([np.asarray(lg) for lg, _ in outputs]).astype(np.float32)
     embedding = np.concatenate([np.asarray(em) for _, em in outputs]).astype(np.float32)
     return logits, embedding

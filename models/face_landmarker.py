@@ -50,10 +50,9 @@ BLENDSHAPE_NAMES = (
     "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight",
     "noseSneerLeft", "noseSneerRight",
 )  # fmt: skip
-# Columns of the lake (features and tracks): head pose in degrees, then the 52 scores.
+# Names of the outputs, as columns: head pose in degrees (Geometry.pose), the 52 scores.
 POSE_COLUMNS = ["yaw_deg", "pitch_deg", "roll_deg"]
 BLENDSHAPE_COLUMNS = [f"bs_{name}" for name in BLENDSHAPE_NAMES]
-GEOMETRY_COLUMNS = [*POSE_COLUMNS, *BLENDSHAPE_COLUMNS]
 # The 146 landmarks the blendshape model reads (kLandmarksSubsetIdxs).
 BLENDSHAPE_LANDMARKS = (
     0, 1, 4, 5, 6, 7, 8, 10, 13, 14, 17, 21, 33, 37, 39, 40, 46, 52, 53, 54, 55, 58, 61, 63, 65,

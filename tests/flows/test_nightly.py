@@ -15,8 +15,9 @@ from prefect.client.schemas.filters import (
 )
 
 from emotrack.inference import DEFAULT_MODEL
-from emotrack.lake import SCHEMAS, Lake
-from models.expression_cnn import EMOTIONS
+from emotrack.lake import Lake
+from emotrack.schema import PUBLIC, TABLES
+from emotrack.vocabulary import EMOTIONS
 
 GOOD = {"single_face.mp4", "no_face.mp4", "smile.mp4", "portrait.mov"}
 BAD = {"empty.mp4", "notes.mp4"}
@@ -61,7 +62,7 @@ def test_the_run_publishes_a_video_table_and_a_summary_as_artifacts(nightly_run)
 def _versions(lake) -> dict[str, int]:
     from deltalake import DeltaTable
 
-    return {t: DeltaTable(lake.table_uri(t)).version() for t in SCHEMAS}
+    return {t: DeltaTable(lake.table_uri(t)).version() for t in PUBLIC}
 
 
 def test_a_second_run_over_an_unchanged_archive_processes_nothing(nightly_run) -> None:
@@ -135,7 +136,7 @@ def test_tracks_are_complete_and_well_formed(nightly_run) -> None:
     lake = nightly_run.lake
     tracks, features = lake.read("tracks"), lake.read("features")
     videos = lake.read("videos").set_index("video_id")
-    assert list(tracks.columns) == SCHEMAS["tracks"].names
+    assert list(tracks.columns) == TABLES["tracks"].names
     assert set(tracks["model_version"]) == {DEFAULT_MODEL}
     assert tracks["intensity"].between(0, 1).all()
     probs = tracks[[f"p_{e}" for e in EMOTIONS]].to_numpy()
@@ -175,10 +176,10 @@ def test_running_again_replaces_rows_instead_of_adding_them(nightly_run) -> None
     from flows.nightly import nightly
 
     lake = nightly_run.lake
-    before = {t: len(lake.read(t)) for t in SCHEMAS}
+    before = {t: len(lake.read(t)) for t in PUBLIC}
     counts = nightly(source=str(nightly_run.source), lake=str(lake.root), reprocess=True)
     assert counts == {"ok": len(GOOD), "failed": len(BAD)}
-    assert {t: len(lake.read(t)) for t in SCHEMAS} == before
+    assert {t: len(lake.read(t)) for t in PUBLIC} == before
 
 
 def test_an_unexpected_error_fails_the_run_after_the_other_videos(

@@ -21,7 +21,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from prefect.settings import PREFECT_API_URL
 
-from emotrack.lake import SCHEMAS, Lake
+from emotrack.lake import Lake
+from emotrack.schema import PUBLIC
 from emotrack.storage import base_name
 
 CLI = Path(sys.executable).with_name("emotrack")
@@ -248,7 +249,7 @@ def test_a_run_killed_mid_commit_leaves_no_partial_video_and_the_next_completes(
             run.wait()
 
     lake = Lake(lake_url)
-    for table in SCHEMAS:  # every table reads
+    for table in PUBLIC:  # every table reads
         lake.read(table)
     assert lake.read("videos").empty, "no video is complete: its `videos` commit never landed"
     assert lake.count("summaries") == 2  # committed before `videos`: there, owned by no video

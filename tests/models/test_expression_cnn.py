@@ -5,8 +5,7 @@ import pytest
 from emotrack.analysis import load_detector
 from emotrack.assets import expression_cnn_path
 from emotrack.faces import crop_face, faces_from_boxes
-from emotrack.scoring import softmax
-from models.expression_cnn import EMOTIONS, load_expression_cnn, predict_features
+from emotrack.vocabulary import EMOTIONS, load_expression_cnn, predict_features, softmax
 from models.face_detector import detect_faces
 
 

@@ -9,11 +9,13 @@ import pytest
 
 from emotrack.analysis import extract_features, load_detector, load_models
 from emotrack.assets import FACE_LANDMARKER, fetch_asset
-from emotrack.faces import BLENDSHAPE_COLUMNS, GEOMETRY_COLUMNS, aligned_crop, crop_points
+from emotrack.faces import aligned_crop, crop_points
+from emotrack.schema import MEASURE_COLUMNS
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
 from models.face_detector import detect_faces
 from models.face_landmarker import (
+    BLENDSHAPE_COLUMNS,
     BLENDSHAPE_LANDMARKS,
     BLENDSHAPE_NAMES,
     LANDMARKS,
@@ -136,13 +138,13 @@ def _geometry_by_label(video, labels: dict[int, str]) -> pd.DataFrame:
 def test_the_real_face_clip_gets_geometry_in_every_row_and_the_expressions_show(
     tmp_path, settings
 ) -> None:
-    from models.real_faces import SEGMENTS, build_real_faces
+    from emotrack.training.real_faces import SEGMENTS, build_real_faces
 
     video = build_real_faces(tmp_path, settings.cache_dir)
     labels = {i: label for i, (_, label) in enumerate(SEGMENTS)}
     rows = _geometry_by_label(video, labels)
     assert rows["landmarks"].map(len).eq(LANDMARKS * 3).all()
-    assert rows[GEOMETRY_COLUMNS].notna().all().all() and rows["landmark_score"].gt(0.9).all()
+    assert rows[MEASURE_COLUMNS].notna().all().all() and rows["landmark_score"].gt(0.9).all()
     smile = (rows["bs_mouthSmileLeft"] + rows["bs_mouthSmileRight"]) / 2
     by_label = smile.groupby(rows["label"]).mean()
     assert by_label["Happiness"] >= 0.5 and by_label[["Anger", "Disgust"]].max() <= 0.1

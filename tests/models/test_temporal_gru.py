@@ -5,10 +5,10 @@ import sys
 import numpy as np
 import pytest
 
-from models.expression_cnn import EMOTIONS
-from models.metrics import label_changes_per_minute
+from emotrack.training.metrics import label_changes_per_minute
+from emotrack.training.simulate import simulate_tracks
+from emotrack.vocabulary import EMOTIONS
 from models.temporal_gru import TemporalConfig, load_temporal_model, model_inputs, predict_track
-from models.train_temporal import simulate_tracks
 
 HAPPY, SAD, NEUTRAL = (EMOTIONS.index(e) for e in ("happy", "sad", "neutral"))
 BIAS = np.array([1.1, -5.5, -0.5, -1.0, -0.2, -1.0, 1.0])  # typical non-reported logits
@@ -77,9 +77,10 @@ def test_long_tracks_are_scored_window_by_window_like_short_ones(shipped) -> Non
 def test_training_is_reproducible_with_the_same_seed() -> None:
     # Two fresh processes, as two runs of `emotrack train-temporal` would be.
     program = (
-        "import json; from models.evaluate_temporal import evaluate_simulated; "
+        "import json; from emotrack.training.evaluate_temporal import evaluate_simulated; "
         "from models.temporal_gru import TemporalConfig; "
-        "from models.train_temporal import PRESETS, simulate_tracks, train; "
+        "from emotrack.training.simulate import PRESETS, simulate_tracks; "
+        "from emotrack.training.train_temporal import train; "
         "preset, cfg = PRESETS['tiny'], TemporalConfig(version='temporal-gru-tiny'); "
         "model, facts = train(preset, cfg); "
         "m = evaluate_simulated(model, cfg, simulate_tracks(10, preset.track_frames, seed=99)); "

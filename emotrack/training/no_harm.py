@@ -2,7 +2,7 @@
 
     emotrack evaluate [--model VERSION ...]
 
-On the real-face set (models/real_faces.py), frames where a face was found:
+On the real-face set (emotrack/training/real_faces.py), frames where a face was found:
 - per-frame macro-F1 against the labels, the model's and the CNN's;
 - windows of 1 s where one class is the CNN's argmax in >= 60 % of the frames: the model must
   keep that class there (label it in more than half of the window's frames); violations
@@ -10,7 +10,7 @@ On the real-face set (models/real_faces.py), frames where a face was found:
 - expected calibration error (10 bins of the top probability) of the model and the CNN.
 On the real talking head (WolfgangLanger_Pexels.mp4), its longest face track: label changes
 per minute against the CNN's, and the share of seconds whose majority label is the CNN's.
-On simulated tracks (models/simulate.py): macro-F1 against the simulated truth.
+On simulated tracks (emotrack/training/simulate.py): macro-F1 against the simulated truth.
 
 The default must have: macro-F1 >= the CNN's, no violations, changes <= 0.5x the CNN's and
 agreement >= 90 %; its ECE is reported against the CNN's.
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotrack.annotations import annotated_face, labels_at, read_annotations
-from models.metrics import label_changes_per_minute, macro_f1, majority_agreement
+from emotrack.training.annotations import annotated_face, labels_at, read_annotations
+from emotrack.training.metrics import label_changes_per_minute, macro_f1, majority_agreement
 
 CNN = "cnn"  # the per-frame CNN, the reference of every check
 TALKING_HEAD = "WolfgangLanger_Pexels.mp4"
@@ -68,7 +68,7 @@ def evaluate_versions(versions: list[str], cache_dir: Path) -> dict[str, dict[st
     from emotrack.assets import fetch_asset
     from emotrack.inference import score_features
     from emotrack.scoring import MODEL_VERSION as CNN_PER_FRAME
-    from models.real_faces import FPS, build_real_faces
+    from emotrack.training.real_faces import FPS, build_real_faces
 
     with tempfile.TemporaryDirectory() as tmp:
         video = build_real_faces(Path(tmp), cache_dir)
@@ -145,7 +145,7 @@ def _features(video: Path, cache_dir: Path) -> pd.DataFrame:
 def _simulated_features(tracks: int = 200, frames: int = 128) -> tuple[np.ndarray, pd.DataFrame]:
     """Held-out simulated tracks as a features table (one track_id each, rows where the face
     was detected), with the true label of each row."""
-    from models.train_temporal import PRESETS, simulate_tracks
+    from emotrack.training.simulate import PRESETS, simulate_tracks
 
     seed = PRESETS["default"].seed + 1  # the test tracks of temporal-gru-v1's card
     truth, parts = [], []

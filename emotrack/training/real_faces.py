@@ -19,8 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from emotrack.annotations import AFFWILD_CLASSES
 from emotrack.assets import fetch_asset
+from emotrack.training.annotations import AFFWILD_CLASSES
 
 NAME = "real_faces"
 FPS, SEGMENT_S = 25, 4

@@ -1,7 +1,7 @@
 """Training and evaluating the temporal GRU on labelled video (Aff-Wild2's layout).
 
 The inputs are the CNN features that `emotrack run` stores (one face per analysed frame: see
-emotrack.annotations.annotated_face); the labels are the annotation files', aligned to the
+emotrack.training.annotations.annotated_face); the labels are the annotation files', aligned to the
 analysed frames by timestamp. Classification (7 expressions) and regression (valence,
 arousal, and intensity = the length of the valence-arousal vector) are trained together, on
 windows of whole sequences, with per-frame loss weights that implement the balancing by
@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotrack.annotations import LabelledVideo, expression_keep, labels_at, va_keep
-from emotrack.scoring import logits_of, softmax, valence_arousal
-from models.face_landmarker import GEOMETRY_COLUMNS
-from models.metrics import accuracy, ccc, confusion_matrix, macro_f1
+from emotrack.schema import MEASURE_COLUMNS
+from emotrack.scoring import logits_of
+from emotrack.training.annotations import LabelledVideo, expression_keep, labels_at, va_keep
+from emotrack.training.metrics import accuracy, ccc, confusion_matrix, macro_f1
+from emotrack.vocabulary import softmax, valence_arousal
 from models.temporal_gru import (
     TemporalConfig,
     build_temporal_model,
@@ -35,7 +36,7 @@ class LabelledSequence:
     """One annotated face over the analysed slots 0..T-1 of its video.
 
     logits (T, 7) are zeros where present is False (no face found in that slot); geometry
-    (T rows, GEOMETRY_COLUMNS: head pose and blendshapes) is NaN there and where the
+    (T rows, MEASURE_COLUMNS: head pose and blendshapes) is NaN there and where the
     landmarker gave none; expression (T,) is -1 and va (T, 2) NaN where unannotated.
     """
 
@@ -74,8 +75,8 @@ def labelled_sequence(
     logits[slots] = logits_of(faces)
     present = np.zeros(length, bool)
     present[slots] = True
-    geometry = pd.DataFrame(np.nan, index=range(length), columns=GEOMETRY_COLUMNS)
-    geometry.iloc[slots] = faces.reindex(columns=GEOMETRY_COLUMNS).to_numpy(np.float64)
+    geometry = pd.DataFrame(np.nan, index=range(length), columns=MEASURE_COLUMNS)
+    geometry.iloc[slots] = faces.reindex(columns=MEASURE_COLUMNS).to_numpy(np.float64)
     expression, va = labels_at(labelled, times, native_fps)
     return LabelledSequence(
         labelled.name, labelled.split, logits, present, expression, va, geometry

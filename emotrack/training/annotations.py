@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from emotrack.video import VIDEO_SUFFIXES
-from models.expression_cnn import EMOTIONS
+from emotrack.vocabulary import EMOTIONS
 
 EXPR_FOLDERS = ("EXPR_Set", "EXPR_Classification_Challenge", "EXPR_Recognition_Challenge")
 VA_FOLDERS = ("VA_Set", "VA_Estimation_Challenge")

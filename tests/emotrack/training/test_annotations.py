@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emotrack.annotations import (
+from emotrack.training.annotations import (
     LabelledVideo,
     annotated_face,
     expression_keep,
@@ -11,7 +11,7 @@ from emotrack.annotations import (
     split_side,
     va_keep,
 )
-from models.expression_cnn import EMOTIONS
+from emotrack.vocabulary import EMOTIONS
 
 HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
 

@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from emotrack.scoring import cnn_frame_scores, softmax, temporal_scores, valence_arousal
-from models.expression_cnn import EMOTIONS
-from models.metrics import (
+from emotrack.scoring import cnn_frame_scores, temporal_scores
+from emotrack.training.metrics import (
     accuracy,
     ccc,
     confusion_matrix,
@@ -28,7 +27,8 @@ from models.metrics import (
     macro_f1,
     majority_agreement,
 )
-from models.simulate import Track
+from emotrack.training.simulate import PRESETS, Track, simulate_tracks
+from emotrack.vocabulary import EMOTIONS, softmax, valence_arousal
 from models.temporal_gru import TemporalConfig, model_inputs, predict_track
 
 REAL_VIDEO = "WolfgangLanger_Pexels.mp4"
@@ -38,7 +38,6 @@ LETTERS = "ADFHSUN"  # angry, disgust, fear, happy, sad, sUrprise, neutral
 def evaluate_again(version: str) -> dict[str, Any]:
     """The metrics of a shipped model, measured again as its training command measured them."""
     from models.temporal_gru import WEIGHTS_DIR, load_temporal_model
-    from models.train_temporal import PRESETS, simulate_tracks
 
     model, cfg = load_temporal_model(version)
     preset = PRESETS[json.loads((WEIGHTS_DIR / version / "metrics.json").read_text())["preset"]]
@@ -169,8 +168,8 @@ are processed in overlapping windows of {cfg.window} frames (hop {cfg.hop}). Tra
 
 ## Data
 No licensed emotion-labelled video is available to us, so the model is trained **only on
-simulated tracks** (`models/simulate.py`; every assumption is a named constant there, with
-its source). In short:
+simulated tracks** (`emotrack/training/simulate.py`; every assumption is a named constant
+there, with its source). In short:
 
 - Latent state: neutral rest (log-normal, median 3 s) alternating with expression episodes
   (log-normal, median 2.5 s, 0.6-10 s) with onset / apex / offset intensity profiles and peak
@@ -197,7 +196,8 @@ MSE (intensity), TensorFlow op determinism and a fixed seed. Final training loss
 {facts[final_loss]}.
 
 ## Metrics
-Reproduce with `emotrack evaluate-temporal --model {version}` (`models/evaluate_temporal.py`).
+Reproduce with `emotrack evaluate-temporal --model {version}`
+(`emotrack/training/evaluate_temporal.py`).
 
 Held-out simulated tracks (seed {p.seed} + 1, {frames} frames with a detected face):
 

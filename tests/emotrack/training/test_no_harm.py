@@ -3,7 +3,7 @@
 import numpy as np
 
 from emotrack.inference import DEFAULT_MODEL
-from models.no_harm import CNN, evaluate_versions, majority_violations
+from emotrack.training.no_harm import CNN, evaluate_versions, majority_violations
 
 
 def test_a_window_where_the_cnn_holds_a_class_must_keep_it() -> None:

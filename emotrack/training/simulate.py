@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.expression_cnn import EMOTIONS
+from emotrack.vocabulary import CIRCUMPLEX, EMOTIONS
 
 RATE_HZ = 5.0  # the pipeline's default analysis rate
 NEUTRAL = EMOTIONS.index("neutral")
@@ -85,6 +85,30 @@ class Track:
     label: np.ndarray
     intensity: np.ndarray
     va: np.ndarray
+
+
+@dataclass(frozen=True)
+class Preset:
+    seed: int
+    train_tracks: int
+    test_tracks: int
+    track_frames: int
+    epochs: int
+    batch_size: int = 64
+    neutral_keep: float = 0.1  # share of neutral frames kept in the expression loss
+    learning_rate: float = 3e-3
+
+
+PRESETS = {
+    "default": Preset(seed=7, train_tracks=3000, test_tracks=500, track_frames=128, epochs=20),
+    "tiny": Preset(seed=7, train_tracks=60, test_tracks=20, track_frames=64, epochs=2),
+}
+
+
+def simulate_tracks(count: int, frames: int, seed: int) -> list[Track]:
+    """`count` tracks of `frames` frames, the same ones for the same seed."""
+    rng = np.random.default_rng(seed)
+    return [simulate_track(frames, rng, CIRCUMPLEX) for _ in range(count)]
 
 
 def simulate_track(frames: int, rng: np.random.Generator, circumplex: np.ndarray) -> Track:

@@ -1,4 +1,4 @@
-"""Reproducible training of the temporal GRU on simulated tracks (see models/simulate.py).
+"""Reproducible training of the temporal GRU on simulated tracks (emotrack/training/simulate.py).
 
     emotrack train-temporal --preset default     # writes models/weights/temporal-gru-v1/
 
@@ -8,14 +8,13 @@ TensorFlow's op determinism) the same weights and metrics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emotrack.scoring import CIRCUMPLEX
-from models.simulate import NEUTRAL, Track, simulate_track
+from emotrack.training.evaluate_temporal import evaluate, write_model_card
+from emotrack.training.simulate import NEUTRAL, PRESETS, Preset, Track, simulate_tracks
 from models.temporal_gru import (
     WEIGHTS_DIR,
     TemporalConfig,
@@ -24,29 +23,6 @@ from models.temporal_gru import (
     save_temporal_model,
 )
 from models.tensorflow_runtime import import_tensorflow
-
-
-@dataclass(frozen=True)
-class Preset:
-    seed: int
-    train_tracks: int
-    test_tracks: int
-    track_frames: int
-    epochs: int
-    batch_size: int = 64
-    neutral_keep: float = 0.1  # share of neutral frames kept in the expression loss
-    learning_rate: float = 3e-3
-
-
-PRESETS = {
-    "default": Preset(seed=7, train_tracks=3000, test_tracks=500, track_frames=128, epochs=20),
-    "tiny": Preset(seed=7, train_tracks=60, test_tracks=20, track_frames=64, epochs=2),
-}
-
-
-def simulate_tracks(count: int, frames: int, seed: int) -> list[Track]:
-    rng = np.random.default_rng(seed)
-    return [simulate_track(frames, rng, CIRCUMPLEX) for _ in range(count)]
 
 
 def training_windows(
@@ -115,8 +91,6 @@ def train(preset: Preset, cfg: TemporalConfig) -> tuple[Any, dict[str, Any]]:
 
 def train_and_save(preset_name: str, out: Path | None = None) -> Path:
     """Train with a preset, evaluate, and write weights, config, metrics and model card."""
-    from models.evaluate_temporal import evaluate, write_model_card
-
     preset = PRESETS[preset_name]
     cfg = (
         TemporalConfig()

@@ -1,0 +1,256 @@
+"""Every table of the lake, declared once: its columns (name, type, whether a row must have a
+value, what it means), the key a commit replaces rows by, and whether it holds rows per model
+version. The Delta schemas, the row builders, the replace keys, migration's column fills and
+the README's table of columns all come from here.
+
+A new per-face measure is one line in FACE_MEASURES: `features` stores it and `tracks` copies
+it (emotrack.scoring.score_frames), older tables gain it as a nullable column, readers see
+null in the rows written before it.
+
+    python -m emotrack.schema README.md    # rewrites the README's table of columns
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from emotrack.vocabulary import EMOTIONS
+from models.expression_cnn import EMBEDDING_DIM
+from models.face_landmarker import BLENDSHAPE_COLUMNS, LANDMARKS, POSE_COLUMNS
+
+_f32, _f64, _i32, _i64, _str = pa.float32(), pa.float64(), pa.int32(), pa.int64(), pa.string()
+_floats, _time = pa.list_(_f32), pa.timestamp("us", tz="UTC")
+SERIES_POINTS = 48  # points of a summary's valence_series (the report's sparkline)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column. A `required` one is in every row emotrack writes, never null; the others
+    may be null, or missing from rows a writer hands over (null then). Delta itself keeps
+    every column nullable, so that a column added later reads as null in older rows."""
+
+    name: str
+    type: pa.DataType
+    meaning: str
+    required: bool = False
+
+    def field(self) -> pa.Field:
+        return pa.field(self.name, self.type)
+
+
+def _group(
+    names: Iterable[str], type_: pa.DataType, meaning: str, required: bool = False
+) -> list[Column]:
+    return [Column(name, type_, meaning, required) for name in names]
+
+
+VIDEO_ID = Column("video_id", _str, "`v` + the first 16 hex digits of the file's SHA-256", True)
+
+# One face in one analysed frame: who and where (features and tracks).
+FACE = [
+    VIDEO_ID,
+    Column("frame_index", _i32, "analysis slot: floor(timestamp_s * analysis_fps)", True),
+    Column("timestamp_s", _f64, "the frame's presentation time, seconds from the start", True),
+    Column("track_id", _i32, "the face's track in the video: 0, 1, ... by first appearance", True),
+    Column("bbox_x", _f32, "face box, left edge, pixels of the upright frame", True),
+    Column("bbox_y", _f32, "face box, top edge, pixels of the upright frame", True),
+    Column("bbox_w", _f32, "face box width, pixels", True),
+    Column("bbox_h", _f32, "face box height, pixels", True),
+    Column("face_score", _f32, "the detector's confidence in [0, 1]", True),
+]
+# What was measured of that face, stored in features and copied into tracks (null where the
+# landmarker could not fit the face, or was off).
+FACE_MEASURES = [
+    *_group(POSE_COLUMNS, _f32, "head pose in degrees (*Face geometry*)"),
+    *_group(BLENDSHAPE_COLUMNS, _f32, "a MediaPipe blendshape score in [0, 1]"),
+]
+FACE_COLUMNS = [c.name for c in FACE if c is not VIDEO_ID]  # a video's rows, before commit
+MEASURE_COLUMNS = [c.name for c in FACE_MEASURES]
+PROB_COLUMNS = [f"p_{e}" for e in EMOTIONS]
+SHARE_COLUMNS = [f"share_{e}" for e in EMOTIONS]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Delta table of the lake: one row per `row_is`; a commit replaces rows by `key`."""
+
+    name: str
+    row_is: str
+    columns: tuple[Column, ...]
+    key: str = "video_id"
+    versioned: bool = False  # rows per model_version
+    internal: bool = False  # emotrack's own (its folder starts with "_")
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def arrow(self) -> pa.Schema:
+        return pa.schema([c.field() for c in self.columns])
+
+    def row(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` as a row of this table, in its column order, a column not given None;
+        raises ValueError for a column it does not have. (Required columns are checked when
+        rows are committed: emotrack.lake.to_arrow.)"""
+        unknown = set(values) - set(self.names)
+        if unknown:
+            raise ValueError(f"{self.name} has no column(s) {sorted(unknown)}")
+        return {name: values.get(name) for name in self.names}
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in [
+        Table("videos", "input file (by content)", (
+            VIDEO_ID,
+            Column("source_uri", _str, "where the file was found (a path or a URL)", True),
+            Column("size_bytes", _i64, "the file's size"),
+            Column("duration_s", _f64, "the video's duration in seconds"),
+            Column("fps", _f64, "the video stream's own frame rate"),
+            Column("width", _i32, "frame width in pixels, upright"),
+            Column("height", _i32, "frame height in pixels, upright"),
+            Column("codec", _str, "the video codec's name"),
+            Column("rotation", _i32, "degrees the stored frames are turned to be upright"),
+            Column("analysis_fps", _f64, "frames analysed per second"),
+            Column("frames_analysed", _i32, "analysis slots that held a frame"),
+            Column("status", _str, "`ok` or `failed`", True),
+            Column("processed_at", _time, "when it was processed (UTC)", True),
+        )),
+        Table("features", "face per analysed frame", (
+            *FACE,
+            Column("logits", _floats, "the CNN's 7 outputs before the softmax, EMOTIONS order",
+                   True),
+            Column("embedding", _floats, f"{EMBEDDING_DIM} floats: the CNN's last block, "
+                   "average-pooled", True),
+            Column("landmarks", _floats, f"{LANDMARKS * 3} floats: x, y, z of each of the "
+                   f"{LANDMARKS} face-mesh points in turn, pixels of the upright frame"),
+            Column("landmark_score", _f32, "the landmarker's face presence in [0, 1]"),
+            *FACE_MEASURES,
+        )),
+        Table("tracks", "face per analysed frame and model version", (
+            *FACE,
+            Column("emotion", _str, "the most likely expression", True),
+            *_group(PROB_COLUMNS, _f32, "probability of the expression (the 7 sum to 1)", True),
+            Column("valence", _f32, "valence in [-1, 1]", True),
+            Column("arousal", _f32, "arousal in [-1, 1]", True),
+            Column("intensity", _f32, "how far from neutral, in [0, 1]", True),
+            Column("model_version", _str, "the model that wrote the row", True),
+            *FACE_MEASURES,
+        ), versioned=True),
+        Table("episodes", "expression episode of a face track and model version", (
+            VIDEO_ID,
+            Column("track_id", _i32, "the face's track", True),
+            Column("emotion", _str, "the episode's expression", True),
+            Column("start_s", _f64, "start, seconds from the start of the video", True),
+            Column("peak_s", _f64, "its most intense frame", True),
+            Column("end_s", _f64, "end, seconds", True),
+            Column("duration_s", _f64, "end_s - start_s", True),
+            Column("peak_intensity", _f32, "intensity at the peak"),
+            Column("mean_valence", _f32, "mean valence over its frames"),
+            Column("mean_arousal", _f32, "mean arousal over its frames"),
+            Column("model_version", _str, "the model that wrote the row", True),
+        ), versioned=True),
+        Table("summaries", "successfully processed video and model version", (
+            VIDEO_ID,
+            Column("frames_analysed", _i32, "analysis slots that held a frame", True),
+            Column("frames_with_face", _i32, "of those, frames with a face", True),
+            Column("face_observations", _i32, "faces x frames", True),
+            Column("n_tracks", _i32, "face tracks", True),
+            Column("dominant_emotion", _str, "the most frequent expression (null: no face)"),
+            *_group(SHARE_COLUMNS, _f64, "share of face observations with the expression"),
+            Column("mean_valence", _f64, "mean valence of all face observations"),
+            Column("mean_arousal", _f64, "mean arousal of all face observations"),
+            Column("valence_series", _floats, f"mean valence of the faces in {SERIES_POINTS} "
+                   "equal stretches of the video (null where none was seen; empty: no face)"),
+            Column("model_version", _str, "the model that wrote the row", True),
+        ), versioned=True),
+        Table("failures", "input that could not be processed", (
+            Column("source_uri", _str, "the file", True),
+            Column("video_id", _str, "its content id, when the file could be read"),
+            Column("stage", _str, "`stage`, `probe`, `decode` or `analyse`", True),
+            Column("error_type", _str, "the exception's type", True),
+            Column("message", _str, "what went wrong, and what to do", True),
+            Column("failed_at", _time, "when (UTC)", True),
+        ), key="source_uri"),
+        Table("_sources", "input file the lake has seen", (
+            Column("uri", _str, "the file", True),
+            Column("size_bytes", _i64, "its size"),
+            Column("mtime_ns", _i64, "modification time (local files)"),
+            Column("inode", _i64, "inode (local files)"),
+            Column("etag", _str, "ETag (objects)"),
+            Column("video_id", _str, "its content id", True),
+            Column("recorded_at", _time, "when (UTC)", True),
+        ), key="uri", internal=True),
+    ]
+}  # fmt: skip
+SOURCES = "_sources"
+PUBLIC = [name for name, t in TABLES.items() if not t.internal]
+VERSIONED = [name for name, t in TABLES.items() if t.versioned]
+# A commit writes `videos` last: a video is complete once its `videos` row is there.
+COMMIT_ORDER = (SOURCES, "features", "tracks", "episodes", "summaries", "failures", "videos")
+assert sorted(COMMIT_ORDER) == sorted(TABLES)
+
+
+def columns(table: str, without: Iterable[str] = ()) -> list[str]:
+    """The table's column names in order (less those in `without`)."""
+    skip = set(without)
+    return [name for name in TABLES[table].names if name not in skip]
+
+
+def key_of(table: str) -> str:
+    """The column whose value a commit replaces rows by."""
+    return TABLES[table].key
+
+
+def row(table: str, **values: Any) -> dict[str, Any]:
+    """A row of `table` (see Table.row)."""
+    return TABLES[table].row(values)
+
+
+# -- the README's table of columns ----------------------------------------------------------
+
+README_BEGIN, README_END = "<!-- columns: begin -->", "<!-- columns: end -->"
+
+
+def markdown() -> str:
+    """The README's table of columns: a row per table, its columns in order with their
+    meanings (columns that share a meaning listed together)."""
+    lines = ["| table | one row per | columns |", "|---|---|---|"]
+    for table in (TABLES[name] for name in PUBLIC):
+        parts: list[tuple[list[str], str]] = []
+        for column in table.columns:
+            if parts and parts[-1][1] == column.meaning:
+                parts[-1][0].append(column.name)
+            else:
+                parts.append(([column.name], column.meaning))
+        cells = [f"{_names(names)} ({meaning})" for names, meaning in parts]
+        lines.append(f"| `{table.name}` | {table.row_is} | {'; '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def _names(names: list[str]) -> str:
+    if len(names) > 4:
+        return f"`{names[0]}`, `{names[1]}` ... `{names[-1]}` ({len(names)})"
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def readme_with_columns(text: str) -> str:
+    """`text` (the README) with the part between README_BEGIN and README_END replaced."""
+    pattern = re.compile(f"{re.escape(README_BEGIN)}.*?{re.escape(README_END)}", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no {README_BEGIN} ... {README_END} block")
+    return pattern.sub(lambda _: f"{README_BEGIN}\n{markdown()}\n{README_END}", text)
+
+
+if __name__ == "__main__":
+    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    readme.write_text(readme_with_columns(readme.read_text()))
+    print(f"{readme}: table of columns rewritten")

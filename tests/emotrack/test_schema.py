@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emotrack.lake import to_arrow
+from emotrack.schema import (
+    COMMIT_ORDER,
+    FACE_COLUMNS,
+    MEASURE_COLUMNS,
+    TABLES,
+    key_of,
+    markdown,
+    readme_with_columns,
+    row,
+)
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_lists_every_column_of_every_table_as_declared() -> None:
+    text = README.read_text()
+    assert readme_with_columns(text) == text, "run: python -m emotrack.schema README.md"
+    for name in ("videos", "features", "tracks", "episodes", "summaries", "failures"):
+        assert f"| `{name}` |" in markdown()
+    assert "_sources" not in markdown()  # emotrack's own table is not the analysts'
+
+
+def test_a_column_name_is_declared_once_per_table_and_every_table_is_committed() -> None:
+    for table in TABLES.values():
+        assert len(table.names) == len(set(table.names)), table.name
+        assert key_of(table.name) in table.names
+    assert sorted(COMMIT_ORDER) == sorted(TABLES) and COMMIT_ORDER[-1] == "videos"
+
+
+def test_features_and_tracks_share_the_face_and_its_measures() -> None:
+    for name in ("features", "tracks"):
+        names = TABLES[name].names
+        assert set(FACE_COLUMNS) <= set(names) and set(MEASURE_COLUMNS) <= set(names)
+    assert TABLES["tracks"].versioned and not TABLES["features"].versioned
+
+
+def test_a_row_has_every_column_in_order_and_refuses_unknown_ones() -> None:
+    built = row("failures", source_uri="a.mp4", stage="probe")
+    assert list(built) == TABLES["failures"].names and built["video_id"] is None
+    with pytest.raises(ValueError, match="no column"):
+        row("failures", source_uri="a.mp4", stag="probe")
+
+
+def test_rows_without_a_required_value_are_refused_and_optional_ones_become_null() -> None:
+    failure = row("failures", source_uri="a.mp4", stage="probe", error_type="E", message="m",
+                  failed_at=pd.Timestamp.now(tz="UTC"))  # fmt: skip
+    data = to_arrow("failures", pd.DataFrame([failure]))
+    assert data.schema == TABLES["failures"].arrow and data["video_id"].null_count == 1
+    with pytest.raises(ValueError, match="message"):
+        to_arrow("failures", pd.DataFrame([{**failure, "message": None}]))
