@@ -105,7 +105,7 @@ class Runner:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp, self.count = tmp, 0
-        self.template = _template_database()
+        self.template = _template_database(Settings().cache_dir)
 
     def run(
         self,

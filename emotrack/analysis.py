@@ -37,6 +37,7 @@ from models.face_landmarker import (
     Geometry,
     load_face_landmarker,
 )
+from models.tensorflow_runtime import configure as configure_runtime
 
 T = TypeVar("T")
 
@@ -66,12 +67,32 @@ class Models(NamedTuple):
 
 def load_models(settings: Settings) -> Models:
     """The face detector, the expression CNN and the face landmarker (verified weights),
-    once per process."""
+    once per process, their runtimes set up first (threads, quiet; see Settings.tf_threads)."""
+    configure_runtime(model_threads(settings), settings.verbose)
     cnn_path = expression_cnn_path(settings.cache_dir, settings.expression_model_path)
     landmarker = None
     if settings.geometry:
         landmarker = load_face_landmarker(fetch_asset(FACE_LANDMARKER, settings.cache_dir))
     return Models(load_detector(settings), load_expression_cnn(cnn_path), landmarker)
+
+
+def model_threads(settings: Settings) -> int | None:
+    """Settings.tf_threads, or its default: one in a Dask worker, the runtimes' own choice
+    elsewhere."""
+    if settings.tf_threads is not None:
+        return settings.tf_threads
+    return 1 if on_worker() else None
+
+
+def on_worker() -> bool:
+    """Whether this code runs in a Dask worker."""
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
 
 
 def load_detector(settings: Settings) -> Any:

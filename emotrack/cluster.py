@@ -17,8 +17,9 @@ from uuid import uuid4
 
 from emotrack.errors import classify
 
-# Each worker process runs one task at a time, with TensorFlow and LiteRT on one thread.
-WORKER_ENV = {"EMOTRACK_TF_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
+# Each worker process runs one task at a time, with TensorFlow and LiteRT on one thread
+# (emotrack.analysis.model_threads) and OpenMP's pool (OpenCV, numpy's BLAS) on one too.
+WORKER_ENV = {"OMP_NUM_THREADS": "1"}
 
 # Workers report what they do under this Dask event topic.
 PROGRESS_TOPIC = "emotrack-progress"
@@ -81,7 +82,8 @@ def run_bounded(
     """fn(job, *args) on the cluster for each job, at most `window` at a time; yields
     (job, its result) in the order they finish, the result being the exception of a job
     that raised. A transient error (emotrack.errors.classify) sends the job again after
-    `delays`, `retries` times at most (on_retry is told). Yields None when tick_s
+    `delays`, `retries` times at most (on_retry is told); a storage error is raised at once
+    (the flow stops: the store it writes to cannot be written). Yields None when tick_s
     seconds pass with nothing finished, so that the caller can act on time. No thread per
     job: one wait on the futures in flight."""
     from distributed import wait
@@ -133,6 +135,8 @@ def run_bounded(
                         on_retry(job, error, delay)
                     delayed.append((time.monotonic() + delay, job, attempt + 1))
                     continue
+                if classify(error) == "storage":
+                    raise
                 result = error
             finally:
                 future.release()

@@ -4,8 +4,8 @@
     "unreadable"      the input's fault (UnreadableVideo): recorded in `failures`, never retried
     "worker-died"     the video killed its Dask worker twice (distributed.KilledWorker):
                       recorded like an unreadable input (stage "analyse")
-    "storage"         a permanent storage error (StorageError: no such bucket, access denied):
-                      the run stops at once
+    "storage"         a permanent storage error (StorageError: no such bucket, access denied,
+                      a full disk): the run stops at once
     "transient"       an I/O error (OSError) that a second try may not hit: the video is sent
                       again after a delay, a bounded number of times
     "unexpected"      anything else (a bug): logged with its traceback, nothing recorded, the
@@ -16,6 +16,8 @@ a storage error that reaches the flow has outlived those retries.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class EmotrackError(Exception):
@@ -46,13 +48,27 @@ class AssetError(EmotrackError):
     """A pinned asset (weights, sample videos) could not be fetched or failed verification."""
 
 
+def disk_full(error: BaseException, where: str) -> StorageError | None:
+    """The StorageError that `error` means when it says the disk is full (ENOSPC, from Python
+    or, as "os error 28", from delta-rs), naming `where`; None for any other error."""
+    if not (
+        (isinstance(error, OSError) and error.errno == errno.ENOSPC)
+        or "No space left on device" in str(error)
+    ):
+        return None
+    return StorageError(
+        f"the disk is full under {where} (no space left on device): nothing of the batch being "
+        "written is visible; free some space and run again (videos committed before stay done)"
+    )
+
+
 def classify(error: BaseException) -> str:
     """The kind of fault `error` is (see the module's table)."""
     if isinstance(error, UnreadableVideo):
         return "unreadable"
     if type(error).__name__ == "KilledWorker":  # distributed's, not imported here
         return "worker-died"
-    if isinstance(error, StorageError):
+    if isinstance(error, StorageError) or disk_full(error, "") is not None:
         return "storage"
     if isinstance(error, OSError):
         return "transient"

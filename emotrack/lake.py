@@ -34,6 +34,10 @@ conditional PUTs, so no other lock service is needed.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,11 +52,13 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from emotrack.errors import StorageError, disk_full
 from emotrack.migrate import migrate_if_needed
 from emotrack.schema import COMMIT_ORDER, PUBLIC, SOURCES, TABLES, key_of
 from emotrack.storage import LocalStore, open_store
 
 ATTEMPTS = "_attempts"  # markers of runs that died while a video was in flight
+_log = logging.getLogger(__name__)
 _DUCKDB_TYPES = {
     "float": "FLOAT",
     "double": "DOUBLE",
@@ -180,6 +186,12 @@ class Lake:
         rows written per table. With keep_version, only that model version's rows of the
         versioned tables are replaced (the other versions stay)."""
         written = {}
+        with self._writes():
+            written = self._commit(batch, keep_version)
+        return written
+
+    def _commit(self, batch: Batch, keep_version: str | None) -> dict[str, int]:
+        written = {}
         for name in COMMIT_ORDER:
             keys = batch.keys.get(name)
             if not keys:
@@ -198,16 +210,32 @@ class Lake:
     def append(self, table: str, rows: pa.Table | pa.RecordBatchReader) -> None:
         """Add rows (in the table's schema) to `table` in one commit, replacing nothing."""
         options = self.store.table_options()
-        write_deltalake(self.table_uri(table), rows, mode="append", storage_options=options)
+        with self._writes():
+            write_deltalake(self.table_uri(table), rows, mode="append", storage_options=options)
 
     def replace_table(self, table: str, rows: pd.DataFrame) -> None:
         """Replace every row of `table` by `rows` in one commit."""
-        self._overwrite(table, to_arrow(table, rows))
+        with self._writes():
+            self._overwrite(table, to_arrow(table, rows))
 
     def _overwrite(self, table: str, data: pa.Table, predicate: str | None = None) -> None:
         options = self.store.table_options()
         write_deltalake(self.table_uri(table), data, mode="overwrite", predicate=predicate,
                         storage_options=options)  # fmt: skip
+
+    @contextmanager
+    def _writes(self) -> Iterator[None]:
+        """Delta writes: a full disk is raised as the storage error it is (StorageError), and
+        what delta-rs's runtime then prints on stderr (a Rust panic of a writer task that
+        outlived the failed commit) goes to the debug log instead of the console."""
+        with _native_stderr_unless(StorageError):
+            try:
+                yield
+            except Exception as error:
+                full = disk_full(error, self.url)
+                if full is None:
+                    raise
+                raise full from error
 
     def remember_sources(self, rows: pd.DataFrame) -> None:
         """Record (replace) what the lake knows of these input files (_sources rows)."""
@@ -250,29 +278,33 @@ class Lake:
         min_small_files, a table is left alone until it has that many files under target_mb.
         Returns what was done per table."""
         done = {}
-        for name in TABLES:
-            dt = self._table(name)
-            small = self.small_files(name, target_mb)
-            if min_small_files is not None and small < min_small_files:
-                continue
-            target = target_mb * 2**20
-            metrics = (
-                dt.optimize.z_order([key_of(name)], target_size=target)
-                if sort
-                else dt.optimize.compact(target_size=target)
-            )
-            dt.create_checkpoint()
-            removed = dt.vacuum(
-                retention_hours=int(retention_hours), dry_run=False,
-                enforce_retention_duration=False,
-            )  # fmt: skip
-            done[name] = {
-                "small_files_before": small,
-                "files_added": metrics.get("numFilesAdded", 0),
-                "files_removed": metrics.get("numFilesRemoved", 0),
-                "vacuumed": len(removed),
-            }
+        with self._writes():
+            for name in TABLES:
+                small = self.small_files(name, target_mb)
+                if min_small_files is None or small >= min_small_files:
+                    done[name] = self._compact(name, small, sort, retention_hours, target_mb)
         return done
+
+    def _compact(
+        self, name: str, small: int, sort: bool, retention_hours: float, target_mb: int
+    ) -> dict[str, Any]:
+        dt = self._table(name)
+        target = target_mb * 2**20
+        metrics = (
+            dt.optimize.z_order([key_of(name)], target_size=target)
+            if sort
+            else dt.optimize.compact(target_size=target)
+        )
+        dt.create_checkpoint()
+        removed = dt.vacuum(
+            retention_hours=int(retention_hours), dry_run=False, enforce_retention_duration=False
+        )
+        return {
+            "small_files_before": small,
+            "files_added": metrics.get("numFilesAdded", 0),
+            "files_removed": metrics.get("numFilesRemoved", 0),
+            "vacuumed": len(removed),
+        }
 
     def small_files(self, table: str, target_mb: int = 128) -> int:
         """How many of the table's current files are under target_mb."""
@@ -398,6 +430,41 @@ def to_arrow(table: str, rows: pd.DataFrame | pa.Table) -> pa.Table:
     if empty:
         raise ValueError(f"{table}: no value for {empty} in some rows")
     return data
+
+
+@contextmanager
+def _native_stderr_unless(kind: type[BaseException]) -> Iterator[None]:
+    """File descriptor 2 caught in a pipe while the block runs, then written to the real
+    stderr, unless the block raised `kind`: then it goes to the debug log."""
+    sys.stderr.flush()
+    read, write = os.pipe()
+    saved, chunks = os.dup(2), list[bytes]()
+    reader = threading.Thread(target=_drain, args=(read, chunks), daemon=True)
+    reader.start()
+    os.dup2(write, 2)
+    os.close(write)
+    raised: BaseException | None = None
+    try:
+        yield
+    except BaseException as error:
+        raised = error
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last writer: the reader sees its end
+        os.close(saved)
+        reader.join(timeout=5)
+        text = b"".join(chunks).decode(errors="replace")
+        if text and isinstance(raised, kind):
+            _log.debug("stderr while the failed write ran: %s", text)
+        elif text:
+            sys.stderr.write(text)
+
+
+def _drain(fd: int, chunks: list[bytes]) -> None:
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read1(65536):
+            chunks.append(chunk)
 
 
 def _local_path(uri: str) -> str:

@@ -40,10 +40,10 @@ _LAUNCH = (
 
 
 @contextmanager
-def run_server(startup_timeout_s: float = 120.0) -> Iterator[str | None]:
+def run_server(cache_dir: Path, startup_timeout_s: float = 120.0) -> Iterator[str | None]:
     """The API URL of a new local Prefect server, set as PREFECT_API_URL while the block runs
     and stopped when this process exits; None (and no server) when PREFECT_API_URL already
-    names one."""
+    names one. An empty database made once is kept in cache_dir (see _template_database)."""
     if os.environ.get("PREFECT_API_URL"):
         yield None
         return
@@ -67,7 +67,7 @@ def run_server(startup_timeout_s: float = 120.0) -> Iterator[str | None]:
     if "PREFECT_API_DATABASE_CONNECTION_URL" not in os.environ:
         _remove_stale_databases()
         database = Path(tempfile.mkdtemp(prefix=f"{_DATABASE_PREFIX}{os.getpid()}-"))
-        shutil.copyfile(_template_database(), database / "prefect.db")
+        shutil.copyfile(_template_database(cache_dir), database / "prefect.db")
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = _sqlite_url(database / "prefect.db")
     launch = [sys.executable, "-c", _LAUNCH, str(os.getpid()), *uvicorn]
     server = subprocess.Popen(launch, env=env, stdin=subprocess.DEVNULL)
@@ -103,14 +103,12 @@ def _stop(server: subprocess.Popen, database: Path | None) -> None:
         shutil.rmtree(database, ignore_errors=True)
 
 
-def _template_database() -> Path:
+def _template_database(cache_dir: Path) -> Path:
     """An empty Prefect database with Prefect's schema, made once per Prefect version in the
     cache (migrating a new database takes a server about 6 s more to start)."""
     import prefect
 
-    from emotrack.settings import Settings
-
-    template = Settings().cache_dir / "prefect" / f"empty-{prefect.__version__}.db"
+    template = cache_dir / "prefect" / f"empty-{prefect.__version__}.db"
     if not template.exists():
         template.parent.mkdir(parents=True, exist_ok=True)
         building = template.with_name(f".{template.name}.{os.getpid()}.tmp")

@@ -1,12 +1,23 @@
-"""One typed settings object, read from EMOTRACK_* environment variables."""
+"""One typed settings object, read from EMOTRACK_* environment variables: the only module
+that reads emotrack's settings from the environment. A command builds it once (flags over
+the environment) and passes it down; a flow run applies its parameters to it
+(Settings.with_run_options)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def s3_endpoint() -> str | None:
+    """The object store's endpoint when it is not AWS (MinIO, moto): AWS_ENDPOINT_URL, read
+    from this process's environment when a store is opened, as botocore and delta-rs read
+    it themselves in the same process."""
+    return os.environ.get("AWS_ENDPOINT_URL") or None
 
 
 def _default_cache_dir() -> Path:
@@ -104,6 +115,29 @@ class Settings(BaseSettings):
     """Object storage: the lock object's expiry; its run renews it every third of this."""
     progress: str = Field(default="auto", pattern="^(auto|live|plain|off)$")
     """Console: a live display on a terminal and plain lines elsewhere (auto), or forced."""
+    log_level: str = Field(default="WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    """What the console shows of the logs: WARNING (emotrack's own lines, warnings and
+    errors), or DEBUG (`emotrack -v`: every line of Prefect, Dask and the native runtimes,
+    here and in the Dask workers). The Prefect API receives every INFO line either way."""
+    tf_threads: int | None = Field(default=None, ge=1)
+    """Threads of TensorFlow and LiteRT in each process that runs the models. None: one in a
+    Dask worker (a worker analyses one video at a time: run one worker per core), the
+    runtimes' own choice elsewhere (training, evaluation)."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, level: str) -> str:
+        return str(level).upper()
+
+    @property
+    def verbose(self) -> bool:
+        return self.log_level == "DEBUG"
+
+    def with_run_options(self, **options: Any) -> Settings:
+        """A copy with a run's options (flow parameters, by field name) applied; an option
+        given as None leaves the field as it is. Validated as at construction."""
+        given = {name: value for name, value in options.items() if value is not None}
+        return type(self).model_validate({**self.model_dump(), **given})
 
     @field_validator("detector")
     @classmethod

@@ -35,7 +35,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from emotrack.errors import StorageError
+from emotrack.errors import StorageError, disk_full
+from emotrack.settings import s3_endpoint
 
 # botocore's standard retry mode: 500/502/503/504, throttling and connection errors, with
 # exponential back-off and jitter, up to this many attempts in all.
@@ -91,6 +92,8 @@ class LocalStore:
         try:
             tmp.write_bytes(data)
             os.replace(tmp, final)
+        except OSError as error:
+            raise disk_full(error, str(final.parent)) or error from error
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -168,7 +171,7 @@ class ObjectStore:
                 "retries": {"max_attempts": S3_ATTEMPTS, "mode": "standard"}
             }
             # botocore reads it too; named here, it is part of fsspec's instance cache key
-            options["endpoint_url"] = os.environ.get("AWS_ENDPOINT_URL") or None
+            options["endpoint_url"] = s3_endpoint()
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self.root = self.root.rstrip("/")
 
@@ -188,7 +191,7 @@ class ObjectStore:
         """delta-rs reads the AWS_* variables itself (it retries transient errors with
         back-off, and commits with conditional PUTs); an http:// endpoint (MinIO, moto)
         must be allowed explicitly."""
-        endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+        endpoint = s3_endpoint() or ""
         return {"AWS_ALLOW_HTTP": "true"} if endpoint.startswith("http://") else None
 
     def write_bytes(self, key: str, data: bytes, **conditions: Any) -> None:

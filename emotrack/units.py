@@ -24,6 +24,7 @@ from emotrack.analysis import (
     VideoFeatures,
     extract_features,
     load_models,
+    on_worker,
     plan_segments,
     stitch_segments,
 )
@@ -122,7 +123,7 @@ def video_features(source: VideoSource, settings: Settings) -> VideoFeatures:
     """The video's features: analysed here, or, for a video longer than a segment, its
     segments spread over the cluster (this task gives up its worker thread meanwhile)."""
     segments = plan_segments(source, settings)
-    if segments == [WHOLE] or not _on_worker():
+    if segments == [WHOLE] or not on_worker():
         return extract_features(
             source, *load_models(settings), settings, on_batch=_frames_reporter(source)
         )
@@ -232,13 +233,3 @@ def _frames_reporter(source: VideoSource) -> Any:
         report(kind="frames", uri=source.source_uri, frames=count)
 
     return frames
-
-
-def _on_worker() -> bool:
-    from distributed import get_worker
-
-    try:
-        get_worker()
-    except ValueError:
-        return False
-    return True

@@ -37,17 +37,20 @@ from tasks.report import (
 def nightly(
     source: str,
     lake: str,
-    fps: float = 5.0,
+    fps: float | None = None,
     model: str = DEFAULT_MODEL,
     dask_address: str | None = None,
     workers: int = 2,
     reprocess: bool = False,
     detector: str | None = None,
     rehash: bool = False,
+    geometry: bool | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
 
-    `detector` names the face detector (None: EMOTRACK_DETECTOR, else blazeface-short).
+    `fps`, `detector` and `geometry` (the face landmarker on or off) are the run's options
+    over `settings` (None: from EMOTRACK_* in the environment); None keeps the settings' own.
     `rehash` reads every local file again to find its content, instead of trusting an
     unchanged size, modification time and inode.
 
@@ -55,8 +58,8 @@ def nightly(
     quarantined (recorded as unreadable earlier, unchanged since); raises, after the others
     are done, if any video hit an unexpected error.
     """
-    settings = (
-        Settings(analysis_fps=fps, detector=detector) if detector else Settings(analysis_fps=fps)
+    settings = (settings or Settings()).with_run_options(
+        analysis_fps=fps, detector=detector, geometry=geometry
     )
     store = Lake(lake)
     with store.writing(ttl_s=settings.lock_ttl_s):  # a second run waits for this one
@@ -169,14 +172,11 @@ def as_result(
     job: VideoJob, result: Any, settings: Settings, log_error: Callable[..., None]
 ) -> VideoResult | None:
     """A unit's result, or what its exception means: a worker that died on the video is an
-    unreadable video (recorded); a permanent storage error stops the run; anything else is
-    logged with its traceback and the video is left for the next run (None)."""
+    unreadable video (recorded); anything else is logged with its traceback and the video is
+    left for the next run (None). (A storage error never gets here: run_bounded raises it.)"""
     if not isinstance(result, BaseException):
         return result
-    kind = classify(result)
-    if kind == "storage":
-        raise result
-    if kind == "worker-died":
+    if classify(result) == "worker-died":
         died = UnreadableVideo(
             "analyse",
             f"stopped: the Dask worker analysing it died {ALLOWED_FAILURES} times (memory "

@@ -21,10 +21,12 @@ def rescore(
     keep_versions: bool = False,
     dask_address: str | None = None,
     workers: int = 2,
+    settings: Settings | None = None,
 ) -> dict[str, int]:
     """Recompute tracks, episodes and summaries of every complete video in `lake` with
-    `model`: they replace the old versions' rows, or, with keep_versions, join them."""
-    settings = Settings()
+    `model`: they replace the old versions' rows, or, with keep_versions, join them.
+    `settings`: None reads them from EMOTRACK_* in the environment."""
+    settings = settings or Settings()
     store = Lake(lake)
     with store.writing(ttl_s=settings.lock_ttl_s):  # never while a run writes to it
         return _rescore(store, settings, model, keep_versions, dask_address, workers)

@@ -24,18 +24,21 @@ def train(
     videos: str,
     lake: str,
     name: str,
-    fps: float = 5.0,
+    fps: float | None = None,
     epochs: int = 30,
     seed: int = 7,
     dask_address: str | None = None,
     workers: int = 2,
     detector: str | None = None,
     features: list[str] | None = None,
+    geometry: bool | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Train model `name` on the annotated videos and add it to `lake`'s registry.
 
     `features`: what the model reads per frame, "cnn" (the default) plus "blendshapes"
-    and/or "pose" (the face landmarker's).
+    and/or "pose" (the face landmarker's). `fps`, `detector` and `geometry` are the run's
+    options over `settings` (None: from EMOTRACK_*), as for the nightly flow.
 
     Features come from the same stage as `emotrack run` and are stored in the lake's
     `features`: a video whose features are there already is not decoded again. Returns the
@@ -44,8 +47,8 @@ def train(
     store = Lake(lake)
     if model_folder(name, store.root) is not None:
         raise FileExistsError(f"a model named {name!r} exists already: choose another name")
-    settings = (
-        Settings(analysis_fps=fps, detector=detector) if detector else Settings(analysis_fps=fps)
+    settings = (settings or Settings()).with_run_options(
+        analysis_fps=fps, detector=detector, geometry=geometry
     )
     with store.writing(ttl_s=settings.lock_ttl_s):
         # Step 1: the annotation files and the videos they name, probed.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,13 +106,13 @@ def detect_faces(detector: Detector, frames: list[np.ndarray]) -> list[np.ndarra
 
 
 class BlazeFace:
-    """One BlazeFace model in a LiteRT interpreter (single-threaded unless EMOTRACK_TF_THREADS)."""
+    """One BlazeFace model in a LiteRT interpreter (threads: tensorflow_runtime.RUNTIME)."""
 
     def __init__(self, config: BlazeFaceConfig, weights: Path) -> None:
-        from models.tensorflow_runtime import quiet_native_stderr
+        from models.tensorflow_runtime import RUNTIME, quiet_native_stderr
 
         self.config = config
-        threads = int(os.environ.get("EMOTRACK_TF_THREADS", "0")) or None
+        threads = RUNTIME.threads
         with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on stderr
             from ai_edge_litert.interpreter import Interpreter
 

@@ -20,7 +20,6 @@ leans clockwise on screen (the eye on the image's right is lower).
 from __future__ import annotations
 
 import functools
-import os
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -86,9 +85,9 @@ class FaceLandmarker:
     """The mesh and blendshape models in LiteRT interpreters, and the canonical face."""
 
     def __init__(self, bundle: Path) -> None:
-        from models.tensorflow_runtime import quiet_native_stderr
+        from models.tensorflow_runtime import RUNTIME, quiet_native_stderr
 
-        threads = int(os.environ.get("EMOTRACK_TF_THREADS", "0")) or None
+        threads = RUNTIME.threads
         with zipfile.ZipFile(bundle) as task:
             mesh, shapes = task.read(MESH_MODEL), task.read(BLENDSHAPES_MODEL)
             self.canonical, self.weights = canonical_face(task.read(GEOMETRY))

@@ -1,4 +1,6 @@
-"""Importing TensorFlow once, quietly, with the thread counts set before it initialises."""
+"""The native runtimes (TensorFlow, LiteRT) of this process: how many threads they use and
+whether they may talk, set once by the caller (configure) before the first model loads;
+TensorFlow imported once, quietly, with those thread counts."""
 
 from __future__ import annotations
 
@@ -7,24 +9,35 @@ import functools
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import ModuleType
 
 
-def verbose() -> bool:
-    """Whether the native runtimes may talk: EMOTRACK_LOG_LEVEL=DEBUG (`emotrack -v`)."""
-    return os.environ.get("EMOTRACK_LOG_LEVEL", "").upper() == "DEBUG"
+@dataclass
+class Runtime:
+    threads: int | None = None  # None: the runtime's own choice
+    verbose: bool = False  # let the native runtimes print what they print on loading
+
+
+RUNTIME = Runtime()
+
+
+def configure(threads: int | None, verbose: bool) -> None:
+    """This process's runtime settings; thread counts take effect for models loaded (and a
+    TensorFlow imported) afterwards."""
+    RUNTIME.threads, RUNTIME.verbose = threads, verbose
 
 
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null while the block runs (not with verbose()).
+    """Send file descriptor 2 to /dev/null while the block runs (not when verbose).
 
     TensorFlow's and LiteRT's C++ runtimes print on loading (oneDNN notes, "Could not find
     cuda drivers", cuInit errors on machines without a GPU, absl's preamble, the XNNPACK
     delegate) before any Python setting can reach them; TF_CPP_MIN_LOG_LEVEL does not stop
     all of it (tensorflow issue #100442). Errors raised as Python exceptions still surface.
     """
-    if verbose():
+    if RUNTIME.verbose:
         yield
         return
     sys.stderr.flush()
@@ -40,19 +53,18 @@ def quiet_native_stderr() -> Iterator[None]:
 
 @functools.cache
 def import_tensorflow() -> ModuleType:
-    """The tensorflow module; EMOTRACK_TF_THREADS (if set) caps its intra/inter-op threads.
+    """The tensorflow module, its intra/inter-op threads capped at RUNTIME.threads (if set).
 
     Models run on a GPU when TensorFlow sees one; its memory then grows as needed, so that
     several worker processes can share it.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose() else "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if RUNTIME.verbose else "2")
     with quiet_native_stderr():  # importing, and probing for GPUs (cuInit), is the loud part
         import tensorflow as tf
 
-        threads = int(os.environ.get("EMOTRACK_TF_THREADS", "0"))
-        if threads > 0:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        if RUNTIME.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(RUNTIME.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(RUNTIME.threads)
         for gpu in tf.config.list_physical_devices("GPU"):
             tf.config.experimental.set_memory_growth(gpu, True)
     return tf

@@ -20,15 +20,27 @@ from emotrack.report import Outcome, run_markdown
 from emotrack.settings import Settings
 
 
+def compact(
+    lake: Lake, settings: Settings, sort: bool = False, retention_hours: float | None = None
+) -> dict[str, dict[str, int]]:
+    """Compact the lake's tables as settings say: a run's cheap packing of small files, or,
+    with sort (`emotrack compact`), every table rewritten with each video's rows together;
+    then checkpoint and vacuum (retention_hours: settings.vacuum_retention_hours)."""
+    return lake.compact(
+        sort=sort,
+        retention_hours=settings.vacuum_retention_hours
+        if retention_hours is None
+        else retention_hours,
+        min_small_files=None if sort else settings.compact_small_files,
+        target_mb=settings.target_file_mb,
+    )
+
+
 @task(name="compact-tables", cache_policy=NO_CACHE)
 def compact_tables(lake: Lake, settings: Settings) -> dict[str, dict[str, int]]:
     """Pack each table's small files together once it has settings.compact_small_files of
     them (no sorting: only the new files are rewritten), checkpoint, vacuum."""
-    done = lake.compact(
-        retention_hours=settings.vacuum_retention_hours,
-        min_small_files=settings.compact_small_files,
-        target_mb=settings.target_file_mb,
-    )
+    done = compact(lake, settings)
     if done:
         get_run_logger().info("compacted %s", done)
     return done

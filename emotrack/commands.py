@@ -1,0 +1,387 @@
+"""The bodies of the `emotrack` commands (emotrack.cli parses and dispatches): each takes the
+parsed arguments and the Settings built once for the command (settings_from), checks what
+it can before any work starts, and returns the exit code. Flows are started through
+emotrack.launch. Heavy imports (TensorFlow, Prefect) happen only inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from emotrack.settings import Settings
+from emotrack.storage import is_url, location
+
+Args = argparse.Namespace
+
+
+def settings_from(args: Args) -> Settings | None:
+    """The command's Settings: the environment (EMOTRACK_*) with its flags over it (-v,
+    --fps, --detector, --no-geometry); None, after saying why, when a flag is not valid."""
+    from pydantic import ValidationError
+
+    options = {
+        "log_level": "DEBUG" if args.verbose else None,
+        "analysis_fps": getattr(args, "fps", None),
+        "detector": getattr(args, "detector", None),
+        "geometry": getattr(args, "geometry", None),
+    }
+    try:
+        return Settings().with_run_options(**options)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        print(f"emotrack: {'.'.join(map(str, problem['loc']))}: {problem['msg']}", file=sys.stderr)
+        return None
+
+
+# -- flows ---------------------------------------------------------------------------------
+
+
+def run(args: Args, settings: Settings) -> int:
+    """`emotrack run`: the nightly flow over SOURCE, then what the lake holds."""
+    import time
+
+    source, lake = location(args.source), location(args.lake)
+    if not _reachable(source, lake) or not _known_model(args.model, lake):
+        return 2
+    started = time.monotonic()
+    from emotrack.launch import run_flow
+    from flows.nightly import nightly
+
+    code, counts = run_flow(
+        nightly, settings, source=source, lake=lake, model=args.model,
+        dask_address=args.dask_address, workers=args.workers, reprocess=args.reprocess,
+        rehash=args.rehash,
+    )  # fmt: skip
+    if code:
+        return code
+    print(
+        f"\nprocessed {counts.get('ok', 0)} video(s), {counts.get('failed', 0)} unreadable, "
+        f"{counts.get('skipped', 0)} already complete, {counts.get('quarantined', 0)} "
+        f"quarantined (unreadable earlier, unchanged); the run took "
+        f"{time.monotonic() - started:.1f} s in all, start-up included"
+    )
+    return _describe(lake)
+
+
+def rescore(args: Args, settings: Settings) -> int:
+    """`emotrack rescore`: tracks, episodes and summaries again from stored features."""
+    lake = location(args.lake)
+    if not _reachable(lake) or not _known_model(args.model, lake):
+        return 2
+    from emotrack.launch import run_flow
+    from flows.rescore import rescore as rescore_flow
+
+    code, counts = run_flow(
+        rescore_flow, settings, lake=lake, model=args.model, keep_versions=args.keep_versions,
+        dask_address=args.dask_address, workers=args.workers,
+    )  # fmt: skip
+    if code:
+        return code
+    print(f"\nrescored {counts['rescored']} video(s) with {args.model}")
+    return _describe(lake)
+
+
+def train_labelled(args: Args, settings: Settings) -> int:
+    """`emotrack train`: a temporal model trained on labelled video, into the lake."""
+    if is_url(args.lake):
+        print("emotrack: train needs a lake on local disk (its model registry)", file=sys.stderr)
+        return 2
+    lake = Path(args.lake).resolve()
+    for folder in (args.annotations, args.videos):
+        if not folder.is_dir():
+            print(f"emotrack: {folder} is not a folder", file=sys.stderr)
+            return 2
+    from emotrack.inference import known_models
+    from models.temporal_gru import TemporalConfig
+
+    if args.name in known_models(lake):
+        print(f"emotrack: a model named {args.name!r} exists already", file=sys.stderr)
+        return 2
+    features = [f.strip() for f in args.features.split(",") if f.strip()]
+    try:
+        TemporalConfig(features=tuple(features))
+    except ValueError as error:
+        print(f"emotrack: --features: {error}", file=sys.stderr)
+        return 2
+    from emotrack.launch import run_flow
+    from flows.train import train
+
+    code, validation = run_flow(
+        train, settings, annotations=str(args.annotations.resolve()),
+        videos=str(args.videos.resolve()), lake=str(lake), name=args.name, epochs=args.epochs,
+        seed=args.seed, dask_address=args.dask_address, workers=args.workers, features=features,
+    )  # fmt: skip
+    if code:
+        return code
+    print(f"\nvalidation ({validation['model']['expression_frames']} labelled frames):")
+    print(f"  {'':22} accuracy  macro-F1  CCC valence  CCC arousal")
+    rows = [("model", args.name), ("cnn_features_alone", "same, CNN features alone"),
+            ("cnn", "per-frame CNN")]  # fmt: skip
+    for who, label in (row for row in rows if row[0] in validation):
+        f = validation[who]
+        figures = [f.get(k, "-") for k in ("accuracy", "macro_f1", "ccc_valence", "ccc_arousal")]
+        print(f"  {label:22} " + "  ".join(f"{v!s:>9}" for v in figures))
+    print(f"\nmodel, metrics, confusion matrices and card: {lake / '_models' / args.name}")
+    folder, name = shlex.quote(str(lake / "_models" / args.name)), shlex.quote(args.name)
+    print(f"on another lake: emotrack import-model {folder} --lake OTHER_LAKE, then --model "
+          f"{name} there")  # fmt: skip
+    print(f"use it with: emotrack rescore --lake {shlex.quote(str(lake))} --model {name}")
+    return 0
+
+
+def serve(args: Args, settings: Settings) -> int:
+    """`emotrack serve`: the nightly deployment, on a schedule, against a running server."""
+    if not os.environ.get("PREFECT_API_URL"):
+        print(
+            "emotrack: schedules need a running Prefect server. Start one with "
+            "'emotrack server', then: export PREFECT_API_URL=http://127.0.0.1:4200/api",
+            file=sys.stderr,
+        )
+        return 2
+    source, lake = location(args.source), location(args.lake)
+    if not _reachable(source, lake) or not _known_model(args.model, lake):
+        return 2
+    from emotrack.launch import flow_session
+    from flows.nightly import nightly
+
+    with flow_session(settings):
+        nightly.serve(
+            name=args.name,
+            cron=args.cron,
+            parameters={
+                "source": source,
+                "lake": lake,
+                "fps": settings.analysis_fps,
+                "detector": settings.detector,
+                "geometry": settings.geometry,
+                "model": args.model,
+                "dask_address": args.dask_address,
+                "workers": args.workers,
+            },
+            tags=["emotrack"],
+            description="Process new or changed videos of the archive into the lake.",
+            global_limit=1,  # never two runs of this deployment at once
+        )
+    return 0
+
+
+# -- the lake -----------------------------------------------------------------------------
+
+
+def compact(args: Args, settings: Settings) -> int:
+    """`emotrack compact`: few large files, sorted by video; checkpoint and vacuum."""
+    from emotrack.lake import Lake
+    from tasks.report import compact as compact_lake
+
+    lake = location(args.lake)
+    if not _reachable(lake):
+        return 2
+    store = Lake(lake)
+    with store.writing(ttl_s=settings.lock_ttl_s):
+        done = compact_lake(store, settings, sort=True, retention_hours=args.retention_hours)
+    for table, figures in done.items():
+        print(
+            f"{table:10} {figures['files_removed']:5} file(s) -> {figures['files_added']}, "
+            f"{figures['vacuumed']} old file(s) vacuumed"
+        )
+    return 0
+
+
+def migrate(args: Args, settings: Settings) -> int:
+    """`emotrack migrate`: a 0.1.0 lake converted into Delta tables, in place."""
+    from emotrack.lake import Lake
+
+    lake = location(args.lake)
+    if not _reachable(lake):
+        return 2
+    with Lake(lake).writing(ttl_s=settings.lock_ttl_s) as rows:
+        pass
+    print(f"converted to Delta tables: {rows}" if rows else f"{lake}: nothing to convert")
+    return 0
+
+
+def report(args: Args, settings: Settings) -> int:
+    """`emotrack report`: what the lake holds, or its HTML pages written to a folder."""
+    lake = location(args.lake)
+    if args.html is None:
+        return _describe(lake)
+    from emotrack.html_report import export_report
+    from emotrack.lake import Lake
+
+    print(f"report: {export_report(Lake(lake), args.html)}")
+    return 0
+
+
+def sql(args: Args, settings: Settings) -> int:
+    """`emotrack sql`: a DuckDB query over the tables' views."""
+    from emotrack.lake import Lake, NotALake
+
+    lake = location(args.lake)
+    if not _reachable(lake):
+        return 2
+    try:
+        with Lake(lake).connect() as con:
+            con.sql(args.query).show(max_width=200)
+    except NotALake as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# -- models --------------------------------------------------------------------------------
+
+
+def list_models(args: Args, settings: Settings) -> int:
+    """`emotrack models`: the models a lake can use, with their validation figures."""
+    from emotrack.inference import known_models
+    from emotrack.registry import registered
+
+    lake = location(args.lake)
+    trained = {entry["name"]: entry for entry in registered(lake)}
+    print(f"{'macro-F1':>8} {'CCC V':>6} {'CCC A':>6}  model (where)")
+    for name in known_models(lake):
+        if name in trained:
+            f = trained[name]["validation"]["model"]
+            figures = [f.get(k, "-") for k in ("macro_f1", "ccc_valence", "ccc_arousal")]
+            where = f"trained into this lake: {Path(lake) / '_models' / name}"
+        else:
+            figures, where = ["-", "-", "-"], "shipped with emotrack"
+        print(f"{figures[0]!s:>8} {figures[1]!s:>6} {figures[2]!s:>6}  {name} ({where})")
+    return 0
+
+
+def import_model(args: Args, settings: Settings) -> int:
+    """`emotrack import-model`: a trained model's folder copied into another lake."""
+    from emotrack.registry import import_model as import_folder
+
+    lake = location(args.lake)
+    if is_url(lake):
+        print("emotrack: a lake's model registry is on local disk only", file=sys.stderr)
+        return 2
+    try:
+        name = import_folder(args.folder, Path(lake))
+    except (FileExistsError, FileNotFoundError) as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return 2
+    print(f"imported {name} into {Path(lake) / '_models' / name}")
+    print(f"use it with: emotrack rescore --lake {shlex.quote(lake)} --model {shlex.quote(name)}")
+    return 0
+
+
+def train_temporal(args: Args, settings: Settings) -> int:
+    """`emotrack train-temporal`: the shipped temporal model, trained again on simulation."""
+    from emotrack.training.train_temporal import train_and_save
+
+    folder = train_and_save(args.preset, args.out)
+    print(f"weights, config, metrics and model card in {folder}")
+    print((folder / "MODEL_CARD.md").read_text())
+    return 0
+
+
+def evaluate_temporal(args: Args, settings: Settings) -> int:
+    """`emotrack evaluate-temporal`: a shipped temporal model's card figures, again."""
+    import json
+
+    from emotrack.inference import DEFAULT_MODEL
+    from emotrack.training.evaluate_temporal import evaluate_again
+
+    print(json.dumps(evaluate_again(args.model or DEFAULT_MODEL), indent=2))
+    return 0
+
+
+def no_harm(args: Args, settings: Settings) -> int:
+    """`emotrack evaluate`: the no-harm checks of model versions against the CNN."""
+    from emotrack.inference import DEFAULT_MODEL
+    from emotrack.training.no_harm import evaluate_versions, table
+    from models.temporal_gru import TemporalConfig
+
+    versions = args.model or [DEFAULT_MODEL, TemporalConfig().version]
+    results = evaluate_versions(versions, settings.cache_dir)
+    print(table(results))
+    for version in versions:
+        failed = [check for check, ok in results[version]["passes"].items() if not ok]
+        verdict = "passes every check" if not failed else f"fails: {', '.join(failed)}"
+        print(f"{version}: {verdict}")
+    return 0
+
+
+def real_faces(args: Args, settings: Settings) -> int:
+    """`emotrack real-faces`: the labelled real-face test set, built from pinned photos."""
+    from emotrack.training.real_faces import build_real_faces
+
+    video = build_real_faces(args.out, settings.cache_dir)
+    out = args.out
+    print(
+        f"video: {video}\nannotations: {out / 'annotations'}\nprovenance: {out / 'PROVENANCE.md'}"
+    )
+    return 0
+
+
+def fetch(args: Args, settings: Settings) -> int:
+    """`emotrack fetch`: the pinned weights (and sample videos), verified."""
+    from emotrack.assets import FACE_LANDMARKER, expression_cnn_path, fetch_asset, fetch_samples
+
+    print(f"expression CNN: {expression_cnn_path(settings.cache_dir)} (SHA-256 verified)")
+    landmarker = fetch_asset(FACE_LANDMARKER, settings.cache_dir)
+    print(f"face landmarker: {landmarker} (SHA-256 verified)")
+    if args.samples is not None:
+        for path in fetch_samples(settings.cache_dir, args.samples):
+            print(f"sample video: {path} (SHA-256 verified)")
+    return 0
+
+
+def server(args: Args, settings: Settings) -> int:
+    """`emotrack server`: Prefect's server and UI, with emotrack's database settings."""
+    from emotrack.server import server_environment
+
+    os.environ.update(server_environment(args.database_url, args.retention_days))
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    print(f"Prefect UI: http://{args.host}:{args.port}  (API: http://{args.host}:{args.port}/api)",
+          flush=True)  # fmt: skip
+    os.execv(prefect, [prefect, "server", "start", "--host", args.host, "--port", str(args.port)])
+
+
+# -- checks before any work starts ---------------------------------------------------------
+
+
+def _reachable(source: str, lake: str | None = None) -> bool:
+    """Whether the source folder exists, and a bucket named by the source or the lake can be
+    read; says why not."""
+    from emotrack.storage import ObjectStore, StorageError
+
+    if not is_url(source) and not Path(source).is_dir():
+        print(f"emotrack: {source} is not a folder", file=sys.stderr)
+        return False
+    try:
+        for url in (u for u in (source, lake) if u and is_url(u)):
+            ObjectStore(url).check()
+    except StorageError as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return False
+    return True
+
+
+def _known_model(version: str, lake: str) -> bool:
+    """Whether `version` can score features in `lake`; says which can if not."""
+    from emotrack.inference import known_models
+
+    known = known_models(lake)
+    if version in known:
+        return True
+    print(f"emotrack: unknown model {version!r}; known: {known}", file=sys.stderr)
+    return False
+
+
+def _describe(lake: str) -> int:
+    from emotrack.lake import NotALake
+    from emotrack.report import describe_lake
+
+    try:
+        print(describe_lake(lake))
+    except NotALake as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return 2
+    return 0
