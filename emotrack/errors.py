@@ -18,6 +18,7 @@ a storage error that reaches the flow has outlived those retries.
 from __future__ import annotations
 
 import errno
+import re
 
 
 class EmotrackError(Exception):
@@ -60,6 +61,24 @@ def disk_full(error: BaseException, where: str) -> StorageError | None:
         f"the disk is full under {where} (no space left on device): nothing of the batch being "
         "written is visible; free some space and run again (videos committed before stay done)"
     )
+
+
+def storage_fault(error: BaseException, where: str) -> StorageError | None:
+    """The StorageError that an error of a table write means, naming `where`: a full disk,
+    or an object store that failed on every attempt of delta-rs's client ("Generic S3
+    error ... after 5 retries"); None for any other error (a bug: schema, types)."""
+    full = disk_full(error, where)
+    if full is not None:
+        return full
+    if re.search(r"Generic \w+ error|after \d+ retries", str(error)):
+        return kept_failing(where, error)
+    return None
+
+
+def kept_failing(where: str, error: BaseException) -> StorageError:
+    """The StorageError of a request to object storage that failed on every attempt its
+    client made (the client's retries are the one retry layer for storage)."""
+    return StorageError(f"the object store kept failing for {where}: {error}")
 
 
 def classify(error: BaseException) -> str:

@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from emotrack.errors import StorageError, disk_full
+from emotrack.errors import StorageError, storage_fault
 from emotrack.migrate import migrate_if_needed
 from emotrack.schema import COMMIT_ORDER, PUBLIC, SOURCES, TABLES, key_of
 from emotrack.storage import LocalStore, open_store
@@ -225,17 +225,18 @@ class Lake:
 
     @contextmanager
     def _writes(self) -> Iterator[None]:
-        """Delta writes: a full disk is raised as the storage error it is (StorageError), and
-        what delta-rs's runtime then prints on stderr (a Rust panic of a writer task that
-        outlived the failed commit) goes to the debug log instead of the console."""
+        """Delta writes: a full disk, or an object store that kept failing, is raised as the
+        storage error it is (StorageError), and what delta-rs's runtime then prints on
+        stderr (a Rust panic of a writer task that outlived the failed commit) goes to the
+        debug log instead of the console."""
         with _native_stderr_unless(StorageError):
             try:
                 yield
             except Exception as error:
-                full = disk_full(error, self.url)
-                if full is None:
+                fault = storage_fault(error, self.url)
+                if fault is None:
                     raise
-                raise full from error
+                raise fault from error
 
     def remember_sources(self, rows: pd.DataFrame) -> None:
         """Record (replace) what the lake knows of these input files (_sources rows)."""

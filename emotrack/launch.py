@@ -27,8 +27,10 @@ from emotrack.settings import Settings
 
 def configure_prefect(settings: Settings) -> None:
     """Prefect's console level and telemetry, before Prefect is imported (it reads them then)."""
-    level = "DEBUG" if settings.verbose else "WARNING"
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", level)
+    if settings.verbose:  # everything, whatever this environment said
+        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "DEBUG"
+    else:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     # Offline archives are the norm: no telemetry from the server, nor from the client (and no
     # banner about it).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotrack.errors import disk_full
 from emotrack.storage import is_url
 from emotrack.vocabulary import EMOTIONS
 from models.temporal_gru import WEIGHTS_DIR
@@ -78,6 +79,8 @@ def register(
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (staging / "MODEL_CARD.md").write_text(model_card(name, metrics))
         os.rename(staging, final)  # fails if another run took the name meanwhile
+    except OSError as error:
+        raise disk_full(error, str(registry_dir(lake_root))) or error from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final

@@ -14,8 +14,11 @@ and is kept here:
 Object stores are reached through fsspec (s3fs for s3://). Credentials and the endpoint
 come from the standard variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_ENDPOINT_URL, AWS_DEFAULT_REGION, AWS_PROFILE, ...). Transient errors (HTTP 500, 503,
-throttling, a reset connection) are retried with exponential back-off by botocore's
-"standard" retry mode; permanent ones (403, no such bucket) raise StorageError at once.
+throttling, a reset connection) are retried with exponential back-off by the storage
+client, and only there: botocore's "standard" retry mode for our own requests (s3fs's own
+retry loop is turned off), object_store's for delta-rs's, S3_ATTEMPTS attempts in all
+either way. Permanent errors (403, no such bucket), and transient ones that outlived those
+attempts, raise StorageError: the run stops, nothing above sends the request again.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from emotrack.errors import StorageError, disk_full
+from emotrack.errors import StorageError, disk_full, kept_failing
 from emotrack.settings import s3_endpoint
 
 # botocore's standard retry mode: 500/502/503/504, throttling and connection errors, with
@@ -174,6 +177,8 @@ class ObjectStore:
             options["endpoint_url"] = s3_endpoint()
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self.root = self.root.rstrip("/")
+        if protocol in ("s3", "s3a"):
+            self.fs.retries = 1  # s3fs's own loop: one try; botocore's retries are the layer
 
     def check(self) -> None:
         """Raise StorageError now if the bucket does not exist or cannot be read."""
@@ -189,10 +194,12 @@ class ObjectStore:
 
     def table_options(self) -> dict[str, str] | None:
         """delta-rs reads the AWS_* variables itself (it retries transient errors with
-        back-off, and commits with conditional PUTs); an http:// endpoint (MinIO, moto)
-        must be allowed explicitly."""
-        endpoint = s3_endpoint() or ""
-        return {"AWS_ALLOW_HTTP": "true"} if endpoint.startswith("http://") else None
+        back-off, S3_ATTEMPTS attempts in all, and commits with conditional PUTs); an
+        http:// endpoint (MinIO, moto) must be allowed explicitly."""
+        options = {"max_retries": str(S3_ATTEMPTS - 1)}  # object_store's retries: the layer
+        if (s3_endpoint() or "").startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+        return options
 
     def write_bytes(self, key: str, data: bytes, **conditions: Any) -> None:
         """Write the object `key` whole, in one PUT (with conditions: S3's IfMatch, or
@@ -338,7 +345,9 @@ class ObjectStore:
 
     @contextmanager
     def _errors(self, key: str) -> Iterator[None]:
-        """Permanent errors as StorageError, with what to check."""
+        """Errors the client's retries did not overcome as StorageError, with what to check;
+        a missing object (FileNotFoundError) and one that exists already (FileExistsError,
+        a conditional PUT) are answers, raised as they are."""
         try:
             yield
         except FileNotFoundError as error:
@@ -347,13 +356,15 @@ class ObjectStore:
                     f"no such bucket for {self.url} ({error}): check the URL and AWS_ENDPOINT_URL"
                 ) from None
             raise
+        except FileExistsError:
+            raise
         except OSError as error:
-            if not isinstance(error, PermissionError) and "Forbidden" not in str(error):
-                raise  # a HEAD's 403 has no error code: "Forbidden" is all it says
-            raise StorageError(
-                f"access denied to {self.url}/{key} ({error}): check AWS_ACCESS_KEY_ID, "
-                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and the bucket's policy"
-            ) from None
+            if isinstance(error, PermissionError) or "Forbidden" in str(error):
+                raise StorageError(  # a HEAD's 403 has no error code: "Forbidden" is all it says
+                    f"access denied to {self.url}/{key} ({error}): check AWS_ACCESS_KEY_ID, "
+                    "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and the bucket's policy"
+                ) from None
+            raise kept_failing(f"{self.url}/{key}", error) from error
 
 
 def _etag(entry: dict[str, Any]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from distributed import WorkerPlugin
 from emotrack.assets import fetch_asset
 from emotrack.lake import Lake
 from emotrack.settings import Settings
+from emotrack.video import VideoSource
 
 
 @pytest.fixture(scope="session")
@@ -285,3 +287,47 @@ def s3() -> Iterator[S3]:
                 os.environ[name] = value
         server.terminate()
         server.wait()
+
+
+AFFWILD_HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
+
+
+def _write(path: Path, header: str, rows: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header, *rows]) + "\n")
+
+
+def _dataset(root: Path, videos: dict[str, Path]) -> Path:
+    """Annotations for the videos talk, smile (train) and single_face (validation): EXPR in
+    Aff-Wild2's folder names, VA in ABAW's."""
+    ann = root / "annotations"
+    frames = {
+        name: math.ceil(VideoSource.from_path(path).duration_s * VideoSource.from_path(path).fps)
+        for name, path in videos.items()
+    }
+    n = frames["talk"]  # neutral, an unannotated stretch, and a stretch of Other
+    expr = ["0"] * (n // 2) + ["-1"] * (n // 4) + ["7"] * (n - n // 2 - n // 4)
+    _write(ann / "EXPR_Set" / "Train_Set" / "talk.txt", AFFWILD_HEADER, expr)
+    va = [
+        f"{0.1 + 0.3 * math.sin(i / 40):.3f},{-0.2 + 0.2 * math.cos(i / 30):.3f}" for i in range(n)
+    ]
+    va[n // 3 : n // 3 + 25] = ["-5,-5"] * 25
+    _write(ann / "VA_Estimation_Challenge" / "Train_Set" / "talk.txt", "valence,arousal", va)
+    n = frames["smile"]
+    _write(ann / "EXPR_Set" / "Train_Set" / "smile.txt", AFFWILD_HEADER, ["4"] * n)
+    va = [f"{0.6 + 0.2 * i / n:.3f},{0.3 + 0.1 * i / n:.3f}" for i in range(n)]
+    _write(ann / "VA_Estimation_Challenge" / "Train_Set" / "smile.txt", "valence,arousal", va)
+    n = frames["single_face"]  # validation: neutral, then happy
+    _write(ann / "EXPR_Set" / "Validation_Set" / "single_face.txt", AFFWILD_HEADER,
+           ["0"] * (n // 2) + ["4"] * (n - n // 2))  # fmt: skip
+    va = [f"{-0.2 + 0.6 * i / n:.3f},{0.1 * i / n:.3f}" for i in range(n)]
+    _write(ann / "VA_Estimation_Challenge" / "Validation_Set" / "single_face.txt",
+           "valence,arousal", va)  # fmt: skip
+    return ann
+
+
+@pytest.fixture(scope="session")
+def labelled_dataset() -> Callable[[Path, dict[str, Path]], Path]:
+    """labelled_dataset(root, {"talk": path, "smile": path, "single_face": path}): an
+    Aff-Wild2-format annotation folder for those videos, written under root."""
+    return _dataset

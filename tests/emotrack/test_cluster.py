@@ -1,4 +1,5 @@
-"""run_bounded on a real Dask cluster: a bounded window, transient faults sent again."""
+"""run_bounded on a real Dask cluster: a bounded window, transient faults sent again, a
+storage error raised."""
 
 import time
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from emotrack.cluster import dask_client, run_bounded
+from emotrack.errors import StorageError
 
 
 def _slow(job: int, log: Path) -> int:
@@ -18,9 +20,11 @@ def _slow(job: int, log: Path) -> int:
 
 
 def _flaky(job: str, marks: Path) -> str:
-    """OSError the first time for "io", always for "bug"."""
+    """OSError the first time for "io", always ValueError for "bug", StorageError for "gone"."""
     if job == "bug":
         raise ValueError("a bug")
+    if job == "gone":
+        raise StorageError("s3://bucket: access denied")
     mark = marks / job
     if job == "io" and not mark.exists():
         mark.touch()
@@ -34,13 +38,18 @@ def client():
         yield client
 
 
-def test_at_most_window_jobs_are_in_flight(client, tmp_path: Path) -> None:
+def test_at_most_window_jobs_are_in_flight(tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
     log = tmp_path / "log"
-    done = [r for _, r in filter(None, run_bounded(client, _slow, range(8), log, window=2))]
+    # 6 threads could run 6 jobs at once: only the window holds them to 2
+    with LocalCluster(n_workers=1, threads_per_worker=6, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as many:  # fmt: skip
+        done = [r for _, r in filter(None, run_bounded(many, _slow, range(8), log, window=2))]
     assert sorted(done) == list(range(8))
     spans = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
     overlap = max(sum(s <= t < e for s, e in spans) for t, _ in spans)
-    assert overlap <= 2
+    assert overlap == 2
 
 
 def test_a_transient_error_is_sent_again_and_others_are_handed_back(client, tmp_path) -> None:
@@ -51,6 +60,14 @@ def test_a_transient_error_is_sent_again_and_others_are_handed_back(client, tmp_
     )))  # fmt: skip
     assert out["ok"] == "ok" and out["io"] == "io" and retried == ["io"]
     assert isinstance(out["bug"], ValueError)  # not transient: no second try
+
+
+def test_a_storage_error_stops_the_loop_at_once(client, tmp_path) -> None:
+    seen = []
+    with pytest.raises(StorageError, match="access denied"):
+        for item in run_bounded(client, _flaky, ["gone", *["ok"] * 6], tmp_path, window=1):
+            seen.append(item)
+    assert seen == []  # nothing after it was sent
 
 
 def test_ticks_come_while_nothing_finishes(client, tmp_path) -> None:

@@ -278,3 +278,25 @@ def test_access_denied_to_an_object_stops_the_run_at_once_with_a_clear_error(
     assert len(denied) == 1, "a 403 is not retried"
     failures = Lake(lake_url).read("failures")
     assert failures.empty, "not the file's fault: nothing recorded, the next run tries again"
+
+
+def test_a_put_that_keeps_failing_is_tried_six_times_in_all_and_stops_the_run(
+    prefect_server, s3, make_clip, monkeypatch
+) -> None:
+    from flows.nightly import nightly
+
+    source, lake_url = _two_clips(s3, make_clip, "always")
+    data_file = r"/lake/summaries/part-[^/]+\.parquet"
+    with Proxy(s3.endpoint) as proxy:
+        proxy.failures = {data_file: 10_000}  # every PUT of a summaries data file: 503
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        state = nightly(source=source, lake=lake_url, return_state=True)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+
+    assert state.is_failed() and "kept failing" in state.message, state.message
+    tried = [path for method, path, status in proxy.requests
+             if method == "PUT" and status == 503 and re.search(data_file, path)]  # fmt: skip
+    assert 1 <= len(tried) <= 6, tried  # one retry layer: the storage client's
+    assert len(set(tried)) == 1, "the same file, never sent again by the flow"
+    lake = Lake(lake_url)
+    assert lake.read("videos").empty and lake.read("failures").empty  # nothing half-done

@@ -1,10 +1,8 @@
 """`emotrack train` on a small Aff-Wild2-format dataset built from real face media."""
 
 import json
-import math
 import shlex
 import shutil
-from pathlib import Path
 
 import cv2
 import pandas as pd
@@ -12,44 +10,9 @@ import pandas as pd
 from emotrack.lake import Lake
 from emotrack.video import VideoSource
 
-HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
-
-
-def _write(path: Path, header: str, rows: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([header, *rows]) + "\n")
-
-
-def _dataset(root: Path, videos: dict[str, Path]) -> Path:
-    """Annotations for the videos: EXPR in Aff-Wild2's folder names, VA in ABAW's."""
-    ann = root / "annotations"
-    frames = {
-        name: math.ceil(VideoSource.from_path(path).duration_s * VideoSource.from_path(path).fps)
-        for name, path in videos.items()
-    }
-    n = frames["talk"]  # neutral, an unannotated stretch, and a stretch of Other
-    expr = ["0"] * (n // 2) + ["-1"] * (n // 4) + ["7"] * (n - n // 2 - n // 4)
-    _write(ann / "EXPR_Set" / "Train_Set" / "talk.txt", HEADER, expr)
-    va = [
-        f"{0.1 + 0.3 * math.sin(i / 40):.3f},{-0.2 + 0.2 * math.cos(i / 30):.3f}" for i in range(n)
-    ]
-    va[n // 3 : n // 3 + 25] = ["-5,-5"] * 25
-    _write(ann / "VA_Estimation_Challenge" / "Train_Set" / "talk.txt", "valence,arousal", va)
-    n = frames["smile"]
-    _write(ann / "EXPR_Set" / "Train_Set" / "smile.txt", HEADER, ["4"] * n)
-    va = [f"{0.6 + 0.2 * i / n:.3f},{0.3 + 0.1 * i / n:.3f}" for i in range(n)]
-    _write(ann / "VA_Estimation_Challenge" / "Train_Set" / "smile.txt", "valence,arousal", va)
-    n = frames["single_face"]  # validation: neutral, then happy
-    _write(ann / "EXPR_Set" / "Validation_Set" / "single_face.txt", HEADER,
-           ["0"] * (n // 2) + ["4"] * (n - n // 2))  # fmt: skip
-    va = [f"{-0.2 + 0.6 * i / n:.3f},{0.1 * i / n:.3f}" for i in range(n)]
-    _write(ann / "VA_Estimation_Challenge" / "Validation_Set" / "single_face.txt",
-           "valence,arousal", va)  # fmt: skip
-    return ann
-
 
 def test_train_registers_a_model_that_its_printed_command_applies(
-    nightly_run, asset, tmp_path, prefect_server, capsys
+    nightly_run, asset, tmp_path, prefect_server, capsys, labelled_dataset
 ) -> None:
     from emotrack.cli import main
 
@@ -60,7 +23,7 @@ def test_train_registers_a_model_that_its_printed_command_applies(
     shutil.copyfile(asset("WolfgangLanger_Pexels.mp4"), videos / "talk.mp4")
     shutil.copyfile(nightly_run.source / "smile.mp4", videos / "smile.mp4")
     shutil.copyfile(nightly_run.source / "single_face.mp4", videos / "single_face.mp4")
-    ann = _dataset(tmp_path, {p.stem: p for p in videos.iterdir()})
+    ann = labelled_dataset(tmp_path, {p.stem: p for p in videos.iterdir()})
     stored = {p: p.stat().st_mtime_ns for p in (lake.root / "features").rglob("*.parquet")}
 
     assert main(["train", "--annotations", str(ann), "--videos", str(videos), "--lake",

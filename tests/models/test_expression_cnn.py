@@ -5,7 +5,8 @@ import pytest
 from emotrack.analysis import load_detector
 from emotrack.assets import expression_cnn_path
 from emotrack.faces import crop_face, faces_from_boxes
-from emotrack.vocabulary import EMOTIONS, load_expression_cnn, predict_features, softmax
+from emotrack.vocabulary import EMOTIONS, softmax
+from models.expression_cnn import load_expression_cnn, predict_features
 from models.face_detector import detect_faces
 
 
