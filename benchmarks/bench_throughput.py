@@ -111,8 +111,9 @@ def emotrack_run(
         for video in videos:
             os.link(video, folder / video.name)
         lake = Path(tmp) / "lake"
-        measured = timed([BIN / "emotrack", "run", folder, "--lake", lake, "--workers",
-                          str(workers), *options])  # fmt: skip
+        measured = timed(
+            [BIN / "emotrack", "run", folder, "--lake", lake, "--workers", str(workers), *options]
+        )
         if on_lake is not None:
             on_lake(lake)
         return measured
@@ -149,9 +150,22 @@ def clips(long_video: Path, count: int, folder: Path) -> list[Path]:
         if not path.exists():
             start, length = (i * 8.3) % 1500, 2 + (i * 37) % 9
             ffmpeg(
-                "-ss", str(start), "-i", long_video, "-t", str(length), "-c:v", "libx264",
-                "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "copy", path,
-            )  # fmt: skip
+                "-ss",
+                str(start),
+                "-i",
+                long_video,
+                "-t",
+                str(length),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "copy",
+                path,
+            )
         made.append(path)
     return made
 
@@ -222,34 +236,89 @@ def main() -> None:
     rows = [
         ("fixed", "emotrack run, empty folder (start-up)", f"{empty_wall:.1f} s", None, None),
         ("a", f"decode floor, ffmpeg -f null, {long_min:.0f} min", f"{floor:.1f} s", None, None),
-        ("a", "analysis time, same video", f"{long_wall - empty_wall:.1f} s",
-         (long_wall - empty_wall) / floor, "<= 3x the floor"),
-        ("a", "  the same with --no-geometry", f"{plain_wall - empty_wall:.1f} s",
-         (plain_wall - empty_wall) / floor, "<= 3x the floor"),
-        ("a", f"  the landmarker: wall ms per face ({long_faces} faces, 2 workers)",
-         f"{(long_wall - plain_wall) / long_faces * 1000:.1f} ms", None, None),
-        ("b", f"peak PSS of the tree, {short_min:.0f} min", f"{short_pss / mib:.0f} MiB",
-         None, "<= 2048 MiB"),
-        ("b", f"peak PSS of the tree, {long_min:.0f} min", f"{long_pss / mib:.0f} MiB",
-         long_pss / short_pss, "<= 1.1x the short one"),
-        ("b", f"peak RSS of the tree, {short_min:.0f} min", f"{short_rss / mib:.0f} MiB",
-         None, "(shared pages counted per process)"),
-        ("b", f"peak RSS of the tree, {long_min:.0f} min", f"{long_rss / mib:.0f} MiB",
-         long_rss / short_rss, ""),
-        ("c", f"{len(many)} clips, {many_s:.0f} video-s: s per video-s", f"{many_per:.4f}",
-         many_per / long_per, "<= 1.5x case (a)"),
+        (
+            "a",
+            "analysis time, same video",
+            f"{long_wall - empty_wall:.1f} s",
+            (long_wall - empty_wall) / floor,
+            "<= 3x the floor",
+        ),
+        (
+            "a",
+            "  the same with --no-geometry",
+            f"{plain_wall - empty_wall:.1f} s",
+            (plain_wall - empty_wall) / floor,
+            "<= 3x the floor",
+        ),
+        (
+            "a",
+            f"  the landmarker: wall ms per face ({long_faces} faces, 2 workers)",
+            f"{(long_wall - plain_wall) / long_faces * 1000:.1f} ms",
+            None,
+            None,
+        ),
+        (
+            "b",
+            f"peak PSS of the tree, {short_min:.0f} min",
+            f"{short_pss / mib:.0f} MiB",
+            None,
+            "<= 2048 MiB",
+        ),
+        (
+            "b",
+            f"peak PSS of the tree, {long_min:.0f} min",
+            f"{long_pss / mib:.0f} MiB",
+            long_pss / short_pss,
+            "<= 1.1x the short one",
+        ),
+        (
+            "b",
+            f"peak RSS of the tree, {short_min:.0f} min",
+            f"{short_rss / mib:.0f} MiB",
+            None,
+            "(shared pages counted per process)",
+        ),
+        (
+            "b",
+            f"peak RSS of the tree, {long_min:.0f} min",
+            f"{long_rss / mib:.0f} MiB",
+            long_rss / short_rss,
+            "",
+        ),
+        (
+            "c",
+            f"{len(many)} clips, {many_s:.0f} video-s: s per video-s",
+            f"{many_per:.4f}",
+            many_per / long_per,
+            "<= 1.5x case (a)",
+        ),
         ("c", "case (a): s per video-s", f"{long_per:.4f}", None, None),
         ("d", "--workers 1, analysis time", f"{one_wall - empty_wall:.1f} s", None, None),
-        ("d", "--workers 2, analysis time", f"{two_wall - empty_wall:.1f} s",
-         (one_wall - empty_wall) / (two_wall - empty_wall), ">= 1.6x faster"),
-    ]  # fmt: skip
+        (
+            "d",
+            "--workers 2, analysis time",
+            f"{two_wall - empty_wall:.1f} s",
+            (one_wall - empty_wall) / (two_wall - empty_wall),
+            ">= 1.6x faster",
+        ),
+    ]
     if fer_wall is not None:
         rows += [
-            ("e", f"fer 25.10.3, {duration(medium) / 60:.0f} min, every 5th frame",
-             f"{fer_wall:.1f} s", None, None),
-            ("e", "emotrack run, same video (whole run)", f"{two_wall:.1f} s",
-             fer_wall / two_wall, ">= 3x faster than fer"),
-        ]  # fmt: skip
+            (
+                "e",
+                f"fer 25.10.3, {duration(medium) / 60:.0f} min, every 5th frame",
+                f"{fer_wall:.1f} s",
+                None,
+                None,
+            ),
+            (
+                "e",
+                "emotrack run, same video (whole run)",
+                f"{two_wall:.1f} s",
+                fer_wall / two_wall,
+                ">= 3x faster than fer",
+            ),
+        ]
     print(f"\n{'case':5} {'what':52} {'figure':>12} {'ratio':>7}  target")
     for case, what, figure, ratio, target in rows:
         shown = f"{ratio:6.2f}x" if ratio is not None else ""

@@ -43,8 +43,15 @@ def stacked_chart(track: pd.DataFrame, end: float, width: int = 900, height: int
         paths.append(f'<polygon points="{top} {bottom}" fill="{COLOURS[emotion]}"/>')
         below = above
     ticks = [(height * (1 - p), f"{p:g}") for p in (0, 0.5, 1)]
-    return _chart(width, height, "".join(paths), "expression probabilities, stacked", end,
-                  "probability", ticks)  # fmt: skip
+    return _chart(
+        width,
+        height,
+        "".join(paths),
+        "expression probabilities, stacked",
+        end,
+        "probability",
+        ticks,
+    )
 
 
 def affect_chart(
@@ -60,18 +67,24 @@ def affect_chart(
         for e in episodes.itertuples()
     )
     v, a, i = values.T  # intensity's 0..1 drawn on the same -1..1 scale as the others
-    series = [_polylines(x, _scaled(y, -1, 1, height), c)
-              for y, c in ((v, "#2ca02c"), (a, "#ff7f0e"), (i * 2 - 1, "#555"))]  # fmt: skip
+    series = [
+        _polylines(x, _scaled(y, -1, 1, height), c)
+        for y, c in ((v, "#2ca02c"), (a, "#ff7f0e"), (i * 2 - 1, "#555"))
+    ]
     axis = f'<line x1="0" x2="{width}" y1="{height / 2}" y2="{height / 2}" stroke="#bbb"/>'
     title = "valence (green), arousal (orange), intensity (grey, 0 at -1); episodes as bands"
     ticks = [(_scaled(np.array([y]), -1, 1, height)[0], _signed(y)) for y in (-1, 0, 1)]
-    chart = _chart(width, height, bands + axis + "".join(series), title, end,
-                   "valence, arousal", ticks)  # fmt: skip
+    chart = _chart(
+        width, height, bands + axis + "".join(series), title, end, "valence, arousal", ticks
+    )
     legend = "".join(
         f'<span><i class="swatch" style="background:{c}"></i>{name}</span>'
-        for name, c in (("valence", "#2ca02c"), ("arousal", "#ff7f0e"),
-                        ("intensity (0 at -1, 1 at +1)", "#555"))
-    )  # fmt: skip
+        for name, c in (
+            ("valence", "#2ca02c"),
+            ("arousal", "#ff7f0e"),
+            ("intensity (0 at -1, 1 at +1)", "#555"),
+        )
+    )
     return f'{chart}<p class="legend">{legend}; bands: the episodes</p>'
 
 
@@ -79,19 +92,35 @@ def pose_chart(track: pd.DataFrame, end: float, width: int = 900, height: int = 
     """Yaw, pitch and roll in degrees (clipped to +-90), gaps where the face was not fitted."""
     t, values = _binned(track, POSE_COLUMNS, end)
     x = t / end * width
-    series = [_polylines(x, _scaled(np.clip(values[:, k], -90, 90), -90, 90, height), c)
-              for k, c in enumerate(POSE_COLOURS)]  # fmt: skip
+    series = [
+        _polylines(x, _scaled(np.clip(values[:, k], -90, 90), -90, 90, height), c)
+        for k, c in enumerate(POSE_COLOURS)
+    ]
     axis = f'<line x1="0" x2="{width}" y1="{height / 2}" y2="{height / 2}" stroke="#bbb"/>'
     ticks = [
         (_scaled(np.array([d]), -90, 90, height)[0], _signed(d)) for d in (-90, -45, 0, 45, 90)
     ]
-    chart = _chart(width, height, axis + "".join(series), "head pose: yaw (blue), pitch "
-                   "(red), roll (purple)", end, "degrees", ticks)  # fmt: skip
+    chart = _chart(
+        width,
+        height,
+        axis + "".join(series),
+        "head pose: yaw (blue), pitch (red), roll (purple)",
+        end,
+        "degrees",
+        ticks,
+    )
     legend = "".join(
         f'<span><i class="swatch" style="background:{c}"></i>{name}</span>'
-        for name, c in zip(("yaw (> 0: facing the image's right)", "pitch (> 0: up)",
-                            "roll (> 0: leaning clockwise)"), POSE_COLOURS, strict=True)
-    )  # fmt: skip
+        for name, c in zip(
+            (
+                "yaw (> 0: facing the image's right)",
+                "pitch (> 0: up)",
+                "roll (> 0: leaning clockwise)",
+            ),
+            POSE_COLOURS,
+            strict=True,
+        )
+    )
     return f'{chart}<p class="legend">head pose: {legend}</p>'
 
 
@@ -106,16 +135,19 @@ def blendshape_chart(track: pd.DataFrame, end: float, width: int = 900, height: 
     top = spread.sort_values(ascending=False, kind="stable").index[: len(SHAPE_COLOURS)]
     t, values = _binned(track, list(top), end)
     x = t / end * width
-    series = [_polylines(x, _scaled(values[:, k], 0, 1, height), c)
-              for k, c in enumerate(SHAPE_COLOURS[: len(top)])]  # fmt: skip
+    series = [
+        _polylines(x, _scaled(values[:, k], 0, 1, height), c)
+        for k, c in enumerate(SHAPE_COLOURS[: len(top)])
+    ]
     ticks = [(height * (1 - p), f"{p:g}") for p in (0, 0.5, 1)]
     legend = "".join(
         f'<span><i class="swatch" style="background:{c}"></i>{html.escape(name[3:])} '
         f"({spread[name]:.2f})</span>"
         for name, c in zip(top, SHAPE_COLOURS, strict=False)
     )
-    chart = _chart(width, height, "".join(series), "the blendshapes that moved most", end,
-                   "score", ticks)  # fmt: skip
+    chart = _chart(
+        width, height, "".join(series), "the blendshapes that moved most", end, "score", ticks
+    )
     return f'{chart}<p class="legend">blendshapes that moved most (5-95 % range): {legend}</p>'
 
 
@@ -186,14 +218,18 @@ def _chart(
         f'<line x1="0" x2="{width}" y1="{height}" y2="{height}" stroke="#888"/>',
     ]
     for y, label in y_ticks:
-        parts.append(f'<line x1="-4" x2="0" y1="{y:.1f}" y2="{y:.1f}" stroke="#888"/>'
-                     f'<text x="-6" y="{y + 3:.1f}" text-anchor="end">{html.escape(label)}'
-                     "</text>")  # fmt: skip
+        parts.append(
+            f'<line x1="-4" x2="0" y1="{y:.1f}" y2="{y:.1f}" stroke="#888"/>'
+            f'<text x="-6" y="{y + 3:.1f}" text-anchor="end">{html.escape(label)}'
+            "</text>"
+        )
     for t in _time_ticks(end):
         x = t / end * width
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{height}" y2="{height + 4}" '
-                     f'stroke="#888"/><text x="{x:.1f}" y="{height + 14}" '
-                     f'text-anchor="middle">{t:g}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{height}" y2="{height + 4}" '
+            f'stroke="#888"/><text x="{x:.1f}" y="{height + 14}" '
+            f'text-anchor="middle">{t:g}</text>'
+        )
     parts.append(
         f'<text x="{width / 2:.0f}" y="{height + 27}" text-anchor="middle">time (s)</text>'
         f'<text transform="translate({10 - left},{height / 2:.0f}) rotate(-90)" '

@@ -45,17 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="emotrack", description="Video archives -> per-frame facial-emotion Parquet tables."
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true",
+        "-v",
+        "--verbose",
+        action="store_true",
         help="show every log line (Prefect, Dask, TensorFlow's runtime) on the console; also "
         "EMOTRACK_LOG_LEVEL=DEBUG",
-    )  # fmt: skip
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="process every video under SOURCE into the lake")
     run.add_argument(
-        "source", help="folder of videos, or an object-storage URL such as s3://bucket/prefix "
+        "source",
+        help="folder of videos, or an object-storage URL such as s3://bucket/prefix "
         "(searched recursively)",
-    )  # fmt: skip
+    )
     run.add_argument(
         "--lake", required=True, help="lake folder (created if missing) or URL (s3://bucket/prefix)"
     )
@@ -99,10 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     labelled.add_argument("--epochs", type=int, default=30)
     labelled.add_argument("--seed", type=int, default=7)
     labelled.add_argument(
-        "--features", default="cnn", help="what the model reads per frame: cnn, plus "
+        "--features",
+        default="cnn",
+        help="what the model reads per frame: cnn, plus "
         "blendshapes and/or pose (comma-separated, e.g. cnn,blendshapes,pose); the card then "
         "gives the gain against the CNN's features alone",
-    )  # fmt: skip
+    )
     _add_detector_option(labelled)
     labelled.add_argument("--dask-address", help="scheduler of an existing Dask cluster")
     labelled.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
@@ -123,9 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="does a model do harm to what the CNN sees? (real faces, talking head)"
     )
     harm.add_argument(
-        "--model", action="append", help="model version (repeatable; default: the default and "
-        "the shipped temporal GRU)",
-    )  # fmt: skip
+        "--model",
+        action="append",
+        help="model version (repeatable; default: the default and the shipped temporal GRU)",
+    )
     faces = commands.add_parser("real-faces", help="build the labelled real-face test set")
     faces.add_argument("--out", type=Path, required=True, help="folder to write it to")
 
@@ -139,24 +145,30 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=4200)
     server.add_argument(
-        "--database-url", help="the server's database, e.g. postgresql+asyncpg://user:pw@host/db"
+        "--database-url",
+        help="the server's database, e.g. postgresql+asyncpg://user:pw@host/db"
         " (default: Prefect's SQLite file, ~/.prefect/prefect.db)",
-    )  # fmt: skip
+    )
     server.add_argument(
-        "--retention-days", type=float, default=30,
+        "--retention-days",
+        type=float,
+        default=30,
         help="delete flow runs (with their task runs, logs and artifacts) that ended this "
         "many days ago; 0 keeps them all (default 30)",
-    )  # fmt: skip
+    )
 
     compact = commands.add_parser(
-        "compact", help="rewrite the lake's tables into few large files, each video's rows "
+        "compact",
+        help="rewrite the lake's tables into few large files, each video's rows "
         "together; checkpoint their logs, vacuum old files",
-    )  # fmt: skip
+    )
     compact.add_argument("--lake", required=True, help="lake folder or URL")
     compact.add_argument(
-        "--retention-hours", type=float, help="vacuum files that left a table this long ago "
+        "--retention-hours",
+        type=float,
+        help="vacuum files that left a table this long ago "
         "(default: EMOTRACK_VACUUM_RETENTION_HOURS, 168)",
-    )  # fmt: skip
+    )
 
     migrate = commands.add_parser(
         "migrate", help="convert a lake written by emotrack 0.1.0 into Delta tables, in place"

@@ -115,9 +115,10 @@ def run_bounded(
         timeout = min([tick_s or math.inf, *(d[0] - now for d in delayed)])
         try:
             done, _ = wait(
-                list(running), return_when="FIRST_COMPLETED",
+                list(running),
+                return_when="FIRST_COMPLETED",
                 timeout=None if math.isinf(timeout) else max(timeout, 0.01),
-            )  # fmt: skip
+            )
         except TimeoutError:
             done = set()
         if not done:

@@ -51,10 +51,16 @@ def run(args: Args, settings: Settings) -> int:
     from flows.nightly import nightly
 
     code, counts = run_flow(
-        nightly, settings, source=source, lake=lake, model=args.model,
-        dask_address=args.dask_address, workers=args.workers, reprocess=args.reprocess,
+        nightly,
+        settings,
+        source=source,
+        lake=lake,
+        model=args.model,
+        dask_address=args.dask_address,
+        workers=args.workers,
+        reprocess=args.reprocess,
         rehash=args.rehash,
-    )  # fmt: skip
+    )
     if code:
         return code
     print(
@@ -75,9 +81,14 @@ def rescore(args: Args, settings: Settings) -> int:
     from flows.rescore import rescore as rescore_flow
 
     code, counts = run_flow(
-        rescore_flow, settings, lake=lake, model=args.model, keep_versions=args.keep_versions,
-        dask_address=args.dask_address, workers=args.workers,
-    )  # fmt: skip
+        rescore_flow,
+        settings,
+        lake=lake,
+        model=args.model,
+        keep_versions=args.keep_versions,
+        dask_address=args.dask_address,
+        workers=args.workers,
+    )
     if code:
         return code
     print(f"\nrescored {counts['rescored']} video(s) with {args.model}")
@@ -110,24 +121,37 @@ def train_labelled(args: Args, settings: Settings) -> int:
     from flows.train import train
 
     code, validation = run_flow(
-        train, settings, annotations=str(args.annotations.resolve()),
-        videos=str(args.videos.resolve()), lake=str(lake), name=args.name, epochs=args.epochs,
-        seed=args.seed, dask_address=args.dask_address, workers=args.workers, features=features,
-    )  # fmt: skip
+        train,
+        settings,
+        annotations=str(args.annotations.resolve()),
+        videos=str(args.videos.resolve()),
+        lake=str(lake),
+        name=args.name,
+        epochs=args.epochs,
+        seed=args.seed,
+        dask_address=args.dask_address,
+        workers=args.workers,
+        features=features,
+    )
     if code:
         return code
     print(f"\nvalidation ({validation['model']['expression_frames']} labelled frames):")
     print(f"  {'':22} accuracy  macro-F1  CCC valence  CCC arousal")
-    rows = [("model", args.name), ("cnn_features_alone", "same, CNN features alone"),
-            ("cnn", "per-frame CNN")]  # fmt: skip
+    rows = [
+        ("model", args.name),
+        ("cnn_features_alone", "same, CNN features alone"),
+        ("cnn", "per-frame CNN"),
+    ]
     for who, label in (row for row in rows if row[0] in validation):
         f = validation[who]
         figures = [f.get(k, "-") for k in ("accuracy", "macro_f1", "ccc_valence", "ccc_arousal")]
         print(f"  {label:22} " + "  ".join(f"{v!s:>9}" for v in figures))
     print(f"\nmodel, metrics, confusion matrices and card: {lake / '_models' / args.name}")
     folder, name = shlex.quote(str(lake / "_models" / args.name)), shlex.quote(args.name)
-    print(f"on another lake: emotrack import-model {folder} --lake OTHER_LAKE, then --model "
-          f"{name} there")  # fmt: skip
+    print(
+        f"on another lake: emotrack import-model {folder} --lake OTHER_LAKE, then --model "
+        f"{name} there"
+    )
     print(f"use it with: emotrack rescore --lake {shlex.quote(str(lake))} --model {name}")
     return 0
 
@@ -339,8 +363,10 @@ def server(args: Args, settings: Settings) -> int:
 
     os.environ.update(server_environment(args.database_url, args.retention_days))
     prefect = str(Path(sys.executable).with_name("prefect"))
-    print(f"Prefect UI: http://{args.host}:{args.port}  (API: http://{args.host}:{args.port}/api)",
-          flush=True)  # fmt: skip
+    print(
+        f"Prefect UI: http://{args.host}:{args.port}  (API: http://{args.host}:{args.port}/api)",
+        flush=True,
+    )
     os.execv(prefect, [prefect, "server", "start", "--host", args.host, "--port", str(args.port)])
 
 

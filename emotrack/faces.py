@@ -117,11 +117,13 @@ def crop_points(landmarks: np.ndarray) -> np.ndarray:
     """(3, 2) centres of the image-left eye, the image-right eye and the mouth, from the 478
     landmarks (x, y in pixels)."""
     return np.array(
-        [landmarks[list(LEFT_EYE), :2].mean(axis=0),
-         landmarks[list(RIGHT_EYE), :2].mean(axis=0),
-         landmarks[list(MOUTH), :2].mean(axis=0)],
+        [
+            landmarks[list(LEFT_EYE), :2].mean(axis=0),
+            landmarks[list(RIGHT_EYE), :2].mean(axis=0),
+            landmarks[list(MOUTH), :2].mean(axis=0),
+        ],
         np.float32,
-    )  # fmt: skip
+    )
 
 
 def aligned_crop(frame: np.ndarray, landmarks: np.ndarray, size: int = 64) -> np.ndarray:
@@ -131,8 +133,13 @@ def aligned_crop(frame: np.ndarray, landmarks: np.ndarray, size: int = 64) -> np
     (H, W, 3) RGB; landmarks: (478, 3) in its pixels. float32 (size, size, 1) in [-1, 1]."""
     matrix = similarity(crop_points(landmarks), ALIGNED_TEMPLATE * size)
     shrink = max(1, int(np.ceil(1.0 / np.hypot(*matrix[0, :2]))))  # frame px per crop px
-    big = cv2.warpAffine(frame, matrix * np.float32(shrink), (size * shrink, size * shrink),
-                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    big = cv2.warpAffine(
+        frame,
+        matrix * np.float32(shrink),
+        (size * shrink, size * shrink),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     gray = cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)
     small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)  # as crop_face's
     return ((small.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
@@ -167,6 +174,7 @@ def jpeg(image: np.ndarray) -> bytes:
     """uint8 (H, W, 3) RGB as JPEG bytes (b"" for an empty image)."""
     if image.size == 0:
         return b""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, 85])  # fmt: skip
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+    )
     return data.tobytes() if ok else b""

@@ -162,9 +162,11 @@ class Lake:
             schema = table.arrow
             if not self.has_table(name):
                 DeltaTable.create(
-                    self.table_uri(name), schema=schema, mode="ignore",
+                    self.table_uri(name),
+                    schema=schema,
+                    mode="ignore",
                     storage_options=self.store.table_options(),
-                )  # fmt: skip
+                )
                 continue
             delta = self._table(name)
             known = {f.name for f in delta.schema().fields}
@@ -220,8 +222,13 @@ class Lake:
 
     def _overwrite(self, table: str, data: pa.Table, predicate: str | None = None) -> None:
         options = self.store.table_options()
-        write_deltalake(self.table_uri(table), data, mode="overwrite", predicate=predicate,
-                        storage_options=options)  # fmt: skip
+        write_deltalake(
+            self.table_uri(table),
+            data,
+            mode="overwrite",
+            predicate=predicate,
+            storage_options=options,
+        )
 
     @contextmanager
     def _writes(self) -> Iterator[None]:
@@ -345,10 +352,11 @@ class Lake:
             # before a release added it).
             present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
             columns = [
-                f'"{f.name}"' if f.name in present
+                f'"{f.name}"'
+                if f.name in present
                 else f'NULL::{_DUCKDB_TYPES.get(str(f.type), "VARCHAR")} AS "{f.name}"'
                 for f in TABLES[name].arrow
-            ]  # fmt: skip
+            ]
             con.execute(f'CREATE VIEW "{name}" AS SELECT {", ".join(columns)} FROM {source}')
         return con
 
@@ -425,8 +433,9 @@ def to_arrow(table: str, rows: pd.DataFrame | pa.Table) -> pa.Table:
         if any(c.required for c in missing):
             raise ValueError(f"{table}: missing columns {[c.name for c in missing]}")
         rows = rows.assign(**dict.fromkeys([c.name for c in missing], None))
-        data = pa.Table.from_pandas(rows[declared.names], schema=declared.arrow,
-                                    preserve_index=False)  # fmt: skip
+        data = pa.Table.from_pandas(
+            rows[declared.names], schema=declared.arrow, preserve_index=False
+        )
     empty = [c.name for c in declared.columns if c.required and data[c.name].null_count]
     if empty:
         raise ValueError(f"{table}: no value for {empty} in some rows")

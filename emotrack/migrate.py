@@ -82,10 +82,12 @@ def _old_batches(lake: Lake, table: str, keys: list[str]) -> Iterator[pa.RecordB
     filesystem, root = _filesystem(lake)
     hive = ds.partitioning(pa.schema([("video_id", pa.string())]), flavor="hive")
     dataset = ds.dataset(
-        [f"{root}/{k}" for k in files], format="parquet", filesystem=filesystem,
+        [f"{root}/{k}" for k in files],
+        format="parquet",
+        filesystem=filesystem,
         partitioning=hive if table != "failures" else None,
         partition_base_dir=f"{root}/{table}",
-    )  # fmt: skip
+    )
     for batch in dataset.to_batches():
         columns = {
             name: batch.column(name) if name in batch.schema.names else pa.nulls(batch.num_rows)

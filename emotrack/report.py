@@ -126,8 +126,10 @@ def describe_lake(root: str | Path, limit: int = 20) -> str:
         failures = con.execute(
             f"SELECT * FROM failures ORDER BY failed_at DESC, source_uri LIMIT {limit}"
         ).df()
-        sizes = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in
-                 ("videos", "features", "tracks", "episodes", "summaries", "failures")}  # fmt: skip
+        sizes = {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            for t in ("videos", "features", "tracks", "episodes", "summaries", "failures")
+        }
     lines = [f"lake: {lake.url}"]
     for row in done.sort_values("source_uri").itertuples():
         dominant = row.dominant_emotion if isinstance(row.dominant_emotion, str) else "no face"

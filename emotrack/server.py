@@ -53,10 +53,21 @@ def run_server(cache_dir: Path, startup_timeout_s: float = 120.0) -> Iterator[st
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     uvicorn = [
-        "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent), "--factory",
-        "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-        "--log-level", "error", "--lifespan", "on",
-    ]  # fmt: skip
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(Path(prefect.__file__).parent.parent),
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
     env = {
         **os.environ,
         "PREFECT_UI_ENABLED": "0",
@@ -115,9 +126,13 @@ def _template_database(cache_dir: Path) -> Path:
         env = {**os.environ, "PREFECT_API_DATABASE_CONNECTION_URL": _sqlite_url(building)}
         prefect_cli = str(Path(sys.executable).with_name("prefect"))
         subprocess.run(
-            [prefect_cli, "server", "database", "upgrade", "-y"], env=env, check=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [prefect_cli, "server", "database", "upgrade", "-y"],
+            env=env,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.replace(building, template)  # whole, or not at all
     return template
 

@@ -77,9 +77,11 @@ def _walk(root: Path, folder: Path) -> Iterator[Found]:
             elif entry.is_file(follow_symlinks=True) and is_video_name(entry.name):
                 facts = entry.stat(follow_symlinks=True)
                 yield Found(
-                    str(Path(entry.path).resolve()), facts.st_size, facts.st_mtime_ns,
+                    str(Path(entry.path).resolve()),
+                    facts.st_size,
+                    facts.st_mtime_ns,
                     facts.st_ino,
-                )  # fmt: skip
+                )
 
 
 def content_ids(
@@ -150,8 +152,8 @@ def local_file(uri: str, max_bytes: int, folder: Path | None = None) -> Iterator
     size = store.size(key)
     if size > max_bytes:
         raise UnreadableVideo(
-            "stage", f"not copied: {size} bytes, over the limit of {max_bytes} "
-            "(EMOTRACK_MAX_STAGED_BYTES)",
-        )  # fmt: skip
+            "stage",
+            f"not copied: {size} bytes, over the limit of {max_bytes} (EMOTRACK_MAX_STAGED_BYTES)",
+        )
     with store.local_copy(key, folder) as path:
         yield path

@@ -103,8 +103,9 @@ def analyse_video(
                 video_id = content_video_id(path)
             source = VideoSource.from_path(path, video_id, found.uri)  # a local id: read there
             video_id = source.video_id
-            source.check_limits(settings.max_duration_s, settings.min_bytes_per_s,
-                                settings.max_frames)  # fmt: skip
+            source.check_limits(
+                settings.max_duration_s, settings.min_bytes_per_s, settings.max_frames
+            )
             rate = source.analysis_rate(settings.analysis_fps)
             report(kind="start", uri=found.uri, duration_s=source.duration_s, rate=rate)
             features = video_features(source, settings)
@@ -156,15 +157,22 @@ def features_result(
     summary, `videos` row (ok, which clears a failure recorded for its file) and page."""
     table = features.table.sort_values(["frame_index", "track_id"], ignore_index=True)
     rows: dict[str, pd.DataFrame] = {"features": table}
-    result = VideoResult(source.source_uri, "ok", source.video_id, rows, "features stored",
-                         frames=features.frames_analysed)  # fmt: skip
+    result = VideoResult(
+        source.source_uri,
+        "ok",
+        source.video_id,
+        rows,
+        "features stored",
+        frames=features.frames_analysed,
+    )
     if model is None:
         return result
     tracks = score_frames(table, score_features(table, model, lake_url))
     summary = summarise_video(tracks, features.frames_analysed, model, source.duration_s)
     episodes = episodes_of(tracks)
-    video = video_row(source, settings.analysis_fps, features.frames_analysed, "ok",
-                      datetime.now(UTC))  # fmt: skip
+    video = video_row(
+        source, settings.analysis_fps, features.frames_analysed, "ok", datetime.now(UTC)
+    )
     rows |= {
         "tracks": tracks,
         "episodes": episodes,

@@ -45,10 +45,27 @@ VIDEO_SUFFIXES = frozenset(
 # concat, image2 patterns, ...) would read other files or URLs: they are refused, in probe
 # and in decode. (protocol_whitelist alone does not stop a playlist reading a local file.)
 VIDEO_DEMUXERS = (
-    "mov", "mp4", "m4a", "3gp", "3g2", "mj2",  # one demuxer: QuickTime / MP4 family
-    "matroska", "webm", "avi", "mpegts", "flv", "asf", "mpeg", "mpegvideo", "m4v", "h264",
-    "hevc", "ogg", "mxf", "dv",
-)  # fmt: skip
+    "mov",
+    "mp4",
+    "m4a",
+    "3gp",
+    "3g2",
+    "mj2",  # one demuxer: QuickTime / MP4 family
+    "matroska",
+    "webm",
+    "avi",
+    "mpegts",
+    "flv",
+    "asf",
+    "mpeg",
+    "mpegvideo",
+    "m4v",
+    "h264",
+    "hevc",
+    "ogg",
+    "mxf",
+    "dv",
+)
 _INPUT_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(VIDEO_DEMUXERS)}
 _REFERENCES = {
     "hls": "an HLS playlist, not a video: it points at other files or URLs",
@@ -231,12 +248,16 @@ class VideoSource:
         )
         cmd = (
             stream.output(
-                "pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough", an=None,
+                "pipe:",
+                format="rawvideo",
+                pix_fmt="rgb24",
+                fps_mode="passthrough",
+                an=None,
                 sn=None,
             )
             .global_args("-nostdin", "-v", "error", "-xerror")
             .compile(cmd=decoder_binary())
-        )  # fmt: skip
+        )
         frame_bytes = width * height * 3
         index, last_slot, last_time = 0, -1, start_s
         # stderr goes to a file, never to a pipe nobody reads (which can deadlock ffmpeg).
@@ -374,9 +395,12 @@ def _count_packets(path: Path, stream_index: int) -> int | None:
     """Packets of one stream, read from the container without decoding (None if unknown)."""
     try:
         info = ffmpeg.probe(
-            _url(path), **_INPUT_OPTIONS, select_streams=str(stream_index), count_packets=None,
+            _url(path),
+            **_INPUT_OPTIONS,
+            select_streams=str(stream_index),
+            count_packets=None,
             show_entries="stream=nb_read_packets",
-        )  # fmt: skip
+        )
         return int(info["streams"][0]["nb_read_packets"])
     except (ffmpeg.Error, KeyError, IndexError, ValueError):
         return None

@@ -134,16 +134,23 @@ def analyse_and_commit(
     try:
         with progress_events(client, console_events(console)):
             for item in run_bounded(
-                client, analyse_video, jobs, settings, model, lake.url, window=window,
+                client,
+                analyse_video,
+                jobs,
+                settings,
+                model,
+                lake.url,
+                window=window,
                 name=lambda job: f"video-{job.video_id or job.name}",
-                retries=settings.unit_retries, tick_s=min(settings.commit_seconds, 10.0),
+                retries=settings.unit_retries,
+                tick_s=min(settings.commit_seconds, 10.0),
                 on_submit=lambda job: lake.start_attempt(
                     job.found.uri, crashed_before.get(job.found.uri, 0)
                 ),
                 on_retry=lambda job, error, delay: logger.warning(
                     "%s: %s; sent again in %.0f s", job.name, error, delay
                 ),
-            ):  # fmt: skip
+            ):
                 if item is not None:
                     job, result = item
                     lake.end_attempt(job.found.uri)
@@ -151,14 +158,21 @@ def analyse_and_commit(
                     done = len(outcomes) + len(pending.results) + 1
                     if result is None:
                         outcomes.append(outcome(job.found.uri, "error", job.video_id))
-                        console.finished_video(job.found.uri, job.name, "error",
-                                               "unexpected error, see the log")  # fmt: skip
+                        console.finished_video(
+                            job.found.uri, job.name, "error", "unexpected error, see the log"
+                        )
                     else:
                         pending.add(result)
-                        console.finished_video(job.found.uri, job.name, result.status,
-                                               result.detail)  # fmt: skip
-                    logger.info("video %d of %d: %s %s", done, total, job.name,
-                                result.status if result else "error")  # fmt: skip
+                        console.finished_video(
+                            job.found.uri, job.name, result.status, result.detail
+                        )
+                    logger.info(
+                        "video %d of %d: %s %s",
+                        done,
+                        total,
+                        job.name,
+                        result.status if result else "error",
+                    )
                 if pending.due():
                     commit()
         if pending.results:
@@ -203,8 +217,9 @@ def console_events(console: RunProgress) -> Callable[[dict[str, Any]], None]:
 
     def show(message: dict[str, Any]) -> None:
         if message.get("kind") == "start":
-            console.started_video(message["uri"], base_name(message["uri"]),
-                                  message["duration_s"], message["rate"])  # fmt: skip
+            console.started_video(
+                message["uri"], base_name(message["uri"]), message["duration_s"], message["rate"]
+            )
         elif message.get("kind") == "frames":
             console.analysed(message["uri"], int(message["frames"]))
 

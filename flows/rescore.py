@@ -49,8 +49,9 @@ def _rescore(
     keep = model if keep_versions else None
     with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
         window = settings.videos_in_flight * sum(client.nthreads().values())
-        done = run_bounded(client, rescore_videos, jobs, model, lake.url, window=window,
-                           name=lambda j: j.name)  # fmt: skip
+        done = run_bounded(
+            client, rescore_videos, jobs, model, lake.url, window=window, name=lambda j: j.name
+        )
         for job, results in filter(None, done):
             if isinstance(results, BaseException):
                 get_run_logger().error("%s: rescoring failed", job.name, exc_info=results)
@@ -58,8 +59,9 @@ def _rescore(
                 continue
             waiting += results
             if len(waiting) >= settings.commit_videos:
-                commit_batch(lake, waiting, f"rescored {rescored + 1}-{rescored + len(waiting)}",
-                             keep)  # fmt: skip
+                commit_batch(
+                    lake, waiting, f"rescored {rescored + 1}-{rescored + len(waiting)}", keep
+                )
                 rescored, waiting = rescored + len(waiting), []
         if waiting:
             commit_batch(lake, waiting, f"rescored {rescored + 1}-{rescored + len(waiting)}", keep)

@@ -68,15 +68,19 @@ def train(
                 window = settings.videos_in_flight * sum(client.nthreads().values())
                 # Scored with the default model too: the training videos become complete
                 # videos of the lake, which `emotrack rescore --model NAME` then scores.
-                done = run_bounded(client, analyse_video, jobs, settings, DEFAULT_MODEL,
-                                   store.url, window=window)  # fmt: skip
+                done = run_bounded(
+                    client, analyse_video, jobs, settings, DEFAULT_MODEL, store.url, window=window
+                )
                 results = []
                 for job, result in filter(None, done):
                     if isinstance(result, VideoResult) and result.status == "ok":
                         results.append(result)
                         continue
-                    get_run_logger().warning("%s: no features (%s); left out", job.name,
-                                             getattr(result, "detail", result))  # fmt: skip
+                    get_run_logger().warning(
+                        "%s: no features (%s); left out",
+                        job.name,
+                        getattr(result, "detail", result),
+                    )
                     sources = {k: v for k, v in sources.items() if v.source_uri != job.found.uri}
                 commit_batch(store, results, "features of the training videos")
         # Step 3: one labelled sequence per annotated face; train, evaluate, register.

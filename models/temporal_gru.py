@@ -45,8 +45,10 @@ class TemporalConfig:
     def __post_init__(self) -> None:
         unknown = set(self.features) - {"cnn", *FEATURE_COLUMNS}
         if "cnn" not in self.features or unknown:
-            raise ValueError(f"features must include cnn, and be among cnn, "
-                             f"{', '.join(FEATURE_COLUMNS)}: {list(self.features)}")  # fmt: skip
+            raise ValueError(
+                f"features must include cnn, and be among cnn, "
+                f"{', '.join(FEATURE_COLUMNS)}: {list(self.features)}"
+            )
         object.__setattr__(self, "features", tuple(self.features))  # from JSON: a list
         object.__setattr__(self, "inputs", 8 + len(self.extra_columns))
 

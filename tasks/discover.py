@@ -28,10 +28,16 @@ def plan_run(
     logger.info(
         "%d video files under %s (%d read to find their content): %d to process, %d already "
         "complete with %s, %d quarantined (unreadable, unchanged)",
-        len(found), source, len(read), len(plan.todo), len(plan.done), model,
+        len(found),
+        source,
+        len(read),
+        len(plan.todo),
+        len(plan.done),
+        model,
         len(plan.quarantined),
-    )  # fmt: skip
+    )
     for uri in plan.crashed:
-        logger.warning("%s: %d runs died while analysing it; quarantined", base_name(uri),
-                       CRASHED_RUNS)  # fmt: skip
+        logger.warning(
+            "%s: %d runs died while analysing it; quarantined", base_name(uri), CRASHED_RUNS
+        )
     return {f.uri: f for f in found}, plan

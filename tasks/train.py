@@ -63,8 +63,9 @@ def probe_videos(
     for stem, path in paths.items():
         try:
             source = VideoSource.from_path(path)
-            source.check_limits(settings.max_duration_s, settings.min_bytes_per_s,
-                                settings.max_frames)  # fmt: skip
+            source.check_limits(
+                settings.max_duration_s, settings.min_bytes_per_s, settings.max_frames
+            )
         except UnreadableVideo as error:
             get_run_logger().warning("%s: not processed (%s)", path.name, error)
             unreadable.append(failed_result(str(path), error, None))

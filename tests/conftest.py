@@ -318,11 +318,17 @@ def _dataset(root: Path, videos: dict[str, Path]) -> Path:
     va = [f"{0.6 + 0.2 * i / n:.3f},{0.3 + 0.1 * i / n:.3f}" for i in range(n)]
     _write(ann / "VA_Estimation_Challenge" / "Train_Set" / "smile.txt", "valence,arousal", va)
     n = frames["single_face"]  # validation: neutral, then happy
-    _write(ann / "EXPR_Set" / "Validation_Set" / "single_face.txt", AFFWILD_HEADER,
-           ["0"] * (n // 2) + ["4"] * (n - n // 2))  # fmt: skip
+    _write(
+        ann / "EXPR_Set" / "Validation_Set" / "single_face.txt",
+        AFFWILD_HEADER,
+        ["0"] * (n // 2) + ["4"] * (n - n // 2),
+    )
     va = [f"{-0.2 + 0.6 * i / n:.3f},{0.1 * i / n:.3f}" for i in range(n)]
-    _write(ann / "VA_Estimation_Challenge" / "Validation_Set" / "single_face.txt",
-           "valence,arousal", va)  # fmt: skip
+    _write(
+        ann / "VA_Estimation_Challenge" / "Validation_Set" / "single_face.txt",
+        "valence,arousal",
+        va,
+    )
     return ann
 
 

@@ -13,8 +13,17 @@ COOKBOOK = COOKBOOK[: COOKBOOK.index("\n### ")]
 QUERIES = re.findall(r"```sql\n(.*?)```", COOKBOOK, flags=re.DOTALL)
 SNIPPETS = re.findall(r"```python\n(.*?)```", COOKBOOK, flags=re.DOTALL)
 SETUP, READERS = SNIPPETS[0], SNIPPETS[1:]
-NAMES = ["shares", "arc", "episodes", "negative", "faces", "status", "versions", "smiles",
-         "looking-away"]  # fmt: skip
+NAMES = [
+    "shares",
+    "arc",
+    "episodes",
+    "negative",
+    "faces",
+    "status",
+    "versions",
+    "smiles",
+    "looking-away",
+]
 READER_NAMES = ["pandas-dominant", "pandas-longest", "polars-shares", "polars-happiest"]
 
 

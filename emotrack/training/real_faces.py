@@ -63,11 +63,27 @@ def build_real_faces(out: Path, cache_dir: Path) -> Path:
         graph = ";".join([*chains, f"{joined}concat=n={len(SEGMENTS)}:v=1:a=0[v]"])
         staged = Path(tmp) / video.name
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", *inputs, "-filter_complex", graph,
-             "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-             str(staged)],
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                *inputs,
+                "-filter_complex",
+                graph,
+                "-map",
+                "[v]",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-pix_fmt",
+                "yuv420p",
+                str(staged),
+            ],
             check=True,
-        )  # fmt: skip
+        )
         staged.replace(video)
     header = ",".join([*AFFWILD_CLASSES, "Other"])
     per_frame = [

@@ -43,8 +43,12 @@ def test_at_most_window_jobs_are_in_flight(tmp_path: Path) -> None:
 
     log = tmp_path / "log"
     # 6 threads could run 6 jobs at once: only the window holds them to 2
-    with LocalCluster(n_workers=1, threads_per_worker=6, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as many:  # fmt: skip
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=6, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as many,
+    ):
         done = [r for _, r in filter(None, run_bounded(many, _slow, range(8), log, window=2))]
     assert sorted(done) == list(range(8))
     spans = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
@@ -54,10 +58,21 @@ def test_at_most_window_jobs_are_in_flight(tmp_path: Path) -> None:
 
 def test_a_transient_error_is_sent_again_and_others_are_handed_back(client, tmp_path) -> None:
     retried = []
-    out = dict(filter(None, run_bounded(
-        client, _flaky, ["ok", "io", "bug"], tmp_path, window=3, retries=1, delays=(0.2,),
-        on_retry=lambda job, error, delay: retried.append(job),
-    )))  # fmt: skip
+    out = dict(
+        filter(
+            None,
+            run_bounded(
+                client,
+                _flaky,
+                ["ok", "io", "bug"],
+                tmp_path,
+                window=3,
+                retries=1,
+                delays=(0.2,),
+                on_retry=lambda job, error, delay: retried.append(job),
+            ),
+        )
+    )
     assert out["ok"] == "ok" and out["io"] == "io" and retried == ["io"]
     assert isinstance(out["bug"], ValueError)  # not transient: no second try
 

@@ -17,15 +17,22 @@ def _add_videos(lake: Lake, first: int, count: int) -> None:
     for i in range(first, first + count):
         video_id = f"v{i:016x}"
         video = dict.fromkeys(TABLES["videos"].names) | {
-            "video_id": video_id, "source_uri": f"/archive/clip{i:03d}.mp4", "status": "ok",
-            "duration_s": 2.4, "processed_at": datetime(2026, 12, 1, tzinfo=UTC) +
-            timedelta(minutes=i),
-        }  # fmt: skip
+            "video_id": video_id,
+            "source_uri": f"/archive/clip{i:03d}.mp4",
+            "status": "ok",
+            "duration_s": 2.4,
+            "processed_at": datetime(2026, 12, 1, tzinfo=UTC) + timedelta(minutes=i),
+        }
         summary = dict.fromkeys(TABLES["summaries"].names) | {
-            "video_id": video_id, "n_tracks": 1, "dominant_emotion": "happy",
-            "frames_analysed": 12, "frames_with_face": 12, "face_observations": 12,
-            "valence_series": list(np.linspace(-0.5, 0.5, 48)), "model_version": "m",
-        }  # fmt: skip
+            "video_id": video_id,
+            "n_tracks": 1,
+            "dominant_emotion": "happy",
+            "frames_analysed": 12,
+            "frames_with_face": 12,
+            "face_observations": 12,
+            "valence_series": list(np.linspace(-0.5, 0.5, 48)),
+            "model_version": "m",
+        }
         batch.add("videos", [video_id], pd.DataFrame([video]))
         batch.add("summaries", [video_id], pd.DataFrame([summary]))
     lake.commit(batch)

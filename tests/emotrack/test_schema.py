@@ -48,8 +48,14 @@ def test_a_row_has_every_column_in_order_and_refuses_unknown_ones() -> None:
 
 
 def test_rows_without_a_required_value_are_refused_and_optional_ones_become_null() -> None:
-    failure = row("failures", source_uri="a.mp4", stage="probe", error_type="E", message="m",
-                  failed_at=pd.Timestamp.now(tz="UTC"))  # fmt: skip
+    failure = row(
+        "failures",
+        source_uri="a.mp4",
+        stage="probe",
+        error_type="E",
+        message="m",
+        failed_at=pd.Timestamp.now(tz="UTC"),
+    )
     data = to_arrow("failures", pd.DataFrame([failure]))
     assert data.schema == TABLES["failures"].arrow and data["video_id"].null_count == 1
     with pytest.raises(ValueError, match="message"):

@@ -31,8 +31,9 @@ def _postgres_bin() -> Path:
     if not found:
         done = subprocess.run(
             ["bash", str(ROOT / "scripts" / "ensure-debian.sh"), "postgresql", "pg_ctlcluster"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+        )
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not found:
             pytest.skip(f"PostgreSQL could not be installed: {done.stderr.strip()}")
@@ -48,8 +49,10 @@ def postgres():
     if as_owner:  # initdb refuses to run as root
         shutil.chown(folder, "postgres")
     run = {"check": True, "capture_output": True}
-    subprocess.run([*as_owner, bindir / "initdb", "-D", folder / "data", "-A", "trust",
-                    "-U", "postgres"], **run)  # fmt: skip
+    subprocess.run(
+        [*as_owner, bindir / "initdb", "-D", folder / "data", "-A", "trust", "-U", "postgres"],
+        **run,
+    )
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
     pg_ctl = [*as_owner, bindir / "pg_ctl", "-D", folder / "data", "-w"]
     subprocess.run([*pg_ctl, "-o", options, "-l", folder / "log", "start"], **run)
@@ -79,10 +82,21 @@ def test_the_server_keeps_its_runs_in_postgresql_and_deletes_old_ones(postgres, 
     env = {**os.environ, "PREFECT_SERVER_SERVICES_DB_VACUUM_LOOP_SECONDS": "1"}
     env.pop("PREFECT_API_URL", None)
     server = subprocess.Popen(
-        [str(CLI), "server", "--port", str(port), "--database-url", postgres,
-         "--retention-days", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [
+            str(CLI),
+            "server",
+            "--port",
+            str(port),
+            "--database-url",
+            postgres,
+            "--retention-days",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -95,8 +109,10 @@ def test_the_server_keeps_its_runs_in_postgresql_and_deletes_old_ones(postgres, 
         (tmp_path / "archive").mkdir()
         subprocess.run(
             [str(CLI), "run", str(tmp_path / "archive"), "--lake", str(tmp_path / "lake")],
-            env={**env, "PREFECT_API_URL": api}, check=True, capture_output=True,
-        )  # fmt: skip
+            env={**env, "PREFECT_API_URL": api},
+            check=True,
+            capture_output=True,
+        )
         runs = _sql(postgres, "SELECT name, state_type FROM flow_run")
         assert [(r["name"], r["state_type"]) for r in runs] == [
             (f"nightly {tmp_path / 'archive'}", "COMPLETED")
@@ -119,7 +135,9 @@ def test_a_run_without_a_server_leaves_no_database_behind(tmp_path) -> None:
     (tmp_path / "archive").mkdir()
     subprocess.run(
         [str(CLI), "run", str(tmp_path / "archive"), "--lake", str(tmp_path / "lake")],
-        env=env, check=True, capture_output=True,
-    )  # fmt: skip
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     assert not list(home.rglob("*.db")), "the temporary server used the user's database"
     assert not list(tmp_path.glob("emotrack-prefect-*")), "its own database was not deleted"

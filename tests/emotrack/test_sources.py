@@ -13,8 +13,15 @@ def _recorded(found: list[Found], ids: dict[str, str | None]) -> dict[str, dict]
 
 
 def test_videos_are_found_by_suffix_skipping_hidden_ones(tmp_path: Path) -> None:
-    for name in ["a.mp4", "sub/b.MOV", "sub/deeper/c.mkv", "notes.txt", ".hidden.mp4",
-                 ".cache/d.mp4", "sub/.x/e.mp4"]:  # fmt: skip
+    for name in [
+        "a.mp4",
+        "sub/b.MOV",
+        "sub/deeper/c.mkv",
+        "notes.txt",
+        ".hidden.mp4",
+        ".cache/d.mp4",
+        "sub/.x/e.mp4",
+    ]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(name.encode())
     found = find_sources(str(tmp_path))

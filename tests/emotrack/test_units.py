@@ -28,9 +28,12 @@ def _job(path: Path) -> VideoJob:
 def test_a_video_gives_the_same_rows_here_and_on_a_worker(asset, client, tmp_path) -> None:
     clip = asset("single_face.mp4")
     here = analyse_video(_job(clip), Settings(), DEFAULT_MODEL, str(tmp_path))
-    (_, there), *_ = filter(None, run_bounded(
-        client, analyse_video, [_job(clip)], Settings(), DEFAULT_MODEL, str(tmp_path), window=1
-    ))  # fmt: skip
+    (_, there), *_ = filter(
+        None,
+        run_bounded(
+            client, analyse_video, [_job(clip)], Settings(), DEFAULT_MODEL, str(tmp_path), window=1
+        ),
+    )
     assert here.status == there.status == "ok" and here.frames == 12
     # The same rows, up to float rounding: a worker's TensorFlow runs on one thread, this
     # process's on several, which sums the CNN's convolutions in another order (~1e-6).
@@ -51,9 +54,20 @@ def test_a_long_video_is_spread_over_the_workers_in_segments(asset, client, tmp_
     whole = analyse_video(_job(talk), Settings(), DEFAULT_MODEL, str(tmp_path))
     settings = Settings(segment_s=6.0)
     with get_task_stream(client) as stream:
-        done = list(filter(None, run_bounded(
-            client, analyse_video, [_job(talk)], settings, DEFAULT_MODEL, str(tmp_path), window=1
-        )))  # fmt: skip
+        done = list(
+            filter(
+                None,
+                run_bounded(
+                    client,
+                    analyse_video,
+                    [_job(talk)],
+                    settings,
+                    DEFAULT_MODEL,
+                    str(tmp_path),
+                    window=1,
+                ),
+            )
+        )
     _, split = done[0]
     segments = {t["key"].split("-")[0] for t in stream.data if "segment" in t["key"]}
     workers = {t["worker"] for t in stream.data if "segment" in t["key"]}
@@ -81,8 +95,9 @@ def test_rescoring_from_stored_features_gives_the_analysis_own_tracks(asset, tmp
     batch = Batch()
     analysed.add_to(batch)
     lake.commit(batch)
-    (rescored,) = rescore_videos(RescoreJob(lake.read("videos").to_dict("records")),
-                                 DEFAULT_MODEL, lake.url)  # fmt: skip
+    (rescored,) = rescore_videos(
+        RescoreJob(lake.read("videos").to_dict("records")), DEFAULT_MODEL, lake.url
+    )
     pd.testing.assert_frame_equal(
         rescored.rows["tracks"], analysed.rows["tracks"], check_dtype=False
     )
@@ -96,6 +111,7 @@ def test_a_missing_file_is_unreadable_not_an_error(tmp_path) -> None:
         from emotrack.video import VideoSource
 
         VideoSource.from_path(tmp_path / "gone.mp4")
-    result = analyse_video(VideoJob(Found(str(tmp_path / "gone.mp4"))), Settings(),
-                           DEFAULT_MODEL, str(tmp_path))  # fmt: skip
+    result = analyse_video(
+        VideoJob(Found(str(tmp_path / "gone.mp4"))), Settings(), DEFAULT_MODEL, str(tmp_path)
+    )
     assert result.status == "failed" and "does not exist" in result.detail

@@ -111,9 +111,23 @@ def test_a_file_claiming_hours_in_a_few_kilobytes_is_refused(
     run_ffmpeg, make_clip, tmp_path
 ) -> None:
     gap = tmp_path / "gap.mp4"  # two frames ten hours apart: 36001 s claimed in ~1.5 KB
-    run_ffmpeg("-f", "lavfi", "-i", "color=c=gray:size=160x96:rate=1:duration=2", "-vf",
-               "setpts='if(eq(N,1),36000/TB,PTS)'", "-fps_mode", "passthrough", "-c:v",
-               "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(gap))  # fmt: skip
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=gray:size=160x96:rate=1:duration=2",
+        "-vf",
+        "setpts='if(eq(N,1),36000/TB,PTS)'",
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(gap),
+    )
     source = VideoSource.from_path(gap)
     assert source.duration_s > 36000 and source.size_bytes < 5000
     with pytest.raises(UnreadableVideo, match="bytes per second"):
@@ -125,13 +139,33 @@ def test_a_file_claiming_hours_in_a_few_kilobytes_is_refused(
 
 def test_only_real_frames_with_their_true_times_are_analysed(run_ffmpeg, tmp_path) -> None:
     holes = tmp_path / "holes.mp4"  # 10 fps, and nothing between 2 s and 5 s
-    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x96:rate=10:duration=3", "-vf",
-               "setpts='PTS+if(gte(N,20),3/TB,0)'", "-fps_mode", "passthrough",
-               "-pix_fmt", "yuv420p", str(holes))  # fmt: skip
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x96:rate=10:duration=3",
+        "-vf",
+        "setpts='PTS+if(gte(N,20),3/TB,0)'",
+        "-fps_mode",
+        "passthrough",
+        "-pix_fmt",
+        "yuv420p",
+        str(holes),
+    )
     variable = tmp_path / "variable.mp4"  # 10 fps for 2 s, then 2 fps for 2 s
-    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x96:rate=10:duration=4", "-vf",
-               "select='lt(n,20)+not(mod(n-20,5))'", "-fps_mode", "passthrough",
-               "-pix_fmt", "yuv420p", str(variable))  # fmt: skip
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x96:rate=10:duration=4",
+        "-vf",
+        "select='lt(n,20)+not(mod(n-20,5))'",
+        "-fps_mode",
+        "passthrough",
+        "-pix_fmt",
+        "yuv420p",
+        str(variable),
+    )
 
     times = [t for t, _ in VideoSource.from_path(holes).frames(5)]
     expected = [k / 5 for k in range(10)] + [5 + k / 5 for k in range(5)]

@@ -33,14 +33,42 @@ def test_huge_frames_and_hours_claimed_in_kilobytes_cost_only_themselves(
 ) -> None:
     archive = tmp_path / "archive"
     archive.mkdir()
-    run_ffmpeg("-loop", "1", "-i", str(asset("happy_face.jpg")), "-vf",
-               "scale=1200:-2,pad=8192:8192:(ow-iw)/2:(oh-ih)/2:color=gray", "-t", "2", "-r",
-               "5", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-               str(archive / "huge.mp4"))  # fmt: skip
-    run_ffmpeg("-f", "lavfi", "-i", "color=c=gray:size=160x96:rate=1:duration=2", "-vf",
-               "setpts='if(eq(N,1),36000/TB,PTS)'", "-fps_mode", "passthrough", "-c:v",
-               "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-               str(archive / "ten-hours.mp4"))  # fmt: skip
+    run_ffmpeg(
+        "-loop",
+        "1",
+        "-i",
+        str(asset("happy_face.jpg")),
+        "-vf",
+        "scale=1200:-2,pad=8192:8192:(ow-iw)/2:(oh-ih)/2:color=gray",
+        "-t",
+        "2",
+        "-r",
+        "5",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(archive / "huge.mp4"),
+    )
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=gray:size=160x96:rate=1:duration=2",
+        "-vf",
+        "setpts='if(eq(N,1),36000/TB,PTS)'",
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(archive / "ten-hours.mp4"),
+    )
     for name in ["single_face.mp4", "no_face.mp4"]:
         shutil.copyfile(asset(name), archive / name)
     lake = Lake(tmp_path / "lake")

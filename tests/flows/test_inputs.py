@@ -23,8 +23,15 @@ def test_a_mixed_archive_of_bad_inputs_and_odd_names(
     monkeypatch.chdir(tmp_path)
     private = tmp_path / "private"  # someone else's video, outside the archive
     private.mkdir()
-    run_ffmpeg("-i", str(asset("single_face.mp4")), "-c", "copy", "-f", "mpegts",
-               str(private / "secret.ts"))  # fmt: skip
+    run_ffmpeg(
+        "-i",
+        str(asset("single_face.mp4")),
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        str(private / "secret.ts"),
+    )
     archive = tmp_path / "archive"
     archive.mkdir()
     for i, name in enumerate(ODD_NAMES):  # good clips, each its own content
@@ -35,8 +42,17 @@ def test_a_mixed_archive_of_bad_inputs_and_odd_names(
     (archive / "list.mp4").write_text(f"ffconcat version 1.0\nfile {private / 'secret.ts'}\n")
     (archive / "empty.mp4").write_bytes(b"")
     (archive / "notes.mp4").write_text("not a video\n")
-    run_ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-f", "mp4",
-               str(archive / "audio.mp4"))  # fmt: skip
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=1",
+        "-c:a",
+        "aac",
+        "-f",
+        "mp4",
+        str(archive / "audio.mp4"),
+    )
     whole = asset("WolfgangLanger_Pexels.mp4").read_bytes()
     (archive / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
     lake = Lake(tmp_path / "lake")

@@ -97,8 +97,13 @@ def test_prefect_server_recorded_the_run_and_one_warning_per_unreadable_file(
         warnings = [log.message for log in logs if log.level == 30 and name in log.message]
         assert len(warnings) == 1 and "not processed" in warnings[0], warnings
     # a few task runs whatever the number of videos: the videos are units of work on Dask
-    steps = ["plan-run", "commit videos 1-6 of 6", "compact-tables", "write-html-report",
-             "publish-run-report"]  # fmt: skip
+    steps = [
+        "plan-run",
+        "commit videos 1-6 of 6",
+        "compact-tables",
+        "write-html-report",
+        "publish-run-report",
+    ]
     assert len(task_runs) == len(steps)
     assert all(any(t.name.startswith(step) for t in task_runs) for step in steps)
     for name in GOOD | BAD:  # and every video is named in the log, with its outcome
@@ -229,9 +234,11 @@ def test_a_transient_error_is_sent_again_and_the_run_completes(
     assert state.is_completed() and state.result() == {"ok": 1}
     assert once.exists()  # the fault did fire
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(
-            flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])
-        ))  # fmt: skip
+        logs = client.read_logs(
+            log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
     again = [log.message for log in logs if "sent again in 5 s" in log.message]
     assert len(again) == 1 and "Input/output error (injected)" in again[0]
 
@@ -248,9 +255,25 @@ def test_a_very_large_frame_is_analysed_within_the_pixel_budget(
     # 8192x8192 pixels in a few hundred KB: one face of about 1000 px in the middle
     frame = "scale=1200:-2,pad=8192:8192:(ow-iw)/2:(oh-ih)/2:color=gray"
     huge = archive / "huge.mp4"
-    run_ffmpeg("-loop", "1", "-i", str(asset("happy_face.jpg")), "-vf", frame, "-t", "2",
-               "-r", "5", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-               str(huge))  # fmt: skip
+    run_ffmpeg(
+        "-loop",
+        "1",
+        "-i",
+        str(asset("happy_face.jpg")),
+        "-vf",
+        frame,
+        "-t",
+        "2",
+        "-r",
+        "5",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        str(huge),
+    )
     assert huge.stat().st_size < 2_000_000
     shutil.copyfile(asset("single_face.mp4"), archive / "single_face.mp4")
     lake = Lake(tmp_path / "lake")

@@ -111,8 +111,10 @@ def _upload(s3, bucket: str, files: dict[str, bytes]) -> str:
 
 def _two_clips(s3, make_clip, tag: str) -> tuple[str, str]:
     """An archive bucket holding two short clips, and the URL of a lake in a new bucket."""
-    files = {f"clip{i}.mp4": make_clip(1 + i / 5, 5, name=f"s3-{tag}-{i}.mp4").read_bytes()
-             for i in range(2)}  # fmt: skip
+    files = {
+        f"clip{i}.mp4": make_clip(1 + i / 5, 5, name=f"s3-{tag}-{i}.mp4").read_bytes()
+        for i in range(2)
+    }
     return _upload(s3, s3.bucket("archive"), files), f"s3://{s3.bucket('lake')}/lake"
 
 
@@ -172,9 +174,12 @@ def test_a_mixed_archive_on_s3_into_a_lake_on_s3(
     # Readers: pyarrow's own S3 client, DuckDB over a pyarrow dataset, `emotrack sql`.
     endpoint = urlsplit(s3.endpoint)
     filesystem = pafs.S3FileSystem(
-        endpoint_override=endpoint.netloc, scheme=endpoint.scheme, access_key="testing",
-        secret_key="testing", region="us-east-1",
-    )  # fmt: skip
+        endpoint_override=endpoint.netloc,
+        scheme=endpoint.scheme,
+        access_key="testing",
+        secret_key="testing",
+        region="us-east-1",
+    )
     tracks = ds.dataset(
         f"{lake_url.removeprefix('s3://')}/tracks", filesystem=filesystem, partitioning="hive"
     )
@@ -216,13 +221,15 @@ def test_a_503_on_a_data_file_and_on_a_commit_is_retried_and_the_run_completes(
 
     assert counts == {"ok": 2}
     for pattern in proxy.failures:
-        puts = [status for m, path, status in proxy.requests if m == "PUT" and
-                re.search(pattern, path)]  # fmt: skip
+        puts = [
+            status for m, path, status in proxy.requests if m == "PUT" and re.search(pattern, path)
+        ]
         assert puts.count(503) == 1 and puts.count(200) >= 1, (pattern, puts)
     lake = Lake(lake_url)
     assert sorted(lake.read("videos")["status"]) == ["ok", "ok"]
-    assert lake.count("features") == len(lake.read("features").drop_duplicates(
-        ["video_id", "frame_index", "track_id"]))  # fmt: skip
+    assert lake.count("features") == len(
+        lake.read("features").drop_duplicates(["video_id", "frame_index", "track_id"])
+    )
 
 
 def test_a_run_killed_mid_commit_leaves_no_partial_video_and_the_next_completes(
@@ -234,12 +241,18 @@ def test_a_run_killed_mid_commit_leaves_no_partial_video_and_the_next_completes(
     monkeypatch.setenv("EMOTRACK_LOCK_TTL_S", "4")  # the dead run's lock expires soon
     with Proxy(s3.endpoint) as proxy:
         proxy.hang = FIRST_COMMIT.format("videos")  # features, tracks... are committed
-        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url,
-               "PREFECT_API_URL": str(PREFECT_API_URL.value())}  # fmt: skip
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": proxy.url,
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        }
         run = subprocess.Popen(
-            [str(CLI), "run", source, "--lake", lake_url], env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [str(CLI), "run", source, "--lake", lake_url],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 300
             while not proxy.hanging.wait(0.5):
@@ -294,8 +307,11 @@ def test_a_put_that_keeps_failing_is_tried_six_times_in_all_and_stops_the_run(
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
 
     assert state.is_failed() and "kept failing" in state.message, state.message
-    tried = [path for method, path, status in proxy.requests
-             if method == "PUT" and status == 503 and re.search(data_file, path)]  # fmt: skip
+    tried = [
+        path
+        for method, path, status in proxy.requests
+        if method == "PUT" and status == 503 and re.search(data_file, path)
+    ]
     assert 1 <= len(tried) <= 6, tried  # one retry layer: the storage client's
     assert len(set(tried)) == 1, "the same file, never sent again by the flow"
     lake = Lake(lake_url)

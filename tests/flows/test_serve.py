@@ -53,8 +53,9 @@ def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
     # this file exists; the operator fixes the cause by deleting it.
     broken = tmp_path / "disk-broken"
     broken.touch()
-    address = faulty_cluster("single_face.mp4", RuntimeError("disk unavailable (injected)"),
-                             while_exists=broken)  # fmt: skip
+    address = faulty_cluster(
+        "single_face.mp4", RuntimeError("disk unavailable (injected)"), while_exists=broken
+    )
 
     env = {
         **os.environ,
@@ -63,13 +64,23 @@ def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
     }
     cli = str(Path(sys.executable).with_name("emotrack"))
     serving = subprocess.Popen(
-        [cli, "serve", "--source", str(archive), "--lake", str(lake.root), "--name",
-         "test-nightly", "--dask-address", address],
+        [
+            cli,
+            "serve",
+            "--source",
+            str(archive),
+            "--lake",
+            str(lake.root),
+            "--name",
+            "test-nightly",
+            "--dask-address",
+            address,
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         _wait(_deployment_exists, 120, "the served deployment")
         first = run_deployment(DEPLOYMENT, timeout=300)
@@ -92,8 +103,9 @@ def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
         with get_client(sync_client=True) as client:
             artifacts = [a for a in client.read_artifacts() if a.flow_run_id == first.id]
         assert {"emotrack-run-videos", "emotrack-run-summary"} <= {a.key for a in artifacts}
-        tables = sorted((a for a in artifacts if a.key == "emotrack-run-videos"),
-                        key=lambda a: a.created)  # fmt: skip
+        tables = sorted(
+            (a for a in artifacts if a.key == "emotrack-run-videos"), key=lambda a: a.created
+        )
         retried = (
             json.loads(tables[-1].data) if isinstance(tables[-1].data, str) else tables[-1].data
         )

@@ -29,8 +29,14 @@ class Machine:
     env: dict[str, str]
 
     def emotrack(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([EMOTRACK, *args], env=self.env, capture_output=True, text=True,
-                              timeout=600, stdin=subprocess.DEVNULL)  # fmt: skip
+        return subprocess.run(
+            [EMOTRACK, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 @pytest.fixture
@@ -38,8 +44,11 @@ def machine(tmp_path: Path, settings: Settings) -> Machine:
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "EMOTRACK_"))}
-    env |= {"HOME": str(home), "EMOTRACK_CACHE_DIR": str(settings.cache_dir),
-            "EMOTRACK_PROGRESS": "plain"}  # fmt: skip
+    env |= {
+        "HOME": str(home),
+        "EMOTRACK_CACHE_DIR": str(settings.cache_dir),
+        "EMOTRACK_PROGRESS": "plain",
+    }
     return Machine(home, env)
 
 
@@ -108,8 +117,14 @@ def test_a_full_disk_stops_run_rescore_and_train_and_the_next_run_completes(
     shutil.copyfile(asset("single_face.mp4"), videos / "single_face.mp4")
     ann = labelled_dataset(tmp_path, {p.stem: p for p in videos.iterdir()})
     with pytest.raises(StorageError, match="the disk is full under"):
-        train(annotations=str(ann), videos=str(videos), lake=str(lake), name="full-disk-gru",
-              epochs=1, settings=Settings(geometry=False))  # fmt: skip
+        train(
+            annotations=str(ann),
+            videos=str(videos),
+            lake=str(lake),
+            name="full-disk-gru",
+            epochs=1,
+            settings=Settings(geometry=False),
+        )
     assert not (lake / "_models" / "full-disk-gru").exists()
 
     # nothing was lost: with room again the next run completes, the lake as it was plus the

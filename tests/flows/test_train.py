@@ -26,9 +26,26 @@ def test_train_registers_a_model_that_its_printed_command_applies(
     ann = labelled_dataset(tmp_path, {p.stem: p for p in videos.iterdir()})
     stored = {p: p.stat().st_mtime_ns for p in (lake.root / "features").rglob("*.parquet")}
 
-    assert main(["train", "--annotations", str(ann), "--videos", str(videos), "--lake",
-                 str(lake.root), "--name", "test-gru", "--epochs", "3",
-                 "--features", "cnn,blendshapes,pose"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--annotations",
+                str(ann),
+                "--videos",
+                str(videos),
+                "--lake",
+                str(lake.root),
+                "--name",
+                "test-gru",
+                "--epochs",
+                "3",
+                "--features",
+                "cnn,blendshapes,pose",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
 
     # features: the two videos the lake had are not decoded again; the new one is added,
@@ -87,8 +104,9 @@ def test_train_registers_a_model_that_its_printed_command_applies(
     other = Lake(tmp_path / "other")
     shutil.copytree(nightly_run.lake.root, other.root)
     assert main(["import-model", str(entry), "--lake", str(other.root)]) == 0
-    (command,) = [line for line in capsys.readouterr().out.splitlines()
-                  if line.startswith("use it with: ")]  # fmt: skip
+    (command,) = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("use it with: ")
+    ]
     assert main(shlex.split(command.removeprefix("use it with: emotrack "))) == 0
     assert set(other.read("tracks")["model_version"]) == {"test-gru"}
     assert main(["import-model", str(entry), "--lake", str(other.root)]) == 2  # name taken

@@ -66,9 +66,13 @@ def test_a_frontal_photo_gets_landmarks_on_the_face_and_a_small_pose(asset, land
 
 @pytest.mark.parametrize(
     ("photo", "smiles"),
-    [("happy_face.jpg", True), ("single_face.jpg", True), ("angry_face.jpg", False),
-     ("disgust_face.jpg", False)],
-)  # fmt: skip
+    [
+        ("happy_face.jpg", True),
+        ("single_face.jpg", True),
+        ("angry_face.jpg", False),
+        ("disgust_face.jpg", False),
+    ],
+)
 def test_smiles_are_scored_high_on_happy_faces_and_low_on_angry_or_disgusted_ones(
     asset, landmarker, photo, smiles
 ) -> None:
