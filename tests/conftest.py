@@ -59,6 +59,49 @@ def make_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
+def ten_hours_clip(tmp_path_factory: pytest.TempPathFactory, asset) -> Path:
+    """Two gray frames ten hours apart: 36001 s claimed in about 1.5 KB."""
+    path = tmp_path_factory.mktemp("claims") / "ten-hours.mp4"
+    gap = "setpts='if(eq(N,1),36000/TB,PTS)'"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=gray:size=160x96:rate=1:duration=2",
+        "-vf",
+        gap,
+        "-fps_mode",
+        "passthrough",
+        *H264,
+        str(path),
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def huge_clip(tmp_path_factory: pytest.TempPathFactory, asset) -> Path:
+    """8192x8192 pixels in a few hundred KB (2 s at 5 fps): one face of about 1000 px in
+    the middle of a gray frame."""
+    path = tmp_path_factory.mktemp("huge") / "huge.mp4"
+    frame = "scale=1200:-2,pad=8192:8192:(ow-iw)/2:(oh-ih)/2:color=gray"
+    ffmpeg(
+        "-loop",
+        "1",
+        "-i",
+        str(asset("happy_face.jpg")),
+        "-vf",
+        frame,
+        "-t",
+        "2",
+        "-r",
+        "5",
+        *H264,
+        str(path),
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
 def photo_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """A 3 s, 25 fps, 480x640 clip of a photo that slowly zooms in: a real face that moves.
 

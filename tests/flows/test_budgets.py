@@ -29,46 +29,12 @@ def _run(start_cli, archive: Path, lake: Lake) -> tuple[int, int]:
 
 
 def test_huge_frames_and_hours_claimed_in_kilobytes_cost_only_themselves(
-    prefect_server, asset, run_ffmpeg, tmp_path, start_cli
+    prefect_server, asset, huge_clip, ten_hours_clip, tmp_path, start_cli
 ) -> None:
     archive = tmp_path / "archive"
     archive.mkdir()
-    run_ffmpeg(
-        "-loop",
-        "1",
-        "-i",
-        str(asset("happy_face.jpg")),
-        "-vf",
-        "scale=1200:-2,pad=8192:8192:(ow-iw)/2:(oh-ih)/2:color=gray",
-        "-t",
-        "2",
-        "-r",
-        "5",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        str(archive / "huge.mp4"),
-    )
-    run_ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "color=c=gray:size=160x96:rate=1:duration=2",
-        "-vf",
-        "setpts='if(eq(N,1),36000/TB,PTS)'",
-        "-fps_mode",
-        "passthrough",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        str(archive / "ten-hours.mp4"),
-    )
+    shutil.copyfile(huge_clip, archive / "huge.mp4")
+    shutil.copyfile(ten_hours_clip, archive / "ten-hours.mp4")
     for name in ["single_face.mp4", "no_face.mp4"]:
         shutil.copyfile(asset(name), archive / name)
     lake = Lake(tmp_path / "lake")
