@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 from uuid import uuid4
 
+from distributed import WorkerPlugin
+
 from emotrack.errors import classify
 
 # Each worker process runs one task at a time, with TensorFlow and LiteRT on one thread
@@ -48,6 +50,7 @@ def dask_client(
 
     if address:
         with Client(address) as client:
+            client.register_plugin(QuietTeardown())
             yield client
         return
     limit = f"{memory_limit_gb}GB" if memory_limit_gb else "auto"
@@ -63,7 +66,26 @@ def dask_client(
         ) as cluster,
         Client(cluster) as client,
     ):
+        client.register_plugin(QuietTeardown())
         yield client
+
+
+class QuietTeardown(WorkerPlugin):
+    """A Dask worker plugin: the worker drops the error (with its traceback) it logs when a
+    heartbeat finds the scheduler gone, which happens when a run's cluster closes while a
+    worker is still beating (a race of distributed's shutdown, not a fault: the worker ends
+    with its cluster). Other errors and warnings of the worker still show."""
+
+    name = "emotrack-quiet-teardown"
+
+    def setup(self, worker: Any) -> None:
+        import logging
+
+        logging.getLogger("distributed.worker").addFilter(_not_a_lost_heartbeat)
+
+
+def _not_a_lost_heartbeat(record: Any) -> bool:
+    return not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat")
 
 
 def run_bounded(

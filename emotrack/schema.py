@@ -221,9 +221,9 @@ README_BEGIN, README_END = "<!-- columns: begin -->", "<!-- columns: end -->"
 
 
 def markdown() -> str:
-    """The README's table of columns: a row per table, its columns in order with their
-    meanings (columns that share a meaning listed together)."""
-    lines = ["| table | one row per | columns |", "|---|---|---|"]
+    """The README's table of columns: a row per table, its columns in order, one a line with
+    its meaning (columns that share a meaning on one line); required ones in bold."""
+    lines = ["| table | one row per | columns (**bold**: never null) |", "|---|---|---|"]
     for table in (TABLES[name] for name in PUBLIC):
         parts: list[tuple[list[str], str]] = []
         for column in table.columns:
@@ -231,15 +231,17 @@ def markdown() -> str:
                 parts[-1][0].append(column.name)
             else:
                 parts.append(([column.name], column.meaning))
-        cells = [f"{_names(names)} ({meaning})" for names, meaning in parts]
-        lines.append(f"| `{table.name}` | {table.row_is} | {'; '.join(cells)} |")
+        cells = [f"{_names(names, table)}: {meaning}" for names, meaning in parts]
+        lines.append(f"| `{table.name}` | {table.row_is} | {'<br>'.join(cells)} |")
     return "\n".join(lines)
 
 
-def _names(names: list[str]) -> str:
+def _names(names: list[str], table: Table) -> str:
+    required = {c.name for c in table.columns if c.required}
+    shown = [f"**`{n}`**" if n in required else f"`{n}`" for n in names]
     if len(names) > 4:
-        return f"`{names[0]}`, `{names[1]}` ... `{names[-1]}` ({len(names)})"
-    return ", ".join(f"`{n}`" for n in names)
+        return f"{shown[0]}, {shown[1]} ... {shown[-1]} ({len(names)})"
+    return ", ".join(shown)
 
 
 def readme_with_columns(text: str) -> str:
