@@ -12,9 +12,15 @@ from emotrack.video import VideoSource
 
 
 def test_train_registers_a_model_that_its_printed_command_applies(
-    nightly_run, asset, tmp_path, prefect_server, capsys, labelled_dataset
+    nightly_run, asset, tmp_path, prefect_server, capsys, labelled_dataset, monkeypatch
 ) -> None:
+    from prefect.settings import PREFECT_API_URL
+
     from emotrack.cli import main
+
+    # the session's Prefect server, rather than one per command (test_storage_errors runs
+    # commands on a machine of their own, each with its own server)
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
 
     lake = Lake(tmp_path / "lake")  # a lake that has run nightly over some of the videos
     shutil.copytree(nightly_run.lake.root, lake.root)

@@ -1,12 +1,7 @@
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from emotrack.training.metrics import label_changes_per_minute
-from emotrack.training.simulate import simulate_tracks
 from emotrack.vocabulary import EMOTIONS
 from models.temporal_gru import TemporalConfig, load_temporal_model, model_inputs, predict_track
 
@@ -72,31 +67,6 @@ def test_long_tracks_are_scored_window_by_window_like_short_ones(shipped) -> Non
     assert np.all(np.abs(whole["va"]) <= 1)
     assert np.mean(whole["expression"].argmax(axis=1) == HAPPY) > 0.95
     assert whole["va"][:, 0].mean() > 0.3  # happy is pleasant
-
-
-def test_training_is_reproducible_with_the_same_seed() -> None:
-    # Two fresh processes, as two runs of `emotrack train-temporal` would be.
-    program = (
-        "import json; from emotrack.training.evaluate_temporal import evaluate_simulated; "
-        "from models.temporal_gru import TemporalConfig; "
-        "from emotrack.training.simulate import PRESETS, simulate_tracks; "
-        "from emotrack.training.train_temporal import train; "
-        "preset, cfg = PRESETS['tiny'], TemporalConfig(version='temporal-gru-tiny'); "
-        "model, facts = train(preset, cfg); "
-        "m = evaluate_simulated(model, cfg, simulate_tracks(10, preset.track_frames, seed=99)); "
-        "print(json.dumps([facts['final_loss'], m['model']['accuracy'], "
-        "m['model']['ccc_valence']]))"
-    )
-    runs = []
-    for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-c", program], capture_output=True, text=True, check=True
-        )
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    np.testing.assert_allclose(runs[0], runs[1], atol=1e-6)
-    assert simulate_tracks(3, 64, seed=1)[2].logits.tolist() == (
-        simulate_tracks(3, 64, seed=1)[2].logits.tolist()
-    )
 
 
 def test_a_model_reads_the_geometry_it_was_trained_with_and_zeros_where_none() -> None:
