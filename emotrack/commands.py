@@ -18,7 +18,7 @@ Args = argparse.Namespace
 
 
 def settings_from(args: Args) -> Settings | None:
-    """The command's Settings: the environment (EMOTRACK_*) with its flags over it (-v,
+    """The command's Settings: those of the environment with its flags over them (-v,
     --fps, --detector, --no-geometry); None, after saying why, when a flag is not valid."""
     from pydantic import ValidationError
 
