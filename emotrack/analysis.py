@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from emotrack.assets import FACE_LANDMARKER, expression_cnn_path, fetch_asset
+from emotrack.face_stage import FaceStage
 from emotrack.faces import (
     Face,
     FaceTracker,
@@ -27,11 +28,10 @@ from emotrack.schema import MEASURE_COLUMNS, columns
 from emotrack.settings import Settings
 from emotrack.video import VideoSource, analysis_slot
 from emotrack.vocabulary import NEUTRAL, softmax
-from models.expression_cnn import load_expression_cnn, predict_features
+from models.expression_cnn import load_expression_features, predict_features
 from models.face_detector import BLAZEFACE, detect_faces, load_face_detector
 from models.face_landmarker import (
     BLENDSHAPE_COLUMNS,
-    MISSED,
     POSE_COLUMNS,
     FaceLandmarker,
     Geometry,
@@ -73,7 +73,7 @@ def load_models(settings: Settings) -> Models:
     landmarker = None
     if settings.geometry:
         landmarker = load_face_landmarker(fetch_asset(FACE_LANDMARKER, settings.cache_dir))
-    return Models(load_detector(settings), load_expression_cnn(cnn_path), landmarker)
+    return Models(load_detector(settings), load_expression_features(cnn_path), landmarker)
 
 
 def model_threads(settings: Settings) -> int | None:
@@ -161,6 +161,7 @@ def extract_features(
     tracker = FaceTracker(
         min_iou=settings.track_min_iou, max_gap=round(settings.track_max_gap_s * rate)
     )
+    stage = face_stage(detector, landmarker, settings, rate)
     rows: list[dict[str, Any]] = []
     thumbnails: dict[int, tuple[float, np.ndarray]] = {}
     width, _ = source.decoded_size(settings.max_frame_pixels)
@@ -179,16 +180,12 @@ def extract_features(
     frames = prefetch(decoded, settings.batch_frames)
     for batch in batched(frames, settings.batch_frames):
         crops, seen = [], []
-        for (timestamp, frame), found in zip(
-            batch, detect_faces(detector, [f for _, f in batch]), strict=True
-        ):
+        for timestamp, frame in batch:
             index = analysis_slot(timestamp, rate)
             owned += index < end
-            faces = faces_from_boxes(found, settings.min_face_px)
-            for face, track_id in zip(faces, tracker.update(index, faces), strict=True):
-                geometry = MISSED
-                if landmarker is not None:
-                    geometry = landmarker.measure(frame, (face.x, face.y, face.w, face.h))
+            found = stage.faces(frame)
+            ids = tracker.update(index, [face for face, _, _ in found])
+            for (face, geometry, detected), track_id in zip(found, ids, strict=True):
                 points = geometry.landmarks if settings.aligned_crops else None
                 crops.append(
                     crop_face(frame, face) if points is None else aligned_crop(frame, points)
@@ -204,6 +201,7 @@ def extract_features(
                         "bbox_w": face.w * upright,
                         "bbox_h": face.h * upright,
                         "face_score": face.score,
+                        "detected": detected,
                         **geometry_row(geometry, upright),
                     }
                 )
@@ -216,6 +214,27 @@ def extract_features(
         if on_batch is not None:
             on_batch(len(batch))
     return VideoFeatures(owned, pd.DataFrame(rows, columns=FEATURE_COLUMNS), thumbnails)
+
+
+def face_stage(
+    detector: Any, landmarker: FaceLandmarker | None, settings: Settings, rate: float
+) -> FaceStage:
+    """The face stage of one stretch of video at `rate` analysed frames a second: the
+    detector (faces of at least settings.min_face_px) finds faces, the landmarker (if any)
+    measures and follows them."""
+
+    def detect(frame: np.ndarray) -> list[Face]:
+        (boxes,) = detect_faces(detector, [frame])
+        return faces_from_boxes(boxes, settings.min_face_px)
+
+    measure = None
+    if landmarker is not None:
+
+        def measure(frame: np.ndarray, face: Face, roll_deg: float) -> Geometry:
+            return landmarker.measure(frame, (face.x, face.y, face.w, face.h), roll_deg)
+
+    every = max(1, round(settings.detect_every_s * rate))
+    return FaceStage(detect, measure, detect_every=every, min_iou=settings.track_min_iou)
 
 
 def geometry_row(geometry: Geometry, upright: float = 1.0) -> dict[str, Any]:

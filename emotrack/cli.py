@@ -227,6 +227,13 @@ def _add_geometry_option(command: argparse.ArgumentParser) -> None:
         help="skip the face landmarker (landmarks, head pose, blendshapes stay null; the CNN "
         "sees unaligned crops): faster; also EMOTRACK_GEOMETRY=0",
     )
+    command.add_argument(
+        "--detect-every-frame",
+        action="store_true",
+        help="run the face detector on every analysed frame instead of following faces by "
+        "their landmarks between detections (slower; crowded footage); also "
+        "EMOTRACK_DETECT_EVERY_S=0",
+    )
 
 
 if __name__ == "__main__":

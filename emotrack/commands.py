@@ -19,7 +19,8 @@ Args = argparse.Namespace
 
 def settings_from(args: Args) -> Settings | None:
     """The command's Settings: those of the environment with its flags over them (-v,
-    --fps, --detector, --no-geometry); None, after saying why, when a flag is not valid."""
+    --fps, --detector, --no-geometry, --detect-every-frame); None, after saying why, when a
+    flag is not valid."""
     from pydantic import ValidationError
 
     options = {
@@ -27,6 +28,7 @@ def settings_from(args: Args) -> Settings | None:
         "analysis_fps": getattr(args, "fps", None),
         "detector": getattr(args, "detector", None),
         "geometry": getattr(args, "geometry", None),
+        "detect_every_s": 0.0 if getattr(args, "detect_every_frame", False) else None,
     }
     try:
         return Settings().with_run_options(**options)
@@ -181,6 +183,7 @@ def serve(args: Args, settings: Settings) -> int:
                 "fps": settings.analysis_fps,
                 "detector": settings.detector,
                 "geometry": settings.geometry,
+                "detect_every_s": settings.detect_every_s,
                 "model": args.model,
                 "dask_address": args.dask_address,
                 "workers": args.workers,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from models.face_landmarker import LEFT_EYE, MOUTH, RIGHT_EYE
+from models.face_landmarker import LEFT_EYE, MESH_POINTS, MOUTH, RIGHT_EYE
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,41 @@ class FaceTracker:
                 self._next_id += 1
             self._last[ids[fi]] = (frame_index, face)  # type: ignore[index]
         return [int(i) for i in ids]  # type: ignore[arg-type]
+
+
+def landmark_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """(x, y, w, h): the upright box around a face's mesh points (the irises left out)."""
+    xy = landmarks[:MESH_POINTS, :2]
+    (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+
+
+def box_in_landmarks(face: Face, landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """Where the detector put `face`'s box, in units of its landmark_box (dx, dy, w, h): what
+    face_from_landmarks needs to put a detector's box around the same face's next mesh."""
+    x, y, w, h = landmark_box(landmarks)
+    return (face.x - x) / w, (face.y - y) / h, face.w / w, face.h / h
+
+
+def face_from_landmarks(
+    landmarks: np.ndarray, place: tuple[float, float, float, float], score: float
+) -> Face:
+    """The box the detector would give the face of `landmarks`, from where it put the box
+    last time (box_in_landmarks); score: that detection's."""
+    x, y, w, h = landmark_box(landmarks)
+    dx, dy, sw, sh = place
+    return Face(x + dx * w, y + dy * h, sw * w, sh * h, score)
+
+
+def frame_signature(frame: np.ndarray) -> np.ndarray:
+    """A 32x18 gray thumbnail of a uint8 RGB frame, int16: what scene_change compares."""
+    small = cv2.resize(frame, (32, 18), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.int16)
+
+
+def scene_change(before: np.ndarray, after: np.ndarray) -> float:
+    """How different two frame_signatures are: mean absolute difference, in gray levels."""
+    return float(np.abs(after - before).mean())
 
 
 def crop_face(frame: np.ndarray, face: Face, margin: float = 0.1, size: int = 64) -> np.ndarray:

@@ -26,7 +26,7 @@ from models.expression_cnn import EMBEDDING_DIM
 from models.face_landmarker import BLENDSHAPE_COLUMNS, LANDMARKS, POSE_COLUMNS
 
 _f32, _f64, _i32, _i64, _str = pa.float32(), pa.float64(), pa.int32(), pa.int64(), pa.string()
-_floats, _time = pa.list_(_f32), pa.timestamp("us", tz="UTC")
+_floats, _time, _bool = pa.list_(_f32), pa.timestamp("us", tz="UTC"), pa.bool_()
 SERIES_POINTS = 48  # points of a summary's valence_series (the report's sparkline)
 
 
@@ -63,7 +63,19 @@ FACE = [
     Column("bbox_y", _f32, "face box, top edge, pixels of the upright frame", True),
     Column("bbox_w", _f32, "face box width, pixels", True),
     Column("bbox_h", _f32, "face box height, pixels", True),
-    Column("face_score", _f32, "the detector's confidence in [0, 1]", True),
+    Column(
+        "face_score",
+        _f32,
+        "the detector's confidence in [0, 1] (its last detection of "
+        "the face, where `detected` is false)",
+        True,
+    ),
+    Column(
+        "detected",
+        _bool,
+        "whether the detector saw the face in this frame; false: "
+        "followed by its landmarks since the last detection (*How faces are found*)",
+    ),
 ]
 # What was measured of that face, stored in features and copied into tracks (null where the
 # landmarker could not fit the face, or was off).

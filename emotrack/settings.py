@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     """Landmarks, head pose and blendshapes for every face found (MediaPipe's face
     landmarker; README, "Speed", gives its cost). Off (EMOTRACK_GEOMETRY=0, `emotrack run
     --no-geometry`): those columns stay null and the CNN sees unaligned crops."""
+    detect_every_s: float = Field(default=1.0, ge=0)
+    """With geometry on, the detector looks for new faces this often (and on a scene cut, or
+    when a face is lost); in between, each face is followed by its landmarks (README, "How
+    faces are found"). 0 (`emotrack run --detect-every-frame`): the detector runs on every
+    analysed frame, as before 0.4 (crowded footage, comparisons)."""
     aligned_crops: bool = False
     """On: the CNN sees each face turned level and centred by its landmarks
     (faces.aligned_crop; the detector's box where the landmarker could not fit the face).

@@ -45,12 +45,14 @@ def nightly(
     detector: str | None = None,
     rehash: bool = False,
     geometry: bool | None = None,
+    detect_every_s: float | None = None,
     settings: Settings | None = None,
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
 
-    `fps`, `detector` and `geometry` (the face landmarker on or off) are the run's options
-    over `settings` (None: from EMOTRACK_* in the environment); None keeps the settings' own.
+    `fps`, `detector`, `geometry` (the face landmarker on or off) and `detect_every_s` (0:
+    the detector on every frame) are the run's options over `settings` (None: from
+    EMOTRACK_* in the environment); None keeps the settings' own.
     `rehash` reads every local file again to find its content, instead of trusting an
     unchanged size, modification time and inode.
 
@@ -59,7 +61,7 @@ def nightly(
     are done, if any video hit an unexpected error.
     """
     settings = (settings or Settings()).with_run_options(
-        analysis_fps=fps, detector=detector, geometry=geometry
+        analysis_fps=fps, detector=detector, geometry=geometry, detect_every_s=detect_every_s
     )
     store = Lake(lake)
     with store.writing(ttl_s=settings.lock_ttl_s):  # a second run waits for this one

@@ -31,9 +31,11 @@ MESH_MODEL = "face_landmarks_detector.tflite"
 BLENDSHAPES_MODEL = "face_blendshapes.tflite"
 GEOMETRY = "geometry_pipeline_metadata_landmarks.binarypb"
 LANDMARKS = 478
+MESH_POINTS = 468  # the face's; the last 10 are the irises'
 CROP = 256
 ROI_SCALE = 1.5  # MediaPipe's face detection -> landmark crop (RectTransformation 1.5 x 1.5)
 MIN_PRESENCE = 0.5  # MediaPipe's min_face_presence_confidence
+MAX_LEAN_DEG = 10.0  # a crop whose face leans more than this is measured again, level
 
 # MediaPipe's names, in the model's output order (face_blendshapes_graph.cc).
 BLENDSHAPE_NAMES = (
@@ -110,12 +112,19 @@ class FaceLandmarker:
         self.shapes_input = points["index"]
         self.shapes_output = self.shapes.get_output_details()[0]["index"]
 
-    def measure(self, frame: np.ndarray, box: tuple[float, float, float, float]) -> Geometry:
-        """The geometry of the face in `box` (x, y, w, h, pixels of `frame`, uint8 RGB)."""
-        points, presence = self._mesh(frame, box, roll_deg=0.0)
-        if presence >= MIN_PRESENCE:  # again, level: the crop the mesh model was trained on
+    def measure(
+        self, frame: np.ndarray, box: tuple[float, float, float, float], roll_deg: float = 0.0
+    ) -> Geometry:
+        """The geometry of the face in `box` (x, y, w, h, pixels of `frame`, uint8 RGB).
+
+        The crop is turned by roll_deg first (a followed face's roll in its last frame), and
+        once more, level, when the face's eyes lean by more than 10 degrees in it: the mesh
+        model was trained on level faces.
+        """
+        points, presence = self._mesh(frame, box, roll_deg)
+        if presence >= MIN_PRESENCE:
             roll = eye_roll_deg(points)
-            if abs(roll) > 10:
+            if abs(roll - roll_deg) > MAX_LEAN_DEG:
                 points, presence = self._mesh(frame, box, roll)
         if presence < MIN_PRESENCE:
             return Geometry(None, None, None, presence)

@@ -52,6 +52,15 @@ def quiet_native_stderr() -> Iterator[None]:
 
 
 @functools.cache
+def gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU (asked only where NVIDIA's driver is loaded: importing
+    TensorFlow takes seconds)."""
+    if not os.path.exists("/proc/driver/nvidia/version"):
+        return False
+    return bool(import_tensorflow().config.list_physical_devices("GPU"))
+
+
+@functools.cache
 def import_tensorflow() -> ModuleType:
     """The tensorflow module, its intra/inter-op threads capped at RUNTIME.threads (if set).
 

@@ -90,8 +90,11 @@ def test_prefetch_keeps_order_passes_errors_on_and_stops_early() -> None:
     assert closed == [True]
 
 
-def test_a_video_analysed_in_segments_matches_the_video_analysed_whole(asset) -> None:
-    settings = Settings(segment_s=6, segment_overlap_s=2)
+@pytest.mark.parametrize("detect_every_s", [0.0, 1.0])
+def test_a_video_analysed_in_segments_matches_the_video_analysed_whole(
+    asset, detect_every_s
+) -> None:
+    settings = Settings(segment_s=6, segment_overlap_s=2, detect_every_s=detect_every_s)
     source = VideoSource.from_path(asset("WolfgangLanger_Pexels.mp4"))  # 19.7 s, one face
     models = load_models(settings)
     whole = extract_features(source, *models, settings)
@@ -104,8 +107,14 @@ def test_a_video_analysed_in_segments_matches_the_video_analysed_whole(asset) ->
     ours, theirs = stitched.table, whole.table
     assert ours["frame_index"].tolist() == theirs["frame_index"].tolist()
     np.testing.assert_allclose(ours["timestamp_s"], theirs["timestamp_s"], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(ours[["bbox_x", "bbox_w"]], theirs[["bbox_x", "bbox_w"]], atol=1e-3)
-    np.testing.assert_allclose(np.stack(ours["logits"]), np.stack(theirs["logits"]), atol=1e-4)
+    if detect_every_s == 0:  # the same boxes, crops and outputs
+        boxes = ["bbox_x", "bbox_w"]
+        np.testing.assert_allclose(ours[boxes], theirs[boxes], atol=1e-3)
+        np.testing.assert_allclose(np.stack(ours["logits"]), np.stack(theirs["logits"]), atol=1e-4)
+    else:  # a segment's first frame is a detection where the whole video's may be followed:
+        # boxes then differ as much as this face's detections differ frame to frame (to 20 %)
+        centre = (ours["bbox_x"] + ours["bbox_w"] / 2) - (theirs["bbox_x"] + theirs["bbox_w"] / 2)
+        assert (centre.abs() < 0.15 * theirs["bbox_w"]).all()
     assert ours["track_id"].tolist() == theirs["track_id"].tolist()
     assert set(ours["track_id"]) == {0}  # one person, one track across both boundaries
 

@@ -1,7 +1,17 @@
 import numpy as np
 import pytest
 
-from emotrack.faces import Face, FaceTracker, crop_face, faces_from_boxes, iou
+from emotrack.faces import (
+    Face,
+    FaceTracker,
+    box_in_landmarks,
+    crop_face,
+    face_from_landmarks,
+    faces_from_boxes,
+    frame_signature,
+    iou,
+    scene_change,
+)
 
 
 def test_iou_of_identical_disjoint_and_half_overlapping_boxes() -> None:
@@ -56,3 +66,24 @@ def test_crop_face_uses_luma_and_clips_boxes_at_the_border() -> None:
     crop = crop_face(frame, Face(-10, -10, 80, 80, 1.0))
     assert crop.shape == (64, 64, 1)
     np.testing.assert_allclose(crop, (150 / 255 - 0.5) * 2, atol=1e-6)
+
+
+def test_a_box_carried_by_landmarks_moves_and_grows_with_them() -> None:
+    rng = np.random.default_rng(0)
+    landmarks = np.column_stack([rng.uniform(100, 200, (478, 2)), rng.normal(0, 5, 478)])
+    box = Face(110.0, 120.0, 80.0, 70.0, 0.9)
+    place = box_in_landmarks(box, landmarks)
+    same = face_from_landmarks(landmarks, place, box.score)
+    assert np.allclose([same.x, same.y, same.w, same.h], [110, 120, 80, 70])
+    moved = landmarks * [2.0, 2.0, 1.0] + [30.0, -10.0, 0.0]  # twice as large, shifted
+    carried = face_from_landmarks(moved, place, 0.9)
+    assert np.allclose([carried.x, carried.y, carried.w, carried.h], [250, 230, 160, 140])
+
+
+def test_a_scene_change_is_large_for_another_shot_and_small_for_a_moving_face() -> None:
+    wall = np.full((360, 640, 3), 90, np.uint8)
+    with_face = wall.copy()
+    with_face[100:200, 300:400] = 200
+    other_shot = np.full((360, 640, 3), 200, np.uint8)
+    assert scene_change(frame_signature(wall), frame_signature(with_face)) < 10
+    assert scene_change(frame_signature(wall), frame_signature(other_shot)) > 100

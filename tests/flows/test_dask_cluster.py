@@ -85,6 +85,6 @@ def test_features_are_computed_in_the_dask_workers(
 
 def _cnns_loaded() -> int:
     """In a worker: how many expression CNNs this process has loaded."""
-    from models.expression_cnn import load_expression_cnn
+    from models.expression_cnn import load_expression_features
 
-    return load_expression_cnn.cache_info().currsize
+    return load_expression_features.cache_info().currsize

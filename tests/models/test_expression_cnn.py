@@ -6,13 +6,24 @@ from emotrack.analysis import load_detector
 from emotrack.assets import expression_cnn_path
 from emotrack.faces import crop_face, faces_from_boxes
 from emotrack.vocabulary import EMOTIONS, softmax
-from models.expression_cnn import load_expression_cnn, predict_features
+from models.expression_cnn import (
+    LiteCNN,
+    load_expression_cnn,
+    load_expression_features,
+    predict_features,
+)
 from models.face_detector import detect_faces
 
 
-@pytest.fixture(scope="module")
-def cnn(settings):
-    return load_expression_cnn(expression_cnn_path(settings.cache_dir))
+@pytest.fixture(scope="module", params=["keras", "litert"])
+def cnn(request, settings):
+    """The network under both runtimes: Keras (GPU machines) and LiteRT (the CPU's)."""
+    path = expression_cnn_path(settings.cache_dir)
+    if request.param == "keras":
+        return load_expression_cnn(path)
+    model = load_expression_features(path)
+    assert isinstance(model, LiteCNN)  # this machine has no GPU
+    return model
 
 
 def _face_crops(path, settings) -> np.ndarray:
@@ -57,3 +68,15 @@ def test_batches_give_the_same_features_as_single_faces(cnn, asset, settings) ->
     single, _ = predict_features(cnn, face)
     np.testing.assert_allclose(logits[0], single[0], atol=1e-4)
     np.testing.assert_allclose(logits[::2], np.repeat(single, 40, axis=0), atol=1e-4)
+
+
+def test_the_litert_conversion_gives_kerass_logits_and_embeddings(asset, settings) -> None:
+    path = expression_cnn_path(settings.cache_dir)
+    faces = np.concatenate(
+        [_face_crops(asset(name), settings) for name in ("happy_face.jpg", "angry_face.jpg")]
+    )
+    keras_logits, keras_embedding = predict_features(load_expression_cnn(path), faces)
+    lite_logits, lite_embedding = predict_features(load_expression_features(path), faces)
+    np.testing.assert_allclose(lite_logits, keras_logits, atol=1e-4)
+    np.testing.assert_allclose(lite_embedding, keras_embedding, atol=1e-4)
+    assert list(path.parent.glob(f"{path.name}.*.tflite"))  # kept for the next process
