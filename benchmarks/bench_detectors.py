@@ -57,25 +57,33 @@ def paste(canvas: np.ndarray, image: np.ndarray, x: int, y: int) -> None:
 
 def built_clips(folder: Path, settings: Settings) -> dict[str, tuple[Path, np.ndarray]]:
     """name -> (clip, ground-truth boxes (N, 4) in upright frame pixels)."""
+    return {
+        name: (still_clip(image, folder / f"{name.split()[0]}.mp4", rotate=rotate), truth)
+        for name, (image, truth, rotate) in built_scenes(settings).items()
+    }
+
+
+def built_scenes(settings: Settings) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """name -> (upright RGB frame, ground-truth boxes (N, 4) in its pixels, rotation tag)."""
     photo = cv2.cvtColor(
         cv2.imread(str(fetch_asset("multi_face.jpg", settings.cache_dir))), cv2.COLOR_BGR2RGB
     )
     (reference,) = detect_faces(load_detector(Settings(detector="mtcnn", min_face_px=20)), [photo])
     reference = reference[:, :4]
     assert len(reference) == 5, reference
-    clips = {}
+    scenes = {}
 
     crowd, truth = np.full((1080, 1920, 3), 70, np.uint8), []
     small = cv2.resize(photo, (800, 533), interpolation=cv2.INTER_AREA)
     for x, y in [(120, 0), (1000, 0), (120, 540), (1000, 540)]:
         paste(crowd, small, x, y)
         truth += [[x + b[0] * 0.8, y + b[1] * 0.8, b[2] * 0.8, b[3] * 0.8] for b in reference]
-    clips["crowd 1080p"] = (still_clip(crowd, folder / "crowd.mp4"), np.array(truth))
+    scenes["crowd 1080p"] = (crowd, np.array(truth), 0)
 
     phone = np.full((1280, 720, 3), 70, np.uint8)
     paste(phone, cv2.resize(photo, (720, 480), interpolation=cv2.INTER_AREA), 0, 400)
     truth = [[b[0] * 0.72, 400 + b[1] * 0.72, b[2] * 0.72, b[3] * 0.72] for b in reference]
-    clips["phone (rotated)"] = (still_clip(phone, folder / "phone.mp4", rotate=90), np.array(truth))
+    scenes["phone (rotated)"] = (phone, np.array(truth), 90)
 
     tiny, truth = np.full((1080, 1920, 3), 110, np.uint8), []
     for row, width in enumerate([40, 48, 64, 96]):
@@ -90,8 +98,8 @@ def built_clips(folder: Path, settings: Settings) -> dict[str, tuple[Path, np.nd
             x, y = 100 + col * 370 + row * 17, 30 + row * 230
             paste(tiny, face, x, y)
             truth.append([x + (bx - x0) * scale, y + (by - y0) * scale, bw * scale, bh * scale])
-    clips["small faces 1080p"] = (still_clip(tiny, folder / "tiny.mp4"), np.array(truth))
-    return clips
+    scenes["small faces 1080p"] = (tiny, np.array(truth), 0)
+    return scenes
 
 
 def frames_of(path: Path) -> list[np.ndarray]:

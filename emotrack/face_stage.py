@@ -47,7 +47,7 @@ class Seen(NamedTuple):
     detected: bool
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity
 class _Followed:
     geometry: Geometry  # landmarks present
     place: tuple[float, float, float, float]  # the detector's box in landmark_box units
