@@ -7,8 +7,9 @@ whole frame only when it must find faces:
 - on the first frame, and every `detect_every` analysed frames after a detection (faces that
   appear are found within that many frames);
 - on a scene cut (the frame's 32x18 gray thumbnail changed by more than `scene_cut` levels);
-- when a followed face was lost (its mesh's presence score fell under the threshold), or a
-  face found last time could not be followed (its mesh did not fit).
+- when a followed face was lost (its mesh's presence score fell under FOLLOW_PRESENCE: that
+  frame is searched at once), or a face found last time could not be followed (its mesh did
+  not fit).
 A detection that overlaps a followed face (IoU >= min_iou) is that face: it gives this
 frame's box and score, and the geometry measured by following stands. The boxes of followed
 faces are the detector's, carried over by the landmarks (emotrack.faces.face_from_landmarks),
@@ -35,6 +36,10 @@ from emotrack.faces import (
 )
 from models.face_landmarker import MISSED, Geometry, eye_roll_deg
 
+# A followed face whose mesh is less sure than this that a face is there is looked for again
+# by the detector, at once: small faces (40 px) otherwise drift off under a weak fit (one
+# identity switch in benchmarks/bench_face_stage.py's small-faces clip at MediaPipe's 0.5).
+FOLLOW_PRESENCE = 0.8
 Detect = Callable[[np.ndarray], list[Face]]  # frame -> faces, best first
 Measure = Callable[[np.ndarray, Face, float], Geometry]  # frame, box, roll hint -> geometry
 
@@ -120,8 +125,8 @@ class FaceStage:
             assert last is not None
             box = face_from_landmarks(last, face.place, face.score)
             geometry = self.measure(frame, box, eye_roll_deg(last))
-            if geometry.landmarks is None:
-                self._must_detect = True
+            if geometry.landmarks is None or geometry.presence < FOLLOW_PRESENCE:
+                self._must_detect = True  # lost, or barely there: the detector looks again
                 continue
             moved = _Followed(geometry, face.place, face.score)
             if all(iou(self._box(moved), self._box(k)) < 0.5 for k in kept):

@@ -113,7 +113,7 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
     """
     scores = cnn_frame_scores(features) if scores is None else scores
     probs, va = scores.probs, scores.va
-    tracks = features[FACE_COLUMNS].copy()
+    tracks = features.reindex(columns=FACE_COLUMNS)  # `detected`: null in rows before 0.4
     tracks["emotion"] = [EMOTIONS[i] for i in probs.argmax(axis=1)] if len(features) else []
     for column, values in zip(PROB_COLUMNS, probs.T, strict=True):
         tracks[column] = values.astype(np.float32)
