@@ -28,6 +28,7 @@ test: setup
 bench: setup
 	$(BIN)/emotrack fetch
 	$(BIN)/python benchmarks/bench_detectors.py
+	$(BIN)/python benchmarks/bench_face_stage.py
 	$(BIN)/python benchmarks/bench_crops.py
 	$(BIN)/python benchmarks/bench_throughput.py
 	$(BIN)/python benchmarks/bench_object_storage.py
