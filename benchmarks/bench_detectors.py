@@ -165,7 +165,12 @@ def main() -> None:
             f"{base['ms/frame 640x360'] / row['ms/frame 640x360']:.1f}x its speed at 640x360, "
             f"{base['ms/frame 1920x1080'] / row['ms/frame 1920x1080']:.1f}x at 1920x1080"
         )
-    out = ROOT / "build" / "bench-detectors.json"
+    write_results(results, "bench-detectors.json")
+
+
+def write_results(results: dict, name: str) -> None:
+    """Write `results` as JSON to build/`name` and say where."""
+    out = ROOT / "build" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"written to {out}")

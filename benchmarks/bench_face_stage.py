@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from bench_detectors import H264, built_scenes, still_clip
+from bench_detectors import H264, built_scenes, still_clip, write_results
 
 from emotrack.analysis import extract_features, load_models
 from emotrack.assets import fetch_asset
@@ -39,7 +39,6 @@ from emotrack.faces import Face, iou
 from emotrack.settings import Settings
 from emotrack.video import VideoSource, decoder_binary
 
-ROOT = Path(__file__).resolve().parents[1]
 FPS = 25
 PAN_PX, PAN_PERIOD_S, PAN_SECONDS = 60, 4.0, 8.0
 
@@ -186,10 +185,7 @@ def main() -> None:
     print(f"\n{'clip':20}" + "".join(f"{c[:13]:>14}" for c in columns))
     for name, row in results.items():
         print(f"{name:20}" + "".join(f"{row[c]:14.3f}" for c in columns))
-    out = ROOT / "build" / "bench-face-stage.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written to {out}")
+    write_results(results, "bench-face-stage.json")
 
 
 if __name__ == "__main__":
