@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from emotrack.assets import fetch_asset  # noqa: E402
-from emotrack.faces import ALIGNED_TEMPLATE, crop_points  # noqa: E402
+from emotrack.faces import ALIGNED_TEMPLATE, Face, crop_points, unpack_landmarks  # noqa: E402
 from emotrack.inference import DEFAULT_MODEL  # noqa: E402
 from emotrack.scoring import logits_of  # noqa: E402
 from emotrack.settings import Settings  # noqa: E402
@@ -53,7 +53,8 @@ def template(rows: pd.DataFrame, margin: float = 0.1) -> np.ndarray:
     for row in rows.dropna(subset=["yaw_deg"]).itertuples():
         if abs(row.yaw_deg) > 15 or abs(row.roll_deg) > 10:
             continue  # upright, frontal faces only: the place the CNN was used to
-        points = crop_points(np.asarray(row.landmarks, np.float32).reshape(-1, 3))
+        box = Face(row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h, 1.0)
+        points = crop_points(unpack_landmarks(row.landmarks_i16, box))
         x0, y0 = row.bbox_x - margin * row.bbox_w, row.bbox_y - margin * row.bbox_h
         size = np.array([row.bbox_w, row.bbox_h]) * (1 + 2 * margin)
         places.append((points - [x0, y0]) / size)

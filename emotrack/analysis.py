@@ -22,6 +22,7 @@ from emotrack.faces import (
     crop_face,
     faces_from_boxes,
     iou,
+    pack_landmarks,
     thumbnail,
 )
 from emotrack.schema import MEASURE_COLUMNS, columns
@@ -49,7 +50,7 @@ class VideoFeatures:
     table columns: frame_index, timestamp_s (seconds from the start), track_id, bbox_x,
     bbox_y, bbox_w, bbox_h (pixels, upright frame), face_score, logits (7 float32, pre-softmax),
     embedding (128 float32, pooled last convolutional block), then the face's geometry:
-    landmarks (478 x, y, z, flat, pixels of the upright frame), landmark_score, yaw_deg,
+    landmarks_i16 (478 x, y, z, flat, faces.pack_landmarks), landmark_score, yaw_deg,
     pitch_deg, roll_deg and bs_* (NaN / None where the landmarker could not fit the face).
     """
 
@@ -202,7 +203,7 @@ def extract_features(
                         "bbox_h": face.h * upright,
                         "face_score": face.score,
                         "detected": detected,
-                        **geometry_row(geometry, upright),
+                        **geometry_row(geometry, face, upright),
                     }
                 )
         if crops:
@@ -237,16 +238,19 @@ def face_stage(
     return FaceStage(detect, measure, detect_every=every, min_iou=settings.track_min_iou)
 
 
-def geometry_row(geometry: Geometry, upright: float = 1.0) -> dict[str, Any]:
-    """A face's geometry columns (landmarks scaled by `upright` into pixels of the upright
-    frame); NaN and None where the landmarker could not fit the face."""
+def geometry_row(geometry: Geometry, face: Face, upright: float = 1.0) -> dict[str, Any]:
+    """A face's geometry columns, landmarks packed relative to its box (faces.pack_landmarks,
+    in pixels of the upright frame: frame pixels times `upright`); NaN and None where the
+    landmarker could not fit the face."""
     row: dict[str, Any] = {
-        "landmarks": None,
+        "landmarks_i16": None,
+        "landmarks": None,  # emotrack 0.3's float32 pixels: null in new rows
         "landmark_score": np.nan if geometry.presence is None else geometry.presence,
         **dict.fromkeys(MEASURE_COLUMNS, np.nan),
     }
     if geometry.landmarks is not None:
-        row["landmarks"] = (geometry.landmarks * np.float32(upright)).reshape(-1)
+        box = Face(face.x * upright, face.y * upright, face.w * upright, face.h * upright, 1.0)
+        row["landmarks_i16"] = pack_landmarks(geometry.landmarks * np.float32(upright), box)
     if geometry.pose is not None:
         row.update(zip(POSE_COLUMNS, geometry.pose, strict=True))
     if geometry.blendshapes is not None:

@@ -125,7 +125,7 @@ class FaceStage:
             assert last is not None
             box = face_from_landmarks(last, face.place, face.score)
             geometry = self.measure(frame, box, eye_roll_deg(last))
-            if geometry.landmarks is None or geometry.presence < FOLLOW_PRESENCE:
+            if geometry.landmarks is None or (geometry.presence or 0.0) < FOLLOW_PRESENCE:
                 self._must_detect = True  # lost, or barely there: the detector looks again
                 continue
             moved = _Followed(geometry, face.place, face.score)

@@ -142,8 +142,11 @@ TABLES: dict[str, Table] = {
                    True),
             Column("embedding", _floats, f"{EMBEDDING_DIM} floats: the CNN's last block, "
                    "average-pooled", True),
-            Column("landmarks", _floats, f"{LANDMARKS * 3} floats: x, y, z of each of the "
-                   f"{LANDMARKS} face-mesh points in turn, pixels of the upright frame"),
+            Column("landmarks_i16", pa.list_(pa.int16()), f"{LANDMARKS * 3} int16: x, y, z of "
+                   f"each of the {LANDMARKS} face-mesh points in turn, in 1/4096 of `bbox_w` "
+                   "from the box's top-left corner (*Face geometry*)"),
+            Column("landmarks", _floats, f"{LANDMARKS * 3} floats, pixels of the upright "
+                   "frame: rows written by emotrack 0.3 (null since)"),
             Column("landmark_score", _f32, "the landmarker's face presence in [0, 1]"),
             *FACE_MEASURES,
         )),

@@ -10,7 +10,9 @@ from emotrack.faces import (
     faces_from_boxes,
     frame_signature,
     iou,
+    pack_landmarks,
     scene_change,
+    unpack_landmarks,
 )
 
 
@@ -87,3 +89,22 @@ def test_a_scene_change_is_large_for_another_shot_and_small_for_a_moving_face() 
     other_shot = np.full((360, 640, 3), 200, np.uint8)
     assert scene_change(frame_signature(wall), frame_signature(with_face)) < 10
     assert scene_change(frame_signature(wall), frame_signature(other_shot)) > 100
+
+
+def test_landmarks_pack_into_int16_within_a_thirtieth_of_a_pixel_at_any_resolution() -> None:
+    rng = np.random.default_rng(1)
+    for size, face in [
+        (40, Face(1900.0, 1000.0, 40.0, 44.0, 1.0)),
+        (1500, Face(5000, 20, 1500, 1600, 1)),
+    ]:
+        landmarks = np.column_stack(
+            [
+                face.x + rng.uniform(-0.2, 1.2, 478) * size,
+                face.y + rng.uniform(-0.4, 1.2, 478) * size,
+                rng.normal(0, 0.1 * size, 478),
+            ]
+        ).astype(np.float32)
+        packed = pack_landmarks(landmarks, face)
+        assert packed.dtype == np.int16 and packed.shape == (1434,)
+        error = np.abs(unpack_landmarks(packed, face) - landmarks).max()
+        assert error <= 0.5 * size / 4096 + 1e-3  # half a unit: 0.005 px at 40 px, 0.18 at 1500

@@ -116,7 +116,8 @@ def test_a_0_2_0_lake_without_geometry_reads_as_nulls_and_rescores(
     lake = Lake(tmp_path / "lake")
     features = lake.read("features")  # before anything took its lock: the files' columns only
     assert len(features) == 12 and features["video_id"].eq(SMILE).all()
-    assert features[["landmarks", "landmark_score", *MEASURE_COLUMNS]].isna().all().all()
+    geometry = ["landmarks", "landmarks_i16", "landmark_score", *MEASURE_COLUMNS]
+    assert features[geometry].isna().all().all()
 
     rescore(lake=str(lake.root), model=MODEL_VERSION, keep_versions=True)
     tracks = lake.read("tracks")

@@ -147,7 +147,7 @@ def test_the_real_face_clip_gets_geometry_in_every_row_and_the_expressions_show(
     video = build_real_faces(tmp_path, settings.cache_dir)
     labels = {i: label for i, (_, label) in enumerate(SEGMENTS)}
     rows = _geometry_by_label(video, labels)
-    assert rows["landmarks"].map(len).eq(LANDMARKS * 3).all()
+    assert rows["landmarks_i16"].map(len).eq(LANDMARKS * 3).all()
     assert rows[MEASURE_COLUMNS].notna().all().all() and rows["landmark_score"].gt(0.9).all()
     smile = (rows["bs_mouthSmileLeft"] + rows["bs_mouthSmileRight"]) / 2
     by_label = smile.groupby(rows["label"]).mean()
