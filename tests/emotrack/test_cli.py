@@ -58,3 +58,18 @@ def test_migrate_then_compact_a_0_1_0_lake(tmp_path: Path, capsys) -> None:
 def test_sql_on_a_folder_that_is_no_lake_says_so(tmp_path: Path, capsys) -> None:
     assert main(["sql", "--lake", str(tmp_path), "SELECT 1"]) == 2
     assert "has no videos table" in capsys.readouterr().err
+
+
+def test_detect_every_frame_reaches_the_settings_of_run_and_serve(monkeypatch) -> None:
+    from emotrack.cli import build_parser
+    from emotrack.commands import settings_from
+
+    monkeypatch.delenv("EMOTRACK_DETECT_EVERY_S", raising=False)
+    parser = build_parser()
+    plain = settings_from(parser.parse_args(["run", "videos", "--lake", "lake"]))
+    every = settings_from(
+        parser.parse_args(["run", "videos", "--lake", "lake", "--detect-every-frame"])
+    )
+    serve = parser.parse_args(["serve", "--source", "s", "--lake", "l", "--detect-every-frame"])
+    assert plain.detect_every_s == 1.0 and every.detect_every_s == 0.0
+    assert settings_from(serve).detect_every_s == 0.0
