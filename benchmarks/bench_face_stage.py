@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import pandas as pd
 from bench_detectors import H264, built_scenes, still_clip, write_results
+from bench_throughput import decode_floor
 
 from emotrack.analysis import extract_features, load_models
 from emotrack.assets import fetch_asset
@@ -61,13 +62,6 @@ def panned_clip(image: np.ndarray, truth: np.ndarray, path: Path) -> tuple[Path,
     encoder.stdin.close()
     assert encoder.wait() == 0
     return path, [(i / FPS, truth + [dx, 0, 0, 0]) for i, dx in enumerate(shifts)]
-
-
-def decode_floor(path: Path) -> float:
-    start = time.perf_counter()
-    cmd = [decoder_binary(), "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"]
-    subprocess.run(cmd, check=True)
-    return time.perf_counter() - start
 
 
 def analyse(path: Path, models, settings: Settings) -> tuple[pd.DataFrame, float]:

@@ -187,10 +187,8 @@ class Lake:
         """Replace the batch's rows, one Delta commit per table, `videos` last; returns the
         rows written per table. With keep_version, only that model version's rows of the
         versioned tables are replaced (the other versions stay)."""
-        written = {}
         with self._writes():
-            written = self._commit(batch, keep_version)
-        return written
+            return self._commit(batch, keep_version)
 
     def _commit(self, batch: Batch, keep_version: str | None) -> dict[str, int]:
         written = {}
