@@ -19,15 +19,25 @@ from distributed import WorkerPlugin
 
 from emotrack.errors import classify
 
+# A task whose worker dies this many times (memory limit, crash) fails with KilledWorker.
+ALLOWED_FAILURES = 2
+
 # Each worker process runs one task at a time, with TensorFlow and LiteRT on one thread
 # (emotrack.analysis.model_threads) and OpenMP's pool (OpenCV, numpy's BLAS) on one too.
 WORKER_ENV = {"OMP_NUM_THREADS": "1"}
+# Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 (to hand freed memory back to
+# the system sooner). Setting it turns off glibc's adaptive mmap threshold, so that every
+# array over 128 KiB (a decoded frame, a model's input) is a fresh mmap whose pages are
+# faulted in and zeroed each time: the face stage then costs 30 % more CPU a frame
+# (benchmarks/bench_throughput.py). Local workers start with glibc's defaults instead.
+WORKER_CONFIG = {
+    "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
 
 # Workers report what they do under this Dask event topic.
 PROGRESS_TOPIC = "emotrack-progress"
 
-# A task whose worker dies this many times (memory limit, crash) fails with KilledWorker.
-ALLOWED_FAILURES = 2
 
 # A unit that hit a transient error is sent again after these delays (seconds).
 RETRY_DELAYS_S = (5.0, 30.0)
@@ -55,7 +65,7 @@ def dask_client(
         return
     limit = f"{memory_limit_gb}GB" if memory_limit_gb else "auto"
     with (
-        dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}),
+        dask.config.set(WORKER_CONFIG),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,

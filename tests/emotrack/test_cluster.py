@@ -88,3 +88,16 @@ def test_a_storage_error_stops_the_loop_at_once(client, tmp_path) -> None:
 def test_ticks_come_while_nothing_finishes(client, tmp_path) -> None:
     items = list(run_bounded(client, _slow, [1], tmp_path / "log", window=1, tick_s=0.05))
     assert None in items and items[-1] == (1, 1)
+
+
+def _environment(name: str) -> str | None:
+    import os
+
+    return os.environ.get(name)
+
+
+def test_local_workers_keep_glibcs_adaptive_allocator(client) -> None:
+    """Dask's nanny would start them with MALLOC_TRIM_THRESHOLD_ set, which makes every
+    frame-sized array a fresh mmap (about 30 % more CPU a frame, emotrack.cluster)."""
+    for name, value in (("MALLOC_TRIM_THRESHOLD_", None), ("OMP_NUM_THREADS", "1")):
+        assert set(client.run(_environment, name).values()) == {value}
