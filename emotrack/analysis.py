@@ -116,6 +116,11 @@ class Segment:
     frames: int | None = None
     overlap: int = 0
 
+    @property
+    def end(self) -> int | None:
+        """The first frame it does not own (the next segment's first); None: to the end."""
+        return None if self.frames is None else self.first + self.frames
+
     def window(self, rate: float) -> tuple[float, float | None]:
         """(start_s, duration_s or None for "to the end") of the frames to decode."""
         if self.frames is None:
@@ -176,7 +181,7 @@ def extract_features(
         max_pixels=settings.max_frame_pixels,
         timeout_s=settings.video_time_base_s + settings.video_time_per_frame_s * to_analyse,
     )
-    end = math.inf if segment.frames is None else segment.first + segment.frames
+    end = math.inf if segment.end is None else segment.end
     owned = 0
     frames = prefetch(decoded, settings.batch_frames)
     for batch in batched(frames, settings.batch_frames):
@@ -270,37 +275,70 @@ def keep_thumbnails(
             best[track_id] = (float(score), thumbnail(frame, face))
 
 
-def stitch_segments(parts: list[tuple[Segment, VideoFeatures]], min_iou: float) -> VideoFeatures:
-    """One video's features from its segments' (in order).
-
-    Each segment keeps the frames it owns. A track of the next segment that overlaps a track
-    of this one (box IoU >= min_iou) in the overlap frames continues that track's id. Ids are
-    then renumbered 0, 1, ... in order of first appearance, as for a video analysed whole.
-    """
-    pieces, carried = [], pd.DataFrame(columns=FEATURE_COLUMNS)
+def stitch_segments(
+    parts: list[tuple[Segment, VideoFeatures]],
+    min_iou: float,
+    maps: list[dict[int, int]] | None = None,
+) -> VideoFeatures:
+    """One video's features from its segments' (in order): each segment's rows of the frames
+    it owns, with the video's track ids (`maps`, or segment_track_ids(parts, min_iou))."""
+    maps = segment_track_ids(parts, min_iou) if maps is None else maps
+    pieces: list[pd.DataFrame] = []
     thumbnails: dict[int, tuple[float, np.ndarray]] = {}
+    for (segment, features), ids in zip(parts, maps, strict=True):
+        pieces.append(owned_rows(features.table, segment, ids))
+        for local, best in features.thumbnails.items():
+            video = ids.get(local)
+            if video is not None and best[0] > thumbnails.get(video, (-1.0,))[0]:
+                thumbnails[video] = best
+    stitched = (
+        pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=FEATURE_COLUMNS)
+    )
+    frames = sum(features.frames_analysed for _, features in parts)
+    return VideoFeatures(frames, stitched, thumbnails)
+
+
+def owned_rows(table: pd.DataFrame, segment: Segment, ids: dict[int, int]) -> pd.DataFrame:
+    """A segment's rows of the frames it owns (not its overlap), with the video's track ids
+    (`ids`: the segment's -> the video's, from segment_track_ids)."""
+    end = math.inf if segment.end is None else segment.end
+    owned = table[table["frame_index"] < end]
+    return owned.assign(track_id=owned["track_id"].map(ids)).reset_index(drop=True)
+
+
+def segment_track_ids(
+    parts: list[tuple[Segment, VideoFeatures]], min_iou: float
+) -> list[dict[int, int]]:
+    """Per segment (in order), its track ids -> the video's.
+
+    A track of the next segment that overlaps a track of this one (box IoU >= min_iou) in
+    the overlap frames continues that track's id. Ids are numbered 0, 1, ... in order of
+    first appearance in the frames each segment owns, as for a video analysed whole; a track
+    seen only in a segment's overlap frames, and not continued, has none. Only frame_index,
+    track_id and the box columns of each table are read.
+    """
+    joined: list[dict[int, int]] = []
+    carried = pd.DataFrame(columns=FEATURE_COLUMNS)
+    first_seen: dict[int, tuple[int, int]] = {}  # joined id -> (first owned frame, local id)
     next_id = 0
     for segment, features in parts:
         table = features.table
         ids = join_tracks(carried, table, min_iou)
         for local in sorted(set(table["track_id"]) - set(ids)):
             ids[local], next_id = next_id, next_id + 1
-        table = table.assign(track_id=table["track_id"].map(ids))
-        for local, best in features.thumbnails.items():
-            merged = int(ids[local])
-            if merged not in thumbnails or best[0] > thumbnails[merged][0]:
-                thumbnails[merged] = best
-        end = math.inf if segment.frames is None else segment.first + segment.frames
-        pieces.append(table[table["frame_index"] < end])
+        end = math.inf if segment.end is None else segment.end
+        owned = table[table["frame_index"] < end]
+        for local, frame in owned.groupby("track_id")["frame_index"].min().items():
+            key = (int(frame), int(ids[local]))
+            first_seen[ids[local]] = min(first_seen.get(ids[local], key), key)
+        joined.append(ids)
         carried = table[table["frame_index"] >= end]
-    stitched = pd.concat(pieces, ignore_index=True) if pieces else carried
-    first_seen = stitched.groupby("track_id")["frame_index"].min().reset_index()
-    order = first_seen.sort_values(["frame_index", "track_id"])["track_id"].tolist()
+    order = sorted(first_seen, key=lambda track: first_seen[track])
     renumber = {old: new for new, old in enumerate(order)}
-    stitched["track_id"] = stitched["track_id"].map(renumber)
-    frames = sum(features.frames_analysed for _, features in parts)
-    kept = {int(renumber[t]): best for t, best in thumbnails.items() if t in renumber}
-    return VideoFeatures(frames, stitched.reset_index(drop=True), kept)
+    return [
+        {int(local): renumber[video] for local, video in ids.items() if video in renumber}
+        for ids in joined
+    ]
 
 
 def join_tracks(before: pd.DataFrame, after: pd.DataFrame, min_iou: float) -> dict[int, int]:

@@ -16,6 +16,7 @@ Every table is one Delta table (written by delta-rs), not partitioned:
 and, beside them (names starting with "_" are emotrack's own):
 
     LAKE/_attempts/<key>  runs that died while a video was in flight (Lake.attempt)
+    LAKE/_staging/        rows written by workers, waiting for their commit (Lake.stage)
     LAKE/_lock            one run at a time writes (Lake.exclusive, Lake.writing)
     LAKE/_report/         the HTML report
     LAKE/_models/         models trained with `emotrack train` (emotrack.registry)
@@ -34,10 +35,14 @@ conditional PUTs, so no other lock service is needed.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sys
+import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,9 +51,11 @@ from typing import Any
 from urllib.parse import unquote
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -58,6 +65,7 @@ from emotrack.schema import COMMIT_ORDER, PUBLIC, SOURCES, TABLES, key_of
 from emotrack.storage import LocalStore, open_store
 
 ATTEMPTS = "_attempts"  # markers of runs that died while a video was in flight
+STAGING = "_staging"  # rows staged by workers (Lake.stage), until their commit
 _log = logging.getLogger(__name__)
 _DUCKDB_TYPES = {
     "float": "FLOAT",
@@ -73,9 +81,22 @@ class NotALake(FileNotFoundError):
     """The location holds no emotrack tables (or only the 0.1.0 layout's)."""
 
 
+@dataclass(frozen=True)
+class Staged:
+    """Rows of one key (a video) staged in the lake by a worker (Lake.stage), and what the
+    commit does to them: keep the frames before `end` (None: all), and give `track_id` the
+    video's ids (`track_ids`: the file's -> the video's; rows of other ids are dropped)."""
+
+    file: str  # key of the Parquet file in the lake's store, under STAGING
+    key: str  # the table's key value (video_id) of its rows
+    end: int | None = None
+    track_ids: dict[int, int] | None = None
+
+
 @dataclass
 class Batch:
-    """Rows for one commit: per table, the keys whose rows are replaced and the new rows.
+    """Rows for one commit: per table, the keys whose rows are replaced and the new rows,
+    in memory or staged in the lake (see Staged).
 
     A key given with no rows deletes that key's rows (a video reprocessed that now has no
     faces, a failure cleared by a success). A key added twice keeps its later rows only.
@@ -83,6 +104,7 @@ class Batch:
 
     keys: dict[str, set[str]] = field(default_factory=dict)
     rows: dict[str, list[pa.Table]] = field(default_factory=dict)
+    staged: dict[str, list[Staged]] = field(default_factory=dict)
 
     def add(self, table: str, keys: Iterable[str], rows: pd.DataFrame | pa.Table | None) -> None:
         keys = set(keys)
@@ -90,12 +112,19 @@ class Batch:
             return
         taken = self.keys.setdefault(table, set())
         parts = self.rows.setdefault(table, [])
+        staged = self.staged.setdefault(table, [])
         if keys & taken:  # the same video twice (two files, one content): the later wins
             column, again = key_of(table), pa.array(sorted(keys & taken))
             parts[:] = [p.filter(pc.invert(pc.is_in(p[column], again))) for p in parts]
+            staged[:] = [s for s in staged if s.key not in keys]
         taken |= keys
         if rows is not None and len(rows):
             parts.append(to_arrow(table, rows))
+
+    def add_staged(self, table: str, key: str, files: Iterable[Staged]) -> None:
+        """Replace key's rows of `table` by rows staged in the lake (read at commit time)."""
+        self.add(table, [key], None)
+        self.staged[table].extend(files)
 
     def table(self, name: str) -> pa.Table:
         parts = self.rows.get(name) or [TABLES[name].arrow.empty_table()]
@@ -146,10 +175,12 @@ class Lake:
         """The lake locked (exclusive) and ready for commits: a lake in the layout of
         emotrack 0.1.0 converted first (emotrack.migrate; yields the rows it converted per
         table, None when there was nothing to convert), missing tables created, columns that
-        a release added since a table was written added to it."""
+        a release added since a table was written added to it, and rows staged by a run
+        that died (Lake.stage) deleted."""
         with self.exclusive(timeout_s, ttl_s):
             converted = migrate_if_needed(self)
             self.create_tables()
+            self.clear_staging()
             yield converted
 
     def create_tables(self) -> None:
@@ -200,12 +231,87 @@ class Lake:
             predicate = _in(key_of(name), keys)
             if keep_version is not None and TABLES[name].versioned:
                 predicate = f"({predicate}) AND model_version = {_quoted(keep_version)}"
-            if data.num_rows:
+            staged = batch.staged.get(name)
+            if staged:
+                # Old rows out, then the new ones in as files of our own, written a staged
+                # file at a time: delta-rs would hold the whole stream, about 3 times its
+                # size. A video replaced here has no `videos` row in between (a run killed
+                # there leaves it incomplete, to be analysed again, not complete and short).
+                if batch.keys.get("videos"):
+                    self._table("videos").delete(_in("video_id", {f.key for f in staged}))
+                self._table(name).delete(predicate)
+                written[name] = self._add_files(name, data, staged)
+            elif data.num_rows:
                 self._overwrite(name, data, predicate)
+                written[name] = data.num_rows
             else:
                 self._table(name).delete(predicate)
-            written[name] = data.num_rows
+                written[name] = 0
+        for files in batch.staged.values():
+            for file in files:
+                self.store.delete(file.file)
         return written
+
+    # -- staging -------------------------------------------------------------------------
+
+    def stage(self, table: str, file: str, rows: pd.DataFrame | pa.Table) -> str:
+        """Write rows of `table` (in its schema) to the Parquet file STAGING/`file`, whole,
+        for a later commit (Batch.add_staged): a worker writes a long video's rows there a
+        segment at a time, so that nobody holds them all. Readers of the tables never see
+        them; the next run to take the lake's lock deletes what no commit took. Returns the
+        file's key in the store (Staged.file)."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(to_arrow(table, rows), sink)
+        key = f"{STAGING}/{file}"
+        self.store.write_bytes(key, sink.getvalue().to_pybytes())
+        return key
+
+    def _add_files(self, table: str, rows: pa.Table, staged: list[Staged]) -> int:
+        """`rows`, then the staged files' rows, added to `table` in one commit as one new
+        data file per key, each written a staged file at a time; returns the rows added."""
+        from deltalake.transaction import AddAction, RemoveAction
+
+        parts: dict[str | None, list[Staged | pa.Table]] = {None: [rows]} if rows.num_rows else {}
+        for file in staged:
+            parts.setdefault(file.key, []).append(file)
+        actions: list[AddAction | RemoveAction] = []
+        added = 0
+        for pieces in parts.values():
+            name = f"part-{uuid.uuid4()}-c000.snappy.parquet"
+            with tempfile.TemporaryDirectory(prefix="emotrack-") as folder:
+                local = Path(folder) / name
+                stats = _FileStats(TABLES[table].arrow)
+                with pq.ParquetWriter(local, TABLES[table].arrow, compression="snappy") as out:
+                    for piece in pieces:
+                        data = piece if isinstance(piece, pa.Table) else self._staged(table, piece)
+                        out.write_table(data)
+                        stats.add(data)
+                self.store.write_file(f"{table}/{name}", local)
+                size = local.stat().st_size
+            now_ms = int(time.time() * 1000)
+            actions.append(AddAction(name, size, {}, now_ms, True, stats.json()))
+            added += stats.rows
+        self._table(table).create_write_transaction(actions, "append", TABLES[table].arrow)
+        return added
+
+    def _staged(self, table: str, file: Staged) -> pa.Table:
+        """A staged file's rows as the commit takes them (see Staged), in `table`'s schema."""
+        rows = pq.read_table(pa.BufferReader(self.store.read_bytes(file.file)))
+        if file.end is not None:
+            rows = rows.filter(pc.less(rows["frame_index"], file.end))
+        if file.track_ids is not None:
+            old = rows["track_id"].to_numpy()
+            keep = np.isin(old, list(file.track_ids))
+            new = pa.array([file.track_ids[int(t)] for t in old[keep]], pa.int64())
+            rows = rows.filter(pa.array(keep))
+            rows = rows.set_column(rows.schema.get_field_index("track_id"), "track_id", new)
+        order = [("frame_index", "ascending"), ("track_id", "ascending")]
+        return to_arrow(table, rows).sort_by(order)
+
+    def clear_staging(self) -> None:
+        """Delete staged rows that no commit took (a run killed, a video that failed after
+        staging): only while holding the lake's lock, before this run stages anything."""
+        self.store.delete_tree(STAGING)
 
     def append(self, table: str, rows: pa.Table | pa.RecordBatchReader) -> None:
         """Add rows (in the table's schema) to `table` in one commit, replacing nothing."""
@@ -491,3 +597,42 @@ def _quoted(text: str) -> str:
 
 def _in(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({', '.join(_quoted(v) for v in sorted(values))})"
+
+
+class _FileStats:
+    """Delta's per-file statistics (numRecords, and minValues, maxValues and nullCount of
+    the columns that are not lists), gathered over the pieces of a file as it is written:
+    what lets readers skip the file when they look for other videos."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.columns = [f.name for f in schema if not pa.types.is_list(f.type)]
+        self.rows = 0
+        self.low: dict[str, Any] = {}
+        self.high: dict[str, Any] = {}
+        self.nulls = dict.fromkeys([f.name for f in schema], 0)
+
+    def add(self, data: pa.Table) -> None:
+        self.rows += data.num_rows
+        for name in self.nulls:
+            self.nulls[name] += data[name].null_count
+        for name in self.columns:
+            bounds = pc.min_max(data[name]).as_py()
+            for kept, value, pick in (
+                (self.low, bounds["min"], min),
+                (self.high, bounds["max"], max),
+            ):
+                if value is not None:
+                    kept[name] = value if name not in kept else pick(kept[name], value)
+
+    def json(self) -> str:
+        def plain(value: Any) -> Any:
+            return value.isoformat() if hasattr(value, "isoformat") else value
+
+        return json.dumps(
+            {
+                "numRecords": self.rows,
+                "minValues": {k: plain(v) for k, v in self.low.items()},
+                "maxValues": {k: plain(v) for k, v in self.high.items()},
+                "nullCount": self.nulls,
+            }
+        )

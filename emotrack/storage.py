@@ -105,6 +105,19 @@ class LocalStore:
         for key, data in files.items():
             self.write_bytes(key, data)
 
+    def write_file(self, key: str, source: Path) -> None:
+        """Copy the local file `source` to `key`, whole (a hidden temporary file, renamed)."""
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, final)
+        except OSError as error:
+            raise disk_full(error, str(final.parent)) or error from error
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
@@ -206,6 +219,12 @@ class ObjectStore:
         mode="create" for If-None-Match)."""
         with self._errors(key):
             self.fs.pipe_file(self._full(key), data, **conditions)
+
+    def write_file(self, key: str, source: Path) -> None:
+        """Upload the local file `source` to `key` (in parts when it is large: an object
+        appears only once whole)."""
+        with self._errors(key):
+            self.fs.put_file(str(source), self._full(key))
 
     def write_many(self, files: dict[str, bytes]) -> None:
         """Several objects, each in one PUT, sent concurrently."""

@@ -12,9 +12,10 @@ commits results in batches (emotrack.lake.Lake.commit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import pandas as pd
 
@@ -26,6 +27,7 @@ from emotrack.analysis import (
     load_models,
     on_worker,
     plan_segments,
+    segment_track_ids,
     stitch_segments,
 )
 from emotrack.cluster import report
@@ -34,7 +36,7 @@ from emotrack.errors import UnreadableVideo
 from emotrack.faces import jpeg
 from emotrack.html_report import video_files, video_page
 from emotrack.inference import score_features
-from emotrack.lake import Batch, Lake
+from emotrack.lake import Batch, Lake, Staged
 from emotrack.records import failure_rows, video_row
 from emotrack.schema import SOURCES, key_of
 from emotrack.scoring import score_frames, summarise_video
@@ -72,6 +74,7 @@ class VideoResult:
     detail: str
     pages: dict[str, bytes] = field(default_factory=dict)
     frames: int = 0
+    staged: dict[str, list[Staged]] = field(default_factory=dict)  # rows staged in the lake
 
     @property
     def name(self) -> str:
@@ -88,6 +91,9 @@ class VideoResult:
                 batch.add(table, rows[key], rows)
             elif value is not None:
                 batch.add(table, [value], rows.assign(**{key: value}))
+        for table, files in self.staged.items():
+            assert self.video_id is not None
+            batch.add_staged(table, self.video_id, files)
 
 
 def analyse_video(
@@ -108,42 +114,77 @@ def analyse_video(
             )
             rate = source.analysis_rate(settings.analysis_fps)
             report(kind="start", uri=found.uri, duration_s=source.duration_s, rate=rate)
-            features = video_features(source, settings)
+            features, staged = video_features(source, settings, lake_url)
     except UnreadableVideo as error:
         if video_id is None and is_url(found.uri):  # never copied: quarantined by its ETag
             video_id = unread_id(found)
         result = failed_result(found.uri, error, video_id, found.size)
     else:
-        result = features_result(source, features, settings, model, lake_url)
+        result = features_result(source, features, settings, model, lake_url, staged)
     if read_here and video_id is not None:
         result.rows[SOURCES] = source_rows([(found, video_id)])
     return result
 
 
-def video_features(source: VideoSource, settings: Settings) -> VideoFeatures:
+def video_features(
+    source: VideoSource, settings: Settings, lake_url: str
+) -> tuple[VideoFeatures, list[Staged]]:
     """The video's features: analysed here, or, for a video longer than a segment, its
-    segments spread over the cluster (this task gives up its worker thread meanwhile)."""
+    segments spread over the cluster (this task gives up its worker thread meanwhile).
+
+    Segments stage their rows in the lake (Lake.stage) and send back only what scoring
+    reads, without the landmarks: then the video's features are the staged files (to be
+    committed with Batch.add_staged), and the table returned has no landmarks. Neither this
+    worker nor the flow ever holds a long video's landmarks whole.
+    """
     segments = plan_segments(source, settings)
     if segments == [WHOLE] or not on_worker():
-        return extract_features(
+        features = extract_features(
             source, *load_models(settings), settings, on_batch=_frames_reporter(source)
         )
+        return features, []
     from distributed import worker_client
 
+    run = uuid4().hex
     with worker_client() as client:
         futures = [
-            client.submit(segment_features, source, segment, settings, pure=False)
-            for segment in segments
+            client.submit(
+                segment_features,
+                source,
+                segment,
+                settings,
+                (lake_url, f"{run}/{i:05d}.parquet"),
+                pure=False,
+            )
+            for i, segment in enumerate(segments)
         ]
         parts = client.gather(futures)
-    return stitch_segments(list(zip(segments, parts, strict=True)), settings.track_min_iou)
+    pairs = list(zip(segments, [features for features, _ in parts], strict=True))
+    maps = segment_track_ids(pairs, settings.track_min_iou)
+    staged = [
+        Staged(file, str(source.video_id), segment.end, ids)
+        for segment, (_, file), ids in zip(segments, parts, maps, strict=True)
+    ]
+    return stitch_segments(pairs, settings.track_min_iou, maps), staged
 
 
-def segment_features(source: VideoSource, segment: Segment, settings: Settings) -> VideoFeatures:
-    """The features of one segment of a long video (its overlap frames included)."""
-    return extract_features(
+# Columns a segment stages in the lake and leaves out of what it sends back (not scored).
+STAGED_ONLY = {"landmarks_i16": None, "landmarks": None}
+
+
+def segment_features(
+    source: VideoSource, segment: Segment, settings: Settings, stage: tuple[str, str]
+) -> tuple[VideoFeatures, str]:
+    """The features of one segment of a long video (its overlap frames included), staged
+    in the lake (`stage`: the lake's URL, the file's name under its staging area): returns
+    them without STAGED_ONLY's columns, and the staged file's key."""
+    features = extract_features(
         source, *load_models(settings), settings, segment, on_batch=_frames_reporter(source)
     )
+    lake_url, name = stage
+    rows = features.table.assign(video_id=source.video_id)
+    file = Lake(lake_url).stage("features", name, rows)
+    return replace(features, table=features.table.assign(**STAGED_ONLY)), file
 
 
 def features_result(
@@ -152,11 +193,13 @@ def features_result(
     settings: Settings,
     model: str | None,
     lake_url: str,
+    staged: list[Staged] | None = None,
 ) -> VideoResult:
-    """The rows of an analysed video: its features, and with a model its tracks, episodes,
-    summary, `videos` row (ok, which clears a failure recorded for its file) and page."""
+    """The rows of an analysed video: its features (or, when `staged`, the files they were
+    staged in), and with a model its tracks, episodes, summary, `videos` row (ok, which
+    clears a failure recorded for its file) and page."""
     table = features.table.sort_values(["frame_index", "track_id"], ignore_index=True)
-    rows: dict[str, pd.DataFrame] = {"features": table}
+    rows: dict[str, pd.DataFrame] = {} if staged else {"features": table}
     result = VideoResult(
         source.source_uri,
         "ok",
@@ -164,6 +207,7 @@ def features_result(
         rows,
         "features stored",
         frames=features.frames_analysed,
+        staged={"features": staged} if staged else {},
     )
     if model is None:
         return result

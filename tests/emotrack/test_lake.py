@@ -6,10 +6,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from emotrack.lake import Batch, Lake
+from emotrack.lake import Batch, Lake, Staged
 from emotrack.schema import PUBLIC, TABLES
 from emotrack.scoring import MODEL_VERSION, score_frames, summarise_video
 
@@ -74,6 +75,34 @@ def test_the_same_video_twice_in_a_batch_keeps_the_later_rows(lake: Lake) -> Non
     _commit(lake, _video("vaaa", 5), _video("vaaa", 2, "/archive/copy.mp4"))
     assert lake.count("tracks") == 2
     assert lake.read("videos")["source_uri"].tolist() == ["/archive/copy.mp4"]
+
+
+def test_staged_rows_replace_a_videos_rows_in_files_a_reader_can_skip(lake: Lake) -> None:
+    """A long video's rows come staged by its segments (Lake.stage): the commit keeps each
+    file's frames before its end, gives the video's track ids, replaces the older rows of
+    that video only, and writes file statistics by which readers skip the file."""
+    _commit(lake, _video("v1", 4), _video("v2", 3))
+    new = _video("v1", 6)
+    first = lake.stage("features", "r/0.parquet", new["features"].assign(track_id=5))
+    second = lake.stage("features", "r/1.parquet", new["features"].assign(track_id=9))
+    batch = Batch()
+    batch.add_staged(
+        "features", "v1", [Staged(first, "v1", 3, {5: 0}), Staged(second, "v1", None, {9: 0, 4: 1})]
+    )
+    batch.add("videos", ["v1"], new["videos"])
+    assert lake.commit(batch) == {"features": 3 + 6, "videos": 1}
+    mine = lake.read_video("features", "v1").sort_values(["frame_index"], kind="stable")
+    assert mine["frame_index"].tolist() == [0, 0, 1, 1, 2, 2, 3, 4, 5] and set(
+        mine["track_id"]
+    ) == {0}
+    assert (
+        len(lake.read_video("features", "v2")) == 3
+        and lake.read("videos")["video_id"].nunique() == 2
+    )
+    assert lake.store.keys("_staging") == []
+    added = pa.table(DeltaTable(lake.table_uri("features")).get_add_actions(flatten=True))
+    bounds = added.select(["min.video_id", "max.video_id", "num_records"]).to_pylist()
+    assert {"min.video_id": "v1", "max.video_id": "v1", "num_records": 9} in bounds
 
 
 def test_a_batch_that_fails_validation_writes_nothing(lake: Lake) -> None:

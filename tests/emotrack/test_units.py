@@ -10,6 +10,7 @@ from emotrack.cluster import dask_client, run_bounded
 from emotrack.errors import UnreadableVideo
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Batch, Lake
+from emotrack.schema import TABLES
 from emotrack.settings import Settings
 from emotrack.sources import Found
 from emotrack.units import RescoreJob, VideoJob, analyse_video, rescore_videos
@@ -48,23 +49,21 @@ def test_a_video_gives_the_same_rows_here_and_on_a_worker(asset, client, tmp_pat
 
 
 def test_a_long_video_is_spread_over_the_workers_in_segments(asset, client, tmp_path) -> None:
+    """Its segments run on both workers and stage their rows in the lake; the commit takes
+    them (overlap frames dropped, one track id across the cuts) and leaves no staged file."""
     from distributed import get_task_stream
 
     talk = asset("WolfgangLanger_Pexels.mp4")  # 19.7 s
     whole = analyse_video(_job(talk), Settings(), DEFAULT_MODEL, str(tmp_path))
+    lake = Lake(tmp_path / "lake")
+    lake.create_tables()
     settings = Settings(segment_s=6.0)
     with get_task_stream(client) as stream:
         done = list(
             filter(
                 None,
                 run_bounded(
-                    client,
-                    analyse_video,
-                    [_job(talk)],
-                    settings,
-                    DEFAULT_MODEL,
-                    str(tmp_path),
-                    window=1,
+                    client, analyse_video, [_job(talk)], settings, DEFAULT_MODEL, lake.url, window=1
                 ),
             )
         )
@@ -73,7 +72,24 @@ def test_a_long_video_is_spread_over_the_workers_in_segments(asset, client, tmp_
     workers = {t["worker"] for t in stream.data if "segment" in t["key"]}
     assert segments == {"segment_features"} and len(workers) == 2
     assert split.frames == whole.frames and split.rows["tracks"]["track_id"].nunique() == 1
-    assert len(split.rows["features"]) == len(whole.rows["features"])
+    assert "features" not in split.rows and len(split.staged["features"]) == 3
+    assert len(lake.store.keys("_staging")) == 3
+    batch = Batch()
+    split.add_to(batch)
+    assert lake.commit(batch)["features"] == len(whole.rows["features"])
+    stored = lake.read("features").sort_values("frame_index")
+    assert stored["frame_index"].tolist() == whole.rows["features"]["frame_index"].tolist()
+    assert set(stored["track_id"]) == {0} and stored["landmarks_i16"].notna().all()
+    assert lake.store.keys("_staging") == []
+
+
+def test_rows_staged_by_a_run_that_died_are_deleted_by_the_next(tmp_path) -> None:
+    lake = Lake(tmp_path / "lake")
+    lake.create_tables()
+    lake.stage("features", "dead-run/00000.parquet", TABLES["features"].arrow.empty_table())
+    assert lake.store.keys("_staging") == ["_staging/dead-run/00000.parquet"]
+    with lake.writing():
+        assert lake.store.keys("_staging") == []
 
 
 def test_an_unreadable_file_is_a_result_with_its_reason(tmp_path) -> None:
