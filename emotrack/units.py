@@ -30,7 +30,7 @@ from emotrack.analysis import (
     segment_track_ids,
     stitch_segments,
 )
-from emotrack.cluster import report
+from emotrack.cluster import report, trim_heap
 from emotrack.episodes import episodes_of
 from emotrack.errors import UnreadableVideo
 from emotrack.faces import jpeg
@@ -123,6 +123,7 @@ def analyse_video(
         result = features_result(source, features, settings, model, lake_url, staged)
     if read_here and video_id is not None:
         result.rows[SOURCES] = source_rows([(found, video_id)])
+    trim_heap()
     return result
 
 
@@ -184,7 +185,10 @@ def segment_features(
     lake_url, name = stage
     rows = features.table.assign(video_id=source.video_id)
     file = Lake(lake_url).stage("features", name, rows)
-    return replace(features, table=features.table.assign(**STAGED_ONLY)), file
+    slim = replace(features, table=features.table.assign(**STAGED_ONLY))
+    del features, rows
+    trim_heap()
+    return slim, file
 
 
 def features_result(
