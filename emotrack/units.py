@@ -12,14 +12,17 @@ commits results in batches (emotrack.lake.Lake.commit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from emotrack.analysis import (
+    FEATURE_COLUMNS,
     WHOLE,
     Segment,
     VideoFeatures,
@@ -36,7 +39,7 @@ from emotrack.errors import UnreadableVideo
 from emotrack.faces import jpeg
 from emotrack.html_report import video_files, video_page
 from emotrack.inference import score_features
-from emotrack.lake import Batch, Lake, Staged
+from emotrack.lake import Batch, Lake, Staged, to_arrow
 from emotrack.records import failure_rows, video_row
 from emotrack.schema import SOURCES, key_of
 from emotrack.scoring import score_frames, summarise_video
@@ -159,36 +162,54 @@ def video_features(
             )
             for i, segment in enumerate(segments)
         ]
-        parts = client.gather(futures)
-    pairs = list(zip(segments, [features for features, _ in parts], strict=True))
+        parts: list[StagedSegment] = client.gather(futures)
+    pairs = [(segment, part.features()) for segment, part in zip(segments, parts, strict=True)]
     maps = segment_track_ids(pairs, settings.track_min_iou)
     staged = [
-        Staged(file, str(source.video_id), segment.end, ids)
-        for segment, (_, file), ids in zip(segments, parts, maps, strict=True)
+        Staged(part.file, str(source.video_id), segment.end, ids)
+        for segment, part, ids in zip(segments, parts, maps, strict=True)
     ]
     return stitch_segments(pairs, settings.track_min_iou, maps), staged
 
 
 # Columns a segment stages in the lake and leaves out of what it sends back (not scored).
-STAGED_ONLY = {"landmarks_i16": None, "landmarks": None}
+STAGED_ONLY = ["landmarks_i16", "landmarks"]
+
+
+@dataclass(frozen=True)
+class StagedSegment:
+    """What a segment of a long video sends back once its rows are staged in the lake: its
+    rows without STAGED_ONLY's columns, as Arrow (a few buffers: thousands of small pandas
+    arrays would pin the worker's heap until the video is stitched), its thumbnails, the
+    frames it owns and the staged file's key."""
+
+    rows: pa.Table
+    thumbnails: dict[int, tuple[float, np.ndarray]]
+    frames_analysed: int
+    file: str
+
+    def features(self) -> VideoFeatures:
+        """As a segment's features (FEATURE_COLUMNS, STAGED_ONLY's columns null)."""
+        table = self.rows.to_pandas().assign(**dict.fromkeys(STAGED_ONLY, None))
+        return VideoFeatures(self.frames_analysed, table[FEATURE_COLUMNS], self.thumbnails)
 
 
 def segment_features(
     source: VideoSource, segment: Segment, settings: Settings, stage: tuple[str, str]
-) -> tuple[VideoFeatures, str]:
+) -> StagedSegment:
     """The features of one segment of a long video (its overlap frames included), staged
-    in the lake (`stage`: the lake's URL, the file's name under its staging area): returns
-    them without STAGED_ONLY's columns, and the staged file's key."""
+    in the lake (`stage`: the lake's URL, the file's name under its staging area)."""
     features = extract_features(
         source, *load_models(settings), settings, segment, on_batch=_frames_reporter(source)
     )
     lake_url, name = stage
-    rows = features.table.assign(video_id=source.video_id)
+    rows = to_arrow("features", features.table.assign(video_id=source.video_id))
     file = Lake(lake_url).stage("features", name, rows)
-    slim = replace(features, table=features.table.assign(**STAGED_ONLY))
+    slim = rows.drop_columns(["video_id", *STAGED_ONLY])
+    staged = StagedSegment(slim, features.thumbnails, features.frames_analysed, file)
     del features, rows
     trim_heap()
-    return slim, file
+    return staged
 
 
 def features_result(
