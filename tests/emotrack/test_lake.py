@@ -81,6 +81,16 @@ def test_staged_rows_replace_a_videos_rows_in_files_a_reader_can_skip(lake: Lake
     """A long video's rows come staged by its segments (Lake.stage): the commit keeps each
     file's frames before its end, gives the video's track ids, replaces the older rows of
     that video only, and writes file statistics by which readers skip the file."""
+    _replace_by_staged_rows(lake)
+
+
+def test_staged_rows_are_committed_to_object_storage_too(s3) -> None:
+    lake = Lake(f"s3://{s3.bucket('staged')}/lake")
+    lake.create_tables()
+    _replace_by_staged_rows(lake)
+
+
+def _replace_by_staged_rows(lake: Lake) -> None:
     _commit(lake, _video("v1", 4), _video("v2", 3))
     new = _video("v1", 6)
     first = lake.stage("features", "r/0.parquet", new["features"].assign(track_id=5))
@@ -100,7 +110,8 @@ def test_staged_rows_replace_a_videos_rows_in_files_a_reader_can_skip(lake: Lake
         and lake.read("videos")["video_id"].nunique() == 2
     )
     assert lake.store.keys("_staging") == []
-    added = pa.table(DeltaTable(lake.table_uri("features")).get_add_actions(flatten=True))
+    table = DeltaTable(lake.table_uri("features"), storage_options=lake.store.table_options())
+    added = pa.table(table.get_add_actions(flatten=True))
     bounds = added.select(["min.video_id", "max.video_id", "num_records"]).to_pylist()
     assert {"min.video_id": "v1", "max.video_id": "v1", "num_records": 9} in bounds
 
