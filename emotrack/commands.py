@@ -50,10 +50,9 @@ def run(args: Args, settings: Settings) -> int:
         return 2
     started = time.monotonic()
     from emotrack.launch import run_flow
-    from flows.nightly import nightly
 
     code, counts = run_flow(
-        nightly,
+        "flows.nightly:nightly",
         settings,
         source=source,
         lake=lake,
@@ -80,10 +79,9 @@ def rescore(args: Args, settings: Settings) -> int:
     if not _reachable(lake) or not _known_model(args.model, lake):
         return 2
     from emotrack.launch import run_flow
-    from flows.rescore import rescore as rescore_flow
 
     code, counts = run_flow(
-        rescore_flow,
+        "flows.rescore:rescore",
         settings,
         lake=lake,
         model=args.model,
@@ -120,10 +118,9 @@ def train_labelled(args: Args, settings: Settings) -> int:
         print(f"emotrack: --features: {error}", file=sys.stderr)
         return 2
     from emotrack.launch import run_flow
-    from flows.train import train
 
     code, validation = run_flow(
-        train,
+        "flows.train:train",
         settings,
         annotations=str(args.annotations.resolve()),
         videos=str(args.videos.resolve()),
@@ -171,9 +168,8 @@ def serve(args: Args, settings: Settings) -> int:
     if not _reachable(source, lake) or not _known_model(args.model, lake):
         return 2
     from emotrack.launch import flow_session
-    from flows.nightly import nightly
 
-    with flow_session(settings):
+    with flow_session(settings, "flows.nightly:nightly") as nightly:
         nightly.serve(
             name=args.name,
             cron=args.cron,

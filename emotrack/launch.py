@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,27 +37,33 @@ def configure_prefect(settings: Settings) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def run_flow(flow: Callable[..., Any], settings: Settings, **parameters: Any) -> tuple[int, Any]:
-    """flow(**parameters, settings=settings) on the run's Prefect server; (0, its result), or
-    (1, None) once a storage error stopped it (said on stderr in one line)."""
+def run_flow(flow: str, settings: Settings, **parameters: Any) -> tuple[int, Any]:
+    """The flow named `flow` ("module:name") called with (**parameters, settings=settings) on
+    the run's Prefect server: (0, its result), or (1, None) once a storage error stopped it
+    (said on stderr in one line)."""
     try:
-        with flow_session(settings):
-            return 0, flow(**parameters, settings=settings)
+        with flow_session(settings, flow) as loaded:
+            return 0, loaded(**parameters, settings=settings)
     except StorageError as error:
         print(f"emotrack: the run stopped: {error}", file=sys.stderr)
         return 1, None
 
 
 @contextmanager
-def flow_session(settings: Settings) -> Iterator[str | None]:
-    """The run's Prefect server (None: PREFECT_API_URL's), SIGTERM unwinding the run like
-    Ctrl-C, and tracebacks of storage errors kept off the console."""
+def flow_session(settings: Settings, flow: str) -> Iterator[Any]:
+    """The flow named `flow` ("module:name", imported while the run's server starts), with
+    the run's Prefect server (or PREFECT_API_URL's), SIGTERM unwinding the run like Ctrl-C,
+    and tracebacks of storage errors kept off the console."""
     configure_prefect(settings)
     signal.signal(signal.SIGTERM, _stop)
     from emotrack.server import run_server
 
-    with run_server(settings.cache_dir) as url, _console_without_tracebacks(StorageError):
-        yield url
+    module, name = flow.split(":")
+    with (
+        run_server(settings.cache_dir, preload=[module]),
+        _console_without_tracebacks(StorageError),
+    ):
+        yield getattr(sys.modules[module], name)
 
 
 def _stop(signum: int, frame: object) -> None:

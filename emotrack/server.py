@@ -15,6 +15,8 @@ own that is deleted with it.
 from __future__ import annotations
 
 import atexit
+import importlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -23,8 +25,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 _DATABASE_PREFIX = "emotrack-prefect-"  # temporary servers' databases: <prefix><pid>-...
@@ -40,23 +43,28 @@ _LAUNCH = (
 
 
 @contextmanager
-def run_server(cache_dir: Path, startup_timeout_s: float = 120.0) -> Iterator[str | None]:
+def run_server(
+    cache_dir: Path, preload: Iterable[str] = (), startup_timeout_s: float = 120.0
+) -> Iterator[str | None]:
     """The API URL of a new local Prefect server, set as PREFECT_API_URL while the block runs
     and stopped when this process exits; None (and no server) when PREFECT_API_URL already
-    names one. An empty database made once is kept in cache_dir (see _template_database)."""
+    names one. An empty database made once is kept in cache_dir (see _template_database).
+
+    The modules named in `preload` (a flow's, with Prefect, Dask and pandas behind it: about
+    3 s) are imported while the server starts (8 s, on one core), not before: the server is
+    launched before this process imports Prefect."""
     if os.environ.get("PREFECT_API_URL"):
+        for module in preload:
+            importlib.import_module(module)
         yield None
         return
-    import prefect
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     uvicorn = [
         "-m",
         "uvicorn",
         "--app-dir",
-        str(Path(prefect.__file__).parent.parent),
+        _site_packages(),
         "--factory",
         "prefect.server.api.server:create_app",
         "--host",
@@ -85,6 +93,10 @@ def run_server(cache_dir: Path, startup_timeout_s: float = 120.0) -> Iterator[st
     # Stopped at exit, after Prefect's own exit hooks have sent it their last logs and events
     # (stopping it earlier leaves them retrying forever), as Prefect's temporary server is.
     atexit.register(_stop, server, database)
+    for module in preload:
+        importlib.import_module(module)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     _wait_healthy(url, server, startup_timeout_s)
     with temporary_settings(updates={PREFECT_API_URL: url}):
         yield url
@@ -117,9 +129,7 @@ def _stop(server: subprocess.Popen, database: Path | None) -> None:
 def _template_database(cache_dir: Path) -> Path:
     """An empty Prefect database with Prefect's schema, made once per Prefect version in the
     cache (migrating a new database takes a server about 6 s more to start)."""
-    import prefect
-
-    template = cache_dir / "prefect" / f"empty-{prefect.__version__}.db"
+    template = cache_dir / "prefect" / f"empty-{version('prefect')}.db"
     if not template.exists():
         template.parent.mkdir(parents=True, exist_ok=True)
         building = template.with_name(f".{template.name}.{os.getpid()}.tmp")
@@ -135,6 +145,14 @@ def _template_database(cache_dir: Path) -> Path:
         )
         os.replace(building, template)  # whole, or not at all
     return template
+
+
+def _site_packages() -> str:
+    """Where Prefect is installed, found without importing it (that takes 1.6 s)."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("Prefect is not installed")
+    return str(Path(spec.origin).parent.parent)
 
 
 def _sqlite_url(path: Path) -> str:
