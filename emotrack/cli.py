@@ -23,6 +23,7 @@ COMMANDS = {
     "fetch": commands.fetch,
     "server": commands.server,
     "compact": commands.compact,
+    "forget": commands.forget,
     "migrate": commands.migrate,
     "serve": commands.serve,
     "report": commands.report,
@@ -170,6 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: EMOTRACK_VACUUM_RETENTION_HOURS, 168)",
     )
 
+    forget = commands.add_parser(
+        "forget",
+        help="delete videos from the lake for good (rows, pages, thumbnails, old versions); "
+        "their content is never analysed again",
+    )
+    forget.add_argument("--lake", required=True, help="lake folder or URL")
+    which = forget.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--video-id", action="append", help="a video's content id (video_id); repeat for more"
+    )
+    which.add_argument(
+        "--source", help="a file, a folder or a URL prefix: every video found under it"
+    )
+    which.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="every video processed (and every failure recorded) more than DAYS ago",
+    )
+
     migrate = commands.add_parser(
         "migrate", help="convert a lake written by emotrack 0.1.0 into Delta tables, in place"
     )
@@ -183,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cron", help='schedule, e.g. "0 2 * * *" (none: on demand only)')
     serve.add_argument("--name", default="nightly", help="deployment name")
     serve.add_argument("--fps", type=float, help="frames analysed per second (default 5)")
+    serve.add_argument(
+        "--retain-days",
+        type=float,
+        help="each run first forgets the videos processed more than this many days ago "
+        "(emotrack forget --older-than; default: kept)",
+    )
     _add_geometry_option(serve)
     _add_detector_option(serve)
     _add_inference_options(serve)

@@ -183,6 +183,7 @@ def serve(args: Args, settings: Settings) -> int:
                 "model": args.model,
                 "dask_address": args.dask_address,
                 "workers": args.workers,
+                "retain_days": args.retain_days,
             },
             tags=["emotrack"],
             description="Process new or changed videos of the archive into the lake.",
@@ -211,6 +212,44 @@ def compact(args: Args, settings: Settings) -> int:
             f"{figures['vacuumed']} old file(s) vacuumed"
         )
     return 0
+
+
+def forget(args: Args, settings: Settings) -> int:
+    """`emotrack forget`: videos deleted from every table and page of the lake, then purged
+    from its history (emotrack.forgetting); a forget that was killed is finished first."""
+    from emotrack.forgetting import expired, forget_videos, known_files, resolve, resume_forgetting
+    from emotrack.lake import Lake
+
+    lake = location(args.lake)
+    if not _reachable(lake):
+        return 2
+    store = Lake(lake)
+    with store.writing(ttl_s=settings.lock_ttl_s):
+        if resume_forgetting(store) is not None:
+            print("finished a forget that was interrupted")
+        if args.older_than is not None:
+            targets, reason = expired(store, args.older_than), "retention"
+        else:
+            prefix = _source_prefix(args.source) if args.source else None
+            targets = resolve(known_files(store), args.video_id or (), prefix)
+            reason = "request"
+        if not targets:  # as `rm -f`: what is not there is forgotten already
+            print("nothing to forget: no video or file of the lake matches")
+            return 0
+        done = forget_videos(store, targets, reason)
+    print(
+        f"forgot {len(targets.video_ids)} video(s) and {len(targets.uris)} file record(s): "
+        f"{sum(done['rows'].values())} rows deleted, {done['report_files']} report files "
+        f"deleted or rewritten, {sum(done['vacuumed'].values())} old data files vacuumed; "
+        "the tables' history before now is gone (no time travel to it)"
+    )
+    return 0
+
+
+def _source_prefix(source: str) -> str:
+    """A file, a folder (all under it) or a URL prefix, as the lake records sources."""
+    prefix = location(source)
+    return prefix + "/" if not is_url(source) and Path(prefix).is_dir() else prefix
 
 
 def migrate(args: Args, settings: Settings) -> int:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -43,6 +45,7 @@ STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-coll
 td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}
 .failed{color:#a00}.plot{margin:.3em 0}.legend span{margin-right:1em}
 .swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em}nav a{margin-right:.6em}"""
+_ROW = re.compile(r"<tr[ >].*?</tr>", re.S)  # a row of a table of our pages
 _INDEX_QUERY = """
 WITH s AS (
   SELECT * FROM summaries
@@ -82,6 +85,22 @@ class ReportFolder:
             return (self.folder / name).read_bytes()
         except FileNotFoundError:
             return None
+
+    def delete(self, name: str) -> None:
+        if self.lake is not None:
+            self.lake.store.delete(f"{REPORT_DIR}/{name}")
+        else:
+            assert self.folder is not None
+            (self.folder / name).unlink(missing_ok=True)
+
+    def names(self, folder: str) -> list[str]:
+        """The names of the files under `folder` of the report (recursively)."""
+        if self.lake is not None:
+            keys = self.lake.store.keys(f"{REPORT_DIR}/{folder}")
+            return [k.removeprefix(f"{REPORT_DIR}/") for k in keys]
+        assert self.folder is not None
+        found = (self.folder / folder).rglob("*") if (self.folder / folder).is_dir() else []
+        return sorted(str(p.relative_to(self.folder)) for p in found if p.is_file())
 
     def location(self, name: str = "index.html") -> str:
         """The page's path (a lake on disk, a folder) or URL (a lake in a bucket)."""
@@ -179,6 +198,7 @@ def write_indexes(
             manifest[str(number)] = digest
     for stale in [k for k in manifest if int(k) > len(pages)]:
         del manifest[stale]
+        out.delete(f"index-{stale}.html")
     out.write("pages.json", json.dumps(manifest).encode())
     runs = _remember_run(out, run) if run else json.loads(out.read("runs.json") or b"[]")
     counts = rows["status"].value_counts().to_dict()
@@ -213,6 +233,30 @@ def write_run_page(out: ReportFolder, run: str, outcomes: list[dict[str, Any]]) 
         )
         out.write(f"runs/{name}", _page(f"run {run}", body).encode())
     return out.location(f"runs/{names[0]}")
+
+
+def forget_pages(lake: Lake, video_ids: Iterable[str], names: Iterable[str]) -> int:
+    """Take videos out of the lake's report: their pages and thumbnails deleted, their rows
+    taken out of every run's pages (by content id, or by file name for a file that was
+    never read), the indexes written again from the tables (whose rows must be deleted
+    first). Returns the files deleted or rewritten."""
+    out = ReportFolder(lake=lake)
+    ids = set(video_ids)
+    gone = [f"{v}.html" for v in ids] + [
+        n for n in out.names("thumbs") if n.split("/")[-1].rsplit("-", 1)[0] in ids
+    ]
+    for name in gone:
+        out.delete(name)
+    marks = [f"{v}.html" for v in ids] + [f">{html.escape(n)}<" for n in set(names)]
+    changed = 0
+    for name in out.names("runs"):
+        page = (out.read(name) or b"").decode()
+        kept = _ROW.sub(lambda row: "" if any(m in row[0] for m in marks) else row[0], page)
+        if kept != page:
+            out.write(name, kept.encode())
+            changed += 1
+    write_indexes(lake, out)
+    return len(gone) + changed
 
 
 def export_report(lake: Lake, folder: Path) -> str:

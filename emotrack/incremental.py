@@ -1,4 +1,5 @@
-"""Which videos a nightly run must process: new or changed content, not quarantined."""
+"""Which videos a nightly run must process: new or changed content, not quarantined, not
+forgotten."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class Plan:
     done: list[str] = field(default_factory=list)  # same content complete, or twice here
     quarantined: list[str] = field(default_factory=list)  # same content already failed
     crashed: list[str] = field(default_factory=list)  # runs died on it: to quarantine now
+    forgotten: list[str] = field(default_factory=list)  # content forgotten: never again
 
 
 def plan_videos(
@@ -25,16 +27,18 @@ def plan_videos(
     failed: dict[str, str | None],
     reprocess: bool = False,
     crashed: dict[str, int] | None = None,
+    forgotten: set[str] | frozenset[str] = frozenset(),
 ) -> Plan:
-    """Split files into todo / done / quarantined / crashed.
+    """Split files into todo / done / quarantined / crashed / forgotten.
 
     video_ids: each file's content id (None if not read yet: an object, or unreadable);
     completed: ids that are complete in the lake for the model in use; failed: source_uri ->
     content id of the recorded failures; crashed: source_uri -> runs that died while
-    analysing it. A failure stays quarantined while its file's content is unchanged; a file
-    on which CRASHED_RUNS runs died is to be recorded as failed (then quarantined). A second
-    file with the content of one already to do is done with it. With reprocess, every
-    file is to do.
+    analysing it; forgotten: ids of forgotten content (emotrack.forgetting), which is never
+    analysed again (nor recorded) but with reprocess. A failure stays quarantined while
+    its file's content is unchanged; a file on which CRASHED_RUNS runs died is to be
+    recorded as failed (then quarantined). A second file with the content of one already
+    to do is done with it. With reprocess, every file is to do.
     """
     crashed = crashed or {}
     plan = Plan(video_ids=dict(video_ids))
@@ -44,6 +48,8 @@ def plan_videos(
             plan.done.append(uri)
         elif reprocess or video_id is None:
             plan.todo.append(uri)
+        elif video_id in forgotten:
+            plan.forgotten.append(uri)
         elif video_id in completed:
             plan.done.append(uri)
         elif uri in failed and failed[uri] == video_id:

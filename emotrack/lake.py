@@ -61,7 +61,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from emotrack.errors import StorageError, storage_fault
 from emotrack.migrate import migrate_if_needed
-from emotrack.schema import COMMIT_ORDER, PUBLIC, SOURCES, TABLES, key_of
+from emotrack.schema import COMMIT_ORDER, FORGOTTEN, PUBLIC, SOURCES, TABLES, key_of
 from emotrack.storage import LocalStore, open_store
 
 ATTEMPTS = "_attempts"  # markers of runs that died while a video was in flight
@@ -376,6 +376,69 @@ class Lake:
             counts[uri] = int(runs or 0)
         return counts
 
+    # -- forgetting ----------------------------------------------------------------------
+
+    def forgotten(self) -> set[str]:
+        """The content ids of the videos forgotten so far (_forgotten)."""
+        return set(
+            self._table(FORGOTTEN).to_pyarrow_table(columns=["video_id"])["video_id"].to_pylist()
+        )
+
+    def record_forgotten(self, video_ids: Iterable[str], reason: str) -> None:
+        """Add these content ids to _forgotten (ids already there are left as they were)."""
+        new = sorted(set(video_ids) - self.forgotten())
+        if new:
+            now = pd.Timestamp.now(tz="UTC")
+            rows = pd.DataFrame({"video_id": new, "reason": reason, "forgotten_at": now})
+            self.append(FORGOTTEN, to_arrow(FORGOTTEN, rows))
+
+    def delete_videos(self, video_ids: Iterable[str], uris: Iterable[str]) -> dict[str, int]:
+        """Delete every row of these videos (content ids) and of these input files (URIs)
+        from every table but _forgotten, `videos` first (the video is then incomplete), and
+        the files' attempt markers. Delta's DELETE rewrites only the files that hold such
+        rows; the files it replaced stay readable by time travel until purge(). Returns the
+        rows deleted per table."""
+        ids, files = sorted(set(video_ids)), sorted(set(uris))
+        deleted = {}
+        with self._writes():
+            for name in ("videos", *(n for n in COMMIT_ORDER if n not in ("videos", FORGOTTEN))):
+                predicate = _matching(TABLES[name].names, ids, files)
+                if predicate:
+                    metrics = self._table(name).delete(predicate)
+                    deleted[name] = int(metrics.get("num_deleted_rows", 0))
+        for uri in files:
+            self.end_attempt(uri)
+        return deleted
+
+    def purge(self) -> dict[str, int]:
+        """Make deleted rows unrecoverable, in every table: vacuum every data file that is
+        not in the current version, whatever its age; commit nothing, so that the newest
+        commit names no row; checkpoint; then delete the log before that checkpoint (a
+        commit carries the predicate and the per-file statistics, such as min and max
+        video_id, of the rows it touched). Time travel to an earlier version is then no
+        longer possible. A purge killed half-way is finished by the next one. Returns the
+        data files vacuumed per table."""
+        vacuumed = {}
+        with self._writes():
+            for name in TABLES:
+                removed = self._table(name).vacuum(
+                    retention_hours=0, dry_run=False, enforce_retention_duration=False
+                )
+                self._table(name).create_write_transaction([], "append", TABLES[name].arrow)
+                table = self._table(name)
+                table.create_checkpoint()
+                self._expire_log(name, table.version())
+                vacuumed[name] = len(removed)
+        return vacuumed
+
+    def _expire_log(self, table: str, checkpoint: int) -> None:
+        """Delete the commits and checkpoints of `table` older than version `checkpoint`
+        (which readers and writers start from)."""
+        for key in self.store.keys(f"{table}/_delta_log"):
+            version = key.rsplit("/", 1)[1][:20]
+            if version.isdigit() and int(version) < checkpoint:
+                self.store.delete(key)
+
     def compact(
         self,
         sort: bool = False,
@@ -593,6 +656,18 @@ def _uri_key(uri: str) -> str:
 def _quoted(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def _matching(columns: list[str], video_ids: list[str], uris: list[str]) -> str | None:
+    """A predicate for the rows of a table with these columns that belong to these videos
+    or input files (None: the table can hold none)."""
+    terms = []
+    if video_ids and "video_id" in columns:
+        terms.append(_in("video_id", video_ids))
+    for column in ("source_uri", "uri"):
+        if uris and column in columns:
+            terms.append(_in(column, uris))
+    return " OR ".join(f"({t})" for t in terms) or None
 
 
 def _in(column: str, values: Iterable[str]) -> str:

@@ -204,13 +204,30 @@ TABLES: dict[str, Table] = {
             Column("video_id", _str, "its content id", True),
             Column("recorded_at", _time, "when (UTC)", True),
         ), key="uri", internal=True),
+        Table("_forgotten", "video forgotten (emotrack forget): its content is never analysed "
+              "again", (
+            VIDEO_ID,
+            Column("reason", _str, "`request` (by id or source) or `retention` (--older-than)",
+                   True),
+            Column("forgotten_at", _time, "when (UTC)", True),
+        ), internal=True),
     ]
 }  # fmt: skip
 SOURCES = "_sources"
+FORGOTTEN = "_forgotten"
 PUBLIC = [name for name, t in TABLES.items() if not t.internal]
 VERSIONED = [name for name, t in TABLES.items() if t.versioned]
 # A commit writes `videos` last: a video is complete once its `videos` row is there.
-COMMIT_ORDER = (SOURCES, "features", "tracks", "episodes", "summaries", "failures", "videos")
+COMMIT_ORDER = (
+    FORGOTTEN,
+    SOURCES,
+    "features",
+    "tracks",
+    "episodes",
+    "summaries",
+    "failures",
+    "videos",
+)
 assert sorted(COMMIT_ORDER) == sorted(TABLES)
 
 

@@ -24,6 +24,7 @@ from emotrack.storage import base_name
 from emotrack.units import VideoJob, VideoResult, analyse_video, failed_result
 from tasks.commit import commit_batch
 from tasks.discover import plan_run
+from tasks.forget import forget_expired
 from tasks.report import (
     compact_tables,
     publish_run_report,
@@ -46,6 +47,7 @@ def nightly(
     rehash: bool = False,
     geometry: bool | None = None,
     detect_every_s: float | None = None,
+    retain_days: float | None = None,
     settings: Settings | None = None,
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
@@ -54,7 +56,8 @@ def nightly(
     the detector on every frame) are the run's options over `settings` (None: from
     EMOTRACK_* in the environment); None keeps the settings' own.
     `rehash` reads every local file again to find its content, instead of trusting an
-    unchanged size, modification time and inode.
+    unchanged size, modification time and inode. `retain_days`: videos processed longer
+    ago than that are forgotten first (emotrack.forgetting; None: kept).
 
     Returns how many files ended ok, failed (unreadable), were skipped (already complete) or
     quarantined (recorded as unreadable earlier, unchanged since); raises, after the others
@@ -65,6 +68,7 @@ def nightly(
     )
     store = Lake(lake)
     with store.writing(ttl_s=settings.lock_ttl_s):  # a second run waits for this one
+        forget_expired(store, retain_days)  # Step 0: what must go, before anything comes
         return _nightly(source, store, settings, model, dask_address, workers, reprocess, rehash)
 
 
@@ -91,7 +95,8 @@ def _nightly(
     # Step 3: each video through its unit of work on the cluster; rows committed in batches.
     if plan.todo:
         with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
-            outcomes += analyse_and_commit(plan, found, lake, settings, model, client)
+            forgotten = set() if reprocess else lake.forgotten()  # objects not read before
+            outcomes += analyse_and_commit(plan, found, lake, settings, model, client, forgotten)
     # Step 4: pack small files together once they pile up.
     compact_tables(lake, settings)
     # Step 5: what the operator sees: HTML pages of the lake, and the run in the Prefect UI.
@@ -107,10 +112,13 @@ def analyse_and_commit(
     settings: Settings,
     model: str,
     client: Any,
+    forgotten: set[str] | frozenset[str] = frozenset(),
 ) -> list[Outcome]:
     """Send every video of the plan to the cluster, a bounded window at a time, and commit
     the results in batches (Settings.commit_*). The console follows each video; the
-    Prefect log has a line per video. Returns each video's outcome."""
+    Prefect log has a line per video. A video whose content turns out to be `forgotten`
+    (an object, read only by its unit) is dropped, its staged rows deleted, and has no
+    outcome. Returns each video's outcome."""
     logger = get_run_logger()
     console = RunProgress(len(plan.todo), mode=settings.progress)
     progress, total = start_progress(), len(plan.todo)
@@ -157,6 +165,10 @@ def analyse_and_commit(
                     job, result = item
                     lake.end_attempt(job.found.uri)
                     result = as_result(job, result, settings, logger.error)
+                    if result is not None and result.video_id in forgotten:
+                        drop_result(lake, result)
+                        console.finished_video(job.found.uri, job.name, "skipped", "forgotten")
+                        continue
                     done = len(outcomes) + len(pending.results) + 1
                     if result is None:
                         outcomes.append(outcome(job.found.uri, "error", job.video_id))
@@ -182,6 +194,13 @@ def analyse_and_commit(
     finally:
         console.close()
     return outcomes
+
+
+def drop_result(lake: Lake, result: VideoResult) -> None:
+    """Nothing of this unit's result reaches the lake: its staged rows are deleted."""
+    for files in result.staged.values():
+        for file in files:
+            lake.store.delete(file.file)
 
 
 def as_result(

@@ -17,14 +17,19 @@ def plan_run(
 ) -> tuple[dict[str, Found], Plan]:
     """The video files under `source` (by URI) and what to do with each: new or changed
     content is to do, complete content is skipped, unchanged failures and files that runs
-    died on wait. A file is read (hashed) only if the lake has no record of its bytes (or
-    with rehash); what was read is recorded at once."""
+    died on wait, forgotten content is left alone (and not recorded). A file is read
+    (hashed) only if the lake has no record of its bytes (or with rehash); what was read is
+    recorded at once."""
     logger = get_run_logger()
     found = find_sources(source)
     ids, read = content_ids(found, lake.sources(), rehash)
-    if read:
-        lake.remember_sources(source_rows([(f, str(ids[f.uri])) for f in read]))
-    plan = plan_videos(ids, lake.completed(model), lake.failed(), reprocess, lake.crashed())
+    forgotten = lake.forgotten()
+    kept = [f for f in read if reprocess or ids[f.uri] not in forgotten]  # no record of those
+    if kept:
+        lake.remember_sources(source_rows([(f, str(ids[f.uri])) for f in kept]))
+    plan = plan_videos(
+        ids, lake.completed(model), lake.failed(), reprocess, lake.crashed(), forgotten
+    )
     logger.info(
         "%d video files under %s (%d read to find their content): %d to process, %d already "
         "complete with %s, %d quarantined (unreadable, unchanged)",
@@ -36,6 +41,8 @@ def plan_run(
         model,
         len(plan.quarantined),
     )
+    if plan.forgotten:
+        logger.info("%d file(s) skipped: their content was forgotten", len(plan.forgotten))
     for uri in plan.crashed:
         logger.warning(
             "%s: %d runs died while analysing it; quarantined", base_name(uri), CRASHED_RUNS

@@ -42,3 +42,11 @@ def test_a_file_that_runs_died_on_twice_is_to_be_quarantined() -> None:
     plan = plan_videos({A: "va", C: "vc"}, {"vc"}, {}, crashed=crashed)
     assert (plan.crashed, plan.done) == ([A], [C])  # complete since: nothing to do
     assert plan_videos({A: "va"}, set(), {}, reprocess=True, crashed=crashed).todo == [A]
+
+
+def test_forgotten_content_is_left_alone_wherever_it_is_found_but_with_reprocess() -> None:
+    ids = {A: "va", B: "vb", C: "va", D: None}
+    plan = plan_videos(ids, completed={"vb"}, failed={A: "va"}, forgotten={"va"})
+    assert (plan.todo, plan.done, plan.forgotten) == ([D], [B], [A, C])
+    assert plan.quarantined == []
+    assert plan_videos(ids, set(), {}, reprocess=True, forgotten={"va"}).todo == [A, B, D]
