@@ -51,10 +51,12 @@ from emotrack.video import VideoSource, content_video_id
 
 @dataclass(frozen=True)
 class VideoJob:
-    """A file to analyse, and its content id when it is known without reading it."""
+    """A file to analyse, and its content id when it is known without reading it; content
+    ids that are `forgotten` (emotrack.forgetting) are not analysed once read."""
 
     found: Found
     video_id: str | None = None
+    forgotten: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -67,7 +69,8 @@ class VideoResult:
 
     rows: table -> this video's rows (without video_id, added on commit): a table present,
     even with no rows, has the video's rows in it replaced; an absent one is left alone.
-    status: "ok" or "failed" (unreadable, recorded with its reason in `failures`).
+    status: "ok", "failed" (unreadable, recorded with its reason in `failures`) or
+    "forgotten" (its content was forgotten: nothing to commit).
     """
 
     uri: str
@@ -110,6 +113,8 @@ def analyse_video(
         with local_file(found.uri, settings.max_staged_bytes, settings.staging_dir) as path:
             if read_here:
                 video_id = content_video_id(path)
+                if video_id in job.forgotten:
+                    return VideoResult(found.uri, "forgotten", video_id, {}, "content forgotten")
             source = VideoSource.from_path(path, video_id, found.uri)  # a local id: read there
             video_id = source.video_id
             source.check_limits(

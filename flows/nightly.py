@@ -125,7 +125,13 @@ def analyse_and_commit(
     pending = Pending(settings.commit_videos, settings.commit_seconds, settings.commit_rows)
     crashed_before = lake.crashed()
     outcomes: list[Outcome] = []
-    jobs = (VideoJob(found[uri], plan.video_ids[uri]) for uri in plan.todo)
+    # A file whose content is not known yet (an object) learns it in its unit, and stops
+    # there if that content was forgotten.
+    unread = frozenset(forgotten)
+    jobs = (
+        VideoJob(found[u], plan.video_ids[u], unread if plan.video_ids[u] is None else frozenset())
+        for u in plan.todo
+    )
 
     def commit() -> None:
         results = pending.take()

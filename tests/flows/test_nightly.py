@@ -98,6 +98,7 @@ def test_prefect_server_recorded_the_run_and_one_warning_per_unreadable_file(
         assert len(warnings) == 1 and "not processed" in warnings[0], warnings
     # a few task runs whatever the number of videos: the videos are units of work on Dask
     steps = [
+        "forget-expired",
         "plan-run",
         "commit videos 1-6 of 6",
         "compact-tables",
