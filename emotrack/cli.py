@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = commands.settings_from(args)
     if settings is None:
         return 2
-    configure_prefect(settings)  # before anything imports Prefect
+    try:
+        configure_prefect(settings)  # before anything imports Prefect
+    except ValueError as error:  # credentials that cannot be read
+        print(f"emotrack: {error}", file=sys.stderr)
+        return 2
     return COMMANDS[args.command](args, settings)
 
 
@@ -156,6 +160,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=30,
         help="delete flow runs (with their task runs, logs and artifacts) that ended this "
         "many days ago; 0 keeps them all (default 30)",
+    )
+    server.add_argument(
+        "--auth-file",
+        type=Path,
+        help="a file whose first line is user:password: the API and the UI then ask for "
+        "them (clients: EMOTRACK_API_AUTH_FILE=FILE)",
+    )
+    server.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen on a non-loopback address without --auth-file (anyone who reaches it "
+        "can start, cancel and delete runs)",
+    )
+    server.add_argument(
+        "--public-url",
+        help="where browsers reach the server, behind a proxy (e.g. https://prefect.example.org);"
+        " default http://HOST:PORT",
     )
 
     compact = commands.add_parser(

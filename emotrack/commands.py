@@ -10,6 +10,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from emotrack.settings import Settings
 from emotrack.storage import is_url, location
@@ -167,29 +168,39 @@ def serve(args: Args, settings: Settings) -> int:
     source, lake = location(args.source), location(args.lake)
     if not _reachable(source, lake) or not _known_model(args.model, lake):
         return 2
-    from emotrack.launch import flow_session
+    from emotrack.launch import flow_session, unauthorized
 
-    with flow_session(settings, "flows.nightly:nightly") as nightly:
-        nightly.serve(
-            name=args.name,
-            cron=args.cron,
-            parameters={
-                "source": source,
-                "lake": lake,
-                "fps": settings.analysis_fps,
-                "detector": settings.detector,
-                "geometry": settings.geometry,
-                "detect_every_s": settings.detect_every_s,
-                "model": args.model,
-                "dask_address": args.dask_address,
-                "workers": args.workers,
-                "retain_days": args.retain_days,
-            },
-            tags=["emotrack"],
-            description="Process new or changed videos of the archive into the lake.",
-            global_limit=1,  # never two runs of this deployment at once
-        )
+    try:
+        with flow_session(settings, "flows.nightly:nightly") as nightly:
+            _serve(nightly, args, settings, source, lake)
+    except Exception as error:
+        if not unauthorized(error):
+            raise
+        return 1
     return 0
+
+
+def _serve(nightly: Any, args: Args, settings: Settings, source: str, lake: str) -> None:
+    """The nightly deployment, served until stopped: its schedule and parameters."""
+    nightly.serve(
+        name=args.name,
+        cron=args.cron,
+        parameters={
+            "source": source,
+            "lake": lake,
+            "fps": settings.analysis_fps,
+            "detector": settings.detector,
+            "geometry": settings.geometry,
+            "detect_every_s": settings.detect_every_s,
+            "model": args.model,
+            "dask_address": args.dask_address,
+            "workers": args.workers,
+            "retain_days": args.retain_days,
+        },
+        tags=["emotrack"],
+        description="Process new or changed videos of the archive into the lake.",
+        global_limit=1,  # never two runs of this deployment at once
+    )
 
 
 # -- the lake -----------------------------------------------------------------------------
@@ -396,15 +407,29 @@ def fetch(args: Args, settings: Settings) -> int:
 
 
 def server(args: Args, settings: Settings) -> int:
-    """`emotrack server`: Prefect's server and UI, with emotrack's database settings."""
-    from emotrack.server import server_environment
+    """`emotrack server`: Prefect's server and UI, with emotrack's database, retention,
+    credentials and UI address; never open to the network without credentials unless
+    told (--insecure)."""
+    from emotrack.launch import read_auth_file
+    from emotrack.server import is_loopback, public_url, server_environment
 
-    os.environ.update(server_environment(args.database_url, args.retention_days))
+    try:
+        auth = read_auth_file(args.auth_file) if args.auth_file else None
+    except ValueError as error:
+        print(f"emotrack: --auth-file: {error}", file=sys.stderr)
+        return 2
+    if auth is None and not is_loopback(args.host) and not args.insecure:
+        print(
+            f"emotrack: refusing to listen on {args.host} without --auth-file: anyone who "
+            "reaches it could start, cancel and delete runs (--insecure to do it anyway)",
+            file=sys.stderr,
+        )
+        return 2
+    url = args.public_url or public_url(args.host, args.port)
+    os.environ.update(server_environment(args.database_url, args.retention_days, auth, url))
     prefect = str(Path(sys.executable).with_name("prefect"))
-    print(
-        f"Prefect UI: http://{args.host}:{args.port}  (API: http://{args.host}:{args.port}/api)",
-        flush=True,
-    )
+    locked = ", asks for the --auth-file credentials" if auth else ""
+    print(f"Prefect UI: {url}  (API: {url.rstrip('/')}/api{locked})", flush=True)
     os.execv(prefect, [prefect, "server", "start", "--host", args.host, "--port", str(args.port)])
 
 

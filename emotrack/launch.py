@@ -19,6 +19,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from emotrack.errors import StorageError
@@ -26,7 +27,10 @@ from emotrack.settings import Settings
 
 
 def configure_prefect(settings: Settings) -> None:
-    """Prefect's console level and telemetry, before Prefect is imported (it reads them then)."""
+    """Prefect's console level, telemetry and credentials (Settings.api_auth_file), before
+    Prefect is imported (it reads them then); the processes this one starts inherit them."""
+    if settings.api_auth_file is not None:
+        os.environ["PREFECT_API_AUTH_STRING"] = read_auth_file(settings.api_auth_file)
     if settings.verbose:  # everything, whatever this environment said
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "DEBUG"
     else:
@@ -35,6 +39,18 @@ def configure_prefect(settings: Settings) -> None:
     # banner about it).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def read_auth_file(path: Path) -> str:
+    """The credentials in `path`: its first line, `user:password`. Raises ValueError (naming
+    the file, never its content) when it holds none."""
+    try:
+        line = path.read_text().splitlines()[0].strip() if path.stat().st_size else ""
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the credentials ({error.strerror})") from None
+    if ":" not in line or line.startswith(":") or line.endswith(":"):
+        raise ValueError(f"{path}: the first line must be user:password")
+    return line
 
 
 def run_flow(flow: str, settings: Settings, **parameters: Any) -> tuple[int, Any]:
@@ -47,6 +63,25 @@ def run_flow(flow: str, settings: Settings, **parameters: Any) -> tuple[int, Any
     except StorageError as error:
         print(f"emotrack: the run stopped: {error}", file=sys.stderr)
         return 1, None
+    except Exception as error:
+        if not unauthorized(error):
+            raise
+        return 1, None
+
+
+def unauthorized(error: BaseException) -> bool:
+    """Whether `error` is the Prefect server refusing this client's credentials (HTTP 401);
+    if so, says so on stderr in one line."""
+    response = getattr(error, "response", None)
+    if getattr(response, "status_code", None) != 401:
+        return False
+    print(
+        f"emotrack: the Prefect server at {os.environ.get('PREFECT_API_URL')} refused this "
+        "client (401): give its credentials in a file, EMOTRACK_API_AUTH_FILE=FILE (first "
+        "line user:password, as given to `emotrack server --auth-file`)",
+        file=sys.stderr,
+    )
+    return True
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import importlib.util
+import ipaddress
 import os
 import shutil
 import socket
@@ -102,17 +103,48 @@ def run_server(
         yield url
 
 
-def server_environment(database_url: str | None, retention_days: float) -> dict[str, str]:
-    """The settings of `emotrack server`: its database (None: Prefect's default SQLite file),
-    and the vacuum service deleting flow runs (with their task runs, logs and artifacts)
-    that ended more than retention_days ago (0: never), besides old events."""
+def server_environment(
+    database_url: str | None,
+    retention_days: float,
+    auth: str | None = None,
+    url: str | None = None,
+) -> dict[str, str]:
+    """The settings of `emotrack server`: its database (None: Prefect's default SQLite file);
+    the vacuum service deleting flow runs (with their task runs, logs and artifacts)
+    that ended more than retention_days ago (0: never), besides old events; the
+    credentials (`user:password`) that the API then asks of every request but its health
+    check, and that the UI asks for; and `url`, where browsers reach the server (the UI
+    calls its API at url/api: without it, Prefect's UI calls 127.0.0.1:4200, whatever
+    the server's own port)."""
     env = {}
+    if auth:
+        env["PREFECT_SERVER_API_AUTH_STRING"] = auth
+    if url:
+        env["PREFECT_UI_API_URL"] = f"{url.rstrip('/')}/api"
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     if retention_days > 0:
         env["PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED"] = "events,flow_runs"
         env["PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD"] = str(int(retention_days * 86400))
     return env
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is an address only this machine reaches."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: resolved by the server, maybe to any address
+        return False
+
+
+def public_url(host: str, port: int) -> str:
+    """Where browsers reach a server listening on host:port: this machine's name when it
+    listens on every address."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def _stop(server: subprocess.Popen, database: Path | None) -> None:

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     travel, readers still scanning an older version), then vacuum deletes them."""
     lock_ttl_s: float = Field(default=120.0, gt=0)
     """Object storage: the lock object's expiry; its run renews it every third of this."""
+    api_auth_file: Path | None = None
+    """A file holding the Prefect server's credentials (one `user:password` line, as given
+    to `emotrack server --auth-file`): the commands' Prefect clients, and the flow runs that
+    `serve` starts, send them. None: PREFECT_API_AUTH_STRING's, if any."""
     progress: str = Field(default="auto", pattern="^(auto|live|plain|off)$")
     """Console: a live display on a terminal and plain lines elsewhere (auto), or forced."""
     log_level: str = Field(default="WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

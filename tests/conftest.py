@@ -136,6 +136,81 @@ def prefect_server() -> Iterator[None]:
         yield
 
 
+@dataclass(frozen=True)
+class Served:
+    """An `emotrack server` of a test: its API, and the file of its credentials (if any)."""
+
+    api: str
+    auth_file: Path | None
+    process: subprocess.Popen
+
+    def client_env(self, with_auth: bool = True) -> dict[str, str]:
+        """The environment of a command that talks to this server."""
+        import os
+
+        env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_AUTH_STRING",)}
+        env["PREFECT_API_URL"] = self.api
+        env.pop("EMOTRACK_API_AUTH_FILE", None)
+        if with_auth and self.auth_file is not None:
+            env["EMOTRACK_API_AUTH_FILE"] = str(self.auth_file)
+        return env
+
+
+@pytest.fixture(scope="session")
+def emotrack_server(tmp_path_factory) -> Iterator[Callable[..., Served]]:
+    """emotrack_server(auth=None): `emotrack server` (the real command) on a free port other
+    than 4200, with a database of its own, and with credentials `auth` ("user:password")
+    if given; stopped at the end of the session."""
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    started: list[subprocess.Popen] = []
+
+    def start(auth: str | None = None) -> Served:
+        home = tmp_path_factory.mktemp("prefect-home")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [str(Path(sys.executable).with_name("emotrack")), "server", "--port", str(port)]
+        auth_file = None
+        if auth is not None:
+            auth_file = home / "credentials"
+            auth_file.write_text(auth + "\n")
+            auth_file.chmod(0o600)
+            command += ["--auth-file", str(auth_file)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+        env["PREFECT_HOME"] = str(home)  # its own SQLite database
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        started.append(process)
+        api = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{api}/health", timeout=2).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(0.3)
+        return Served(api, auth_file, process)
+
+    yield start
+    for process in started:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 class InjectFault(WorkerPlugin):
     """A Dask worker plugin: extract_features fails for the video `name` (fault injection in
     the worker processes). It raises `error`, or, without one, takes `hog_gb` GB of memory

@@ -3,6 +3,7 @@ retention of old flow runs, and the temporary server of `emotrack run`."""
 
 import asyncio
 import glob
+import json
 import os
 import shutil
 import socket
@@ -141,3 +142,117 @@ def test_a_run_without_a_server_leaves_no_database_behind(tmp_path) -> None:
     )
     assert not list(home.rglob("*.db")), "the temporary server used the user's database"
     assert not list(tmp_path.glob("emotrack-prefect-*")), "its own database was not deleted"
+
+
+def test_a_server_open_to_the_network_needs_credentials(tmp_path) -> None:
+    refused = subprocess.run(
+        [str(CLI), "server", "--host", "0.0.0.0", "--port", str(_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "without --auth-file" in refused.stderr and "Traceback" not in refused.stderr
+    (tmp_path / "empty").write_text("")
+    empty = subprocess.run(
+        [str(CLI), "server", "--auth-file", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert empty.returncode == 2 and "user:password" in empty.stderr
+
+
+def _api(served, path: str, auth: str | None) -> int:
+    """The HTTP status of a POST to the server's API, with basic credentials `auth`."""
+    import urllib.error
+
+    request = urllib.request.Request(
+        f"{served.api}/{path}", data=b"{}", headers={"Content-Type": "application/json"}
+    )
+    if auth is not None:
+        request.add_header("Authorization", _basic(auth))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_server_with_credentials_serves_only_clients_that_have_them(
+    emotrack_server, asset, tmp_path
+) -> None:
+    served = emotrack_server(auth="ops:s3cret-Pa55")
+    assert _api(served, "flow_runs/filter", None) == 401
+    assert _api(served, "flow_runs/filter", "ops:wrong") == 401
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copyfile(asset("single_face.mp4"), archive / "single_face.mp4")
+
+    refused = subprocess.run(
+        [str(CLI), "run", str(archive), "--lake", str(tmp_path / "refused")],
+        env=served.client_env(with_auth=False),
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1 and "refused this client (401)" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    done = subprocess.run(
+        [str(CLI), "run", str(archive), "--lake", str(tmp_path / "lake")],
+        env=served.client_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    request = urllib.request.Request(
+        f"{served.api}/flow_runs/filter",
+        data=b"{}",
+        headers={"Content-Type": "application/json", "Authorization": _basic("ops:s3cret-Pa55")},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        runs = json.loads(answer.read())
+    assert [(r["name"], r["state_type"]) for r in runs] == [(f"nightly {archive}", "COMPLETED")]
+
+
+def _basic(auth: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(auth.encode()).decode()
+
+
+def test_the_ui_calls_its_own_server_on_any_port_and_lists_its_runs(
+    emotrack_server, tmp_path
+) -> None:
+    served = emotrack_server()
+    base = served.api.removesuffix("/api")
+    assert not base.endswith(":4200")
+    with urllib.request.urlopen(f"{base}/ui-settings", timeout=10) as answer:
+        assert json.loads(answer.read())["api_url"] == served.api
+    (tmp_path / "archive").mkdir()
+    subprocess.run(
+        [str(CLI), "run", str(tmp_path / "archive"), "--lake", str(tmp_path / "lake")],
+        env=served.client_env(),
+        check=True,
+        capture_output=True,
+    )
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("no chromium")
+    page = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=60000",
+            "--dump-dom",
+            f"{base}/runs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert f"nightly {tmp_path / 'archive'}" in page
+    assert "Can't connect" not in page

@@ -1,4 +1,5 @@
-"""The nightly deployment, served by `emotrack serve` against the session's Prefect server."""
+"""The nightly deployment, served by `emotrack serve` against an `emotrack server` that asks for
+credentials: the served runs and the operator's retry (through the API) carry them."""
 
 import json
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 from prefect.states import Scheduled
 
 from emotrack.lake import Lake
@@ -42,9 +43,18 @@ def _final_state(flow_run_id):
     return state if state is not None and state.is_final() else None
 
 
+AUTH = "ops:s3cret-Pa55"
+
+
 def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
-    prefect_server, asset, tmp_path, faulty_cluster
+    emotrack_server, asset, tmp_path, faulty_cluster
 ) -> None:
+    served = emotrack_server(auth=AUTH)
+    with temporary_settings(updates={PREFECT_API_URL: served.api, PREFECT_API_AUTH_STRING: AUTH}):
+        _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster)
+
+
+def _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster) -> None:
     archive, lake = tmp_path / "archive", Lake(tmp_path / "lake")
     archive.mkdir()
     for name in ["single_face.mp4", "no_face.mp4"]:
@@ -57,11 +67,7 @@ def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
         "single_face.mp4", RuntimeError("disk unavailable (injected)"), while_exists=broken
     )
 
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-    }
+    env = {**served.client_env(), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     cli = str(Path(sys.executable).with_name("emotrack"))
     serving = subprocess.Popen(
         [
