@@ -447,7 +447,7 @@ def _reachable(source: str, lake: str | None = None) -> bool:
     try:
         for url in (u for u in (source, lake) if u and is_url(u)):
             ObjectStore(url).check()
-    except StorageError as error:
+    except (StorageError, ValueError) as error:  # ValueError: a setting of the store
         print(f"emotrack: {error}", file=sys.stderr)
         return False
     return True

@@ -20,6 +20,24 @@ def s3_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+SSE_KINDS = ("AES256", "aws:kms")
+
+
+def s3_encryption() -> tuple[str, str | None] | None:
+    """Server-side encryption of every object emotrack writes to S3, by fsspec and by
+    delta-rs alike: EMOTRACK_S3_SSE (`AES256`: SSE-S3, `aws:kms`: SSE-KMS) and, for
+    aws:kms, EMOTRACK_S3_SSE_KMS_KEY_ID (the key; none: the account's AWS-managed key).
+    None: the bucket's own default. Read from the environment when a store is opened, as
+    s3_endpoint is, so that the Dask workers' writes have it too. Raises ValueError for
+    another kind."""
+    kind = os.environ.get("EMOTRACK_S3_SSE") or None
+    if kind is None:
+        return None
+    if kind not in SSE_KINDS:
+        raise ValueError(f"EMOTRACK_S3_SSE={kind!r}: must be one of {', '.join(SSE_KINDS)}")
+    return kind, os.environ.get("EMOTRACK_S3_SSE_KMS_KEY_ID") or None
+
+
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "emotrack"

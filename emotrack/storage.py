@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from emotrack.errors import StorageError, disk_full, kept_failing
-from emotrack.settings import s3_endpoint
+from emotrack.settings import s3_encryption, s3_endpoint
 
 # botocore's standard retry mode: 500/502/503/504, throttling and connection errors, with
 # exponential back-off and jitter, up to this many attempts in all.
@@ -188,6 +188,11 @@ class ObjectStore:
             }
             # botocore reads it too; named here, it is part of fsspec's instance cache key
             options["endpoint_url"] = s3_endpoint()
+            encryption = s3_encryption()
+            if encryption is not None:
+                kind, key = encryption
+                extra = {"ServerSideEncryption": kind} | ({"SSEKMSKeyId": key} if key else {})
+                options["s3_additional_kwargs"] = extra
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **options)
         self.root = self.root.rstrip("/")
         if protocol in ("s3", "s3a"):
@@ -208,10 +213,16 @@ class ObjectStore:
     def table_options(self) -> dict[str, str] | None:
         """delta-rs reads the AWS_* variables itself (it retries transient errors with
         back-off, S3_ATTEMPTS attempts in all, and commits with conditional PUTs); an
-        http:// endpoint (MinIO, moto) must be allowed explicitly."""
+        http:// endpoint (MinIO, moto) must be allowed explicitly, and server-side
+        encryption (s3_encryption) given as object_store's options."""
         options = {"max_retries": str(S3_ATTEMPTS - 1)}  # object_store's retries: the layer
         if (s3_endpoint() or "").startswith("http://"):
             options["AWS_ALLOW_HTTP"] = "true"
+        encryption = s3_encryption() if self.url.split("://", 1)[0] in ("s3", "s3a") else None
+        if encryption is not None:
+            options["aws_server_side_encryption"] = encryption[0]
+            if encryption[1]:
+                options["aws_sse_kms_key_id"] = encryption[1]
         return options
 
     def write_bytes(self, key: str, data: bytes, **conditions: Any) -> None:

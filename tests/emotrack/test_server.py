@@ -256,3 +256,19 @@ def test_the_ui_calls_its_own_server_on_any_port_and_lists_its_runs(
     ).stdout
     assert f"nightly {tmp_path / 'archive'}" in page
     assert "Can't connect" not in page
+
+
+def test_a_database_password_is_never_printed(tmp_path) -> None:
+    secret = "FakeDbPassword-DoNotLeak-7"
+    url = f"postgresql+asyncpg://emotrack:{secret}@127.0.0.1:{_port()}/prefect"  # nobody there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    failed = subprocess.run(
+        [str(CLI), "-v", "server", "--port", str(_port()), "--database-url", url],
+        env=env | {"PREFECT_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode != 0  # no database: the server does not start
+    assert "startup failed" in failed.stdout + failed.stderr
+    assert secret not in failed.stdout + failed.stderr

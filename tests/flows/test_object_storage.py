@@ -316,3 +316,70 @@ def test_a_put_that_keeps_failing_is_tried_six_times_in_all_and_stops_the_run(
     assert len(set(tried)) == 1, "the same file, never sent again by the flow"
     lake = Lake(lake_url)
     assert lake.read("videos").empty and lake.read("failures").empty  # nothing half-done
+
+
+ACCESS_KEY = "AKIAFAKEDONOTLEAK0001"
+SECRET_KEY = "fakeSecretKey+DoNotLeak/0123456789abcdef"
+AUTH = "ops:fake-auth-DoNotLeak-42"
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/emotrack-test-key"
+
+
+def test_no_secret_reaches_any_output_and_every_object_is_encrypted(
+    s3, emotrack_server, make_clip, tmp_path
+) -> None:
+    import json
+
+    import boto3
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
+
+    served = emotrack_server(auth=AUTH)
+    clip = make_clip(1.6, 5, name="s3-secrets.mp4").read_bytes()
+    archive = _upload(s3, s3.bucket("archive"), {"clip.mp4": clip, "notes.mp4": b"not a video"})
+    lake = f"s3://{s3.bucket('lake')}/lake"
+    env = served.client_env() | {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "EMOTRACK_S3_SSE": "aws:kms",
+        "EMOTRACK_S3_SSE_KMS_KEY_ID": KMS_KEY,
+    }
+    done = subprocess.run(
+        [str(CLI), "-v", "run", archive, "--lake", lake],  # -v: every log line on the console
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outputs = {"console": done.stdout + done.stderr}
+    with (
+        temporary_settings(updates={PREFECT_API_URL: served.api, PREFECT_API_AUTH_STRING: AUTH}),
+        get_client(sync_client=True) as client,
+    ):
+        runs = client.read_flow_runs()
+        outputs["prefect"] = json.dumps(
+            {
+                "runs": [r.model_dump(mode="json") for r in runs],
+                "logs": [log.message for log in client.read_logs()],
+                "artifacts": [a.model_dump(mode="json") for a in client.read_artifacts()],
+            }
+        )
+    assert [r.state.type.value for r in runs] == ["COMPLETED"]
+    assert "notes.mp4" in outputs["prefect"]  # the search reads what was recorded
+    fs, bucket = s3.fs(), lake.removeprefix("s3://").split("/")[0]
+    objects = fs.find(bucket)
+    assert any(key.endswith(".html") for key in objects)
+    for key in objects:
+        outputs[key] = fs.cat_file(key).decode("latin-1")
+    assert any("probe" in text for key, text in outputs.items() if "failures" in key)
+    for where, text in outputs.items():
+        for secret in (ACCESS_KEY, SECRET_KEY, AUTH, AUTH.split(":")[1]):
+            assert secret not in text, f"{secret} in {where}"
+
+    # Every object of the lake, from delta-rs and from fsspec alike, was written with SSE-KMS.
+    head = boto3.client("s3", endpoint_url=s3.endpoint).head_object
+    for key in objects:
+        found = head(Bucket=bucket, Key=key.split("/", 1)[1])
+        assert (found.get("ServerSideEncryption"), found.get("SSEKMSKeyId")) == (
+            "aws:kms",
+            KMS_KEY,
+        ), key
