@@ -141,6 +141,7 @@ class Served:
     """An `emotrack server` of a test: its API, and the file of its credentials (if any)."""
 
     api: str
+    auth: str | None
     auth_file: Path | None
     process: subprocess.Popen
 
@@ -157,19 +158,29 @@ class Served:
 
 
 @pytest.fixture(scope="session")
+def locked_server(emotrack_server) -> Served:
+    """An `emotrack server` with credentials (recognisable, so that a test can search every
+    output for them), for the session."""
+    return emotrack_server(auth="ops:fake-auth-DoNotLeak-42")
+
+
+@pytest.fixture(scope="session")
 def emotrack_server(tmp_path_factory) -> Iterator[Callable[..., Served]]:
     """emotrack_server(auth=None): `emotrack server` (the real command) on a free port other
     than 4200, with a database of its own, and with credentials `auth` ("user:password")
-    if given; stopped at the end of the session."""
+    if given; one per value of `auth` for the session (a server takes 10-20 s to start),
+    stopped at its end."""
     import os
     import signal
     import socket
     import time
     import urllib.request
 
-    started: list[subprocess.Popen] = []
+    started: dict[str | None, Served] = {}
 
     def start(auth: str | None = None) -> Served:
+        if auth in started:
+            return started[auth]
         home = tmp_path_factory.mktemp("prefect-home")
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -190,7 +201,6 @@ def emotrack_server(tmp_path_factory) -> Iterator[Callable[..., Served]]:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        started.append(process)
         api = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + 120
         while True:
@@ -200,10 +210,11 @@ def emotrack_server(tmp_path_factory) -> Iterator[Callable[..., Served]]:
             except OSError:
                 assert process.poll() is None and time.monotonic() < deadline, "no server"
                 time.sleep(0.3)
-        return Served(api, auth_file, process)
+        started[auth] = Served(api, auth, auth_file, process)
+        return started[auth]
 
     yield start
-    for process in started:
+    for process in (served.process for served in started.values()):
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(30)

@@ -183,7 +183,13 @@ def test_a_run_stopped_by_sigterm_is_marked_crashed_not_left_running(
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    # Every frame analysed (25 fps): the other videos are still in flight when the first
+    # one's features land, even on a loaded machine.
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "EMOTRACK_ANALYSIS_FPS": "25",
+    }
     archive, lake, run = _run_until_features(start_cli, nightly_run.source, tmp_path, env)
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=10) != 0

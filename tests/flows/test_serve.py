@@ -43,14 +43,12 @@ def _final_state(flow_run_id):
     return state if state is not None and state.is_final() else None
 
 
-AUTH = "ops:s3cret-Pa55"
-
-
 def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
-    emotrack_server, asset, tmp_path, faulty_cluster
+    locked_server, asset, tmp_path, faulty_cluster
 ) -> None:
-    served = emotrack_server(auth=AUTH)
-    with temporary_settings(updates={PREFECT_API_URL: served.api, PREFECT_API_AUTH_STRING: AUTH}):
+    served = locked_server
+    updates = {PREFECT_API_URL: served.api, PREFECT_API_AUTH_STRING: served.auth}
+    with temporary_settings(updates=updates):
         _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster)
 
 
