@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_throughput.py
 	$(BIN)/python benchmarks/bench_object_storage.py
 	$(BIN)/python benchmarks/bench_archive.py
+	$(BIN)/python benchmarks/bench_store_levels.py
 
 lint: setup
 	$(BIN)/ruff check .

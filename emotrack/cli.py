@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="process every video again, even complete or quarantined ones",
     )
     _add_geometry_option(run)
+    _add_store_option(run)
     run.add_argument(
         "--rehash",
         action="store_true",
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(emotrack forget --older-than; default: kept)",
     )
     _add_geometry_option(serve)
+    _add_store_option(serve)
     _add_detector_option(serve)
     _add_inference_options(serve)
 
@@ -263,6 +265,17 @@ def _add_detector_option(command: argparse.ArgumentParser) -> None:
         "--detector",
         help="face detector: blazeface-short (default), blazeface-full, blazeface-back or "
         "mtcnn; also EMOTRACK_DETECTOR",
+    )
+
+
+def _add_store_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--store",
+        choices=["full", "geometry", "labels"],
+        help="what the lake keeps of each face: full (default: landmarks, embeddings, "
+        "thumbnails too), geometry (pose and blendshapes, no landmarks, embeddings or "
+        "thumbnails) or labels (boxes, expressions, valence/arousal, episodes); also "
+        "EMOTRACK_STORE",
     )
 
 

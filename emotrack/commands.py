@@ -30,6 +30,7 @@ def settings_from(args: Args) -> Settings | None:
         "detector": getattr(args, "detector", None),
         "geometry": getattr(args, "geometry", None),
         "detect_every_s": 0.0 if getattr(args, "detect_every_frame", False) else None,
+        "store": getattr(args, "store", None),
     }
     try:
         return Settings().with_run_options(**options)
@@ -93,6 +94,11 @@ def rescore(args: Args, settings: Settings) -> int:
     if code:
         return code
     print(f"\nrescored {counts['rescored']} video(s) with {args.model}")
+    if counts.get("without_features"):
+        print(
+            f"not rescored: {counts['without_features']} video(s) stored with --store labels "
+            "(no features kept); their tracks stay as they were"
+        )
     return _describe(lake)
 
 
@@ -196,6 +202,7 @@ def _serve(nightly: Any, args: Args, settings: Settings, source: str, lake: str)
             "dask_address": args.dask_address,
             "workers": args.workers,
             "retain_days": args.retain_days,
+            "store": settings.store,
         },
         tags=["emotrack"],
         description="Process new or changed videos of the archive into the lake.",
@@ -295,12 +302,17 @@ def sql(args: Args, settings: Settings) -> int:
     lake = location(args.lake)
     if not _reachable(lake):
         return 2
+    import duckdb
+
     try:
         with Lake(lake).connect() as con:
             con.sql(args.query).show(max_width=200)
     except NotALake as error:
         print(f"emotrack: {error}", file=sys.stderr)
         return 2
+    except duckdb.Error as error:  # the query's own fault: DuckDB's message, no traceback
+        print(f"emotrack: the query failed: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,8 +17,9 @@ def video_row(
     frames_analysed: int,
     status: str,
     processed_at: datetime,
+    stored: str | None = None,
 ) -> dict[str, object]:
-    """The `videos` row of a probed video."""
+    """The `videos` row of a probed video (`stored`: the storage level of its faces)."""
     return row(
         "videos",
         video_id=source.video_id,
@@ -34,6 +35,7 @@ def video_row(
         frames_analysed=frames_analysed,
         status=status,
         processed_at=processed_at,
+        stored=stored,
     )
 
 

@@ -17,13 +17,16 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from emotrack.vocabulary import EMOTIONS
 from models.expression_cnn import EMBEDDING_DIM
 from models.face_landmarker import BLENDSHAPE_COLUMNS, LANDMARKS, POSE_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _f32, _f64, _i32, _i64, _str = pa.float32(), pa.float64(), pa.int32(), pa.int64(), pa.string()
 _floats, _time, _bool = pa.list_(_f32), pa.timestamp("us", tz="UTC"), pa.bool_()
@@ -135,13 +138,15 @@ TABLES: dict[str, Table] = {
             Column("frames_analysed", _i32, "analysis slots that held a frame"),
             Column("status", _str, "`ok` or `failed`", True),
             Column("processed_at", _time, "when it was processed (UTC)", True),
+            Column("stored", _str, "what the lake keeps of its faces: `full`, `geometry` or "
+                   "`labels` (`emotrack run --store`; null: full)"),
         )),
         Table("features", "face per analysed frame", (
             *FACE,
             Column("logits", _floats, "the CNN's 7 outputs before the softmax, EMOTIONS order",
                    True),
             Column("embedding", _floats, f"{EMBEDDING_DIM} floats: the CNN's last block, "
-                   "average-pooled", True),
+                   "average-pooled (null: `--store geometry`)"),
             Column("landmarks_i16", pa.list_(pa.int16()), f"{LANDMARKS * 3} int16: x, y, z of "
                    f"each of the {LANDMARKS} face-mesh points in turn, in 1/4096 of `bbox_w` "
                    "from the box's top-left corner (*Face geometry*)"),
@@ -229,6 +234,25 @@ COMMIT_ORDER = (
     "videos",
 )
 assert sorted(COMMIT_ORDER) == sorted(TABLES)
+
+
+# What each storage level (`emotrack run --store`) leaves out of the lake, per table: the
+# columns left null, or None for a table that keeps none of the video's rows. Thumbnails
+# (face crops) are kept by `full` only (emotrack.units).
+STORE_LEVELS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "full": {},
+    "geometry": {"features": ("embedding", "landmarks_i16", "landmarks")},
+    "labels": {"features": None, "tracks": tuple(MEASURE_COLUMNS)},
+}
+
+
+def stored(table: str, rows: pd.DataFrame, level: str) -> pd.DataFrame:
+    """`rows` of `table` as the lake keeps them at the storage `level` (STORE_LEVELS)."""
+    left_out = STORE_LEVELS[level].get(table, ())
+    if left_out is None:
+        return rows.iloc[:0]
+    present = [c for c in left_out if c in rows.columns]
+    return rows.assign(**dict.fromkeys(present, None)) if present else rows
 
 
 def columns(table: str, without: Iterable[str] = ()) -> list[str]:

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     """Landmarks, head pose and blendshapes for every face found (MediaPipe's face
     landmarker; README, "Speed", gives its cost). Off (EMOTRACK_GEOMETRY=0, `emotrack run
     --no-geometry`): those columns stay null and the CNN sees unaligned crops."""
+    store: str = Field(default="full", pattern="^(full|geometry|labels)$")
+    """What the lake keeps of each face (emotrack.schema.STORE_LEVELS): `full`, `geometry`
+    (no landmarks, embeddings or thumbnails) or `labels` (boxes, expressions, valence and
+    arousal, episodes)."""
     detect_every_s: float = Field(default=1.0, ge=0)
     """With geometry on, the detector looks for new faces this often (and on a scene cut, or
     when a face is lost); in between, each face is followed by its landmarks (README, "How

@@ -41,7 +41,7 @@ from emotrack.html_report import video_files, video_page
 from emotrack.inference import score_features
 from emotrack.lake import Batch, Lake, Staged, to_arrow
 from emotrack.records import failure_rows, video_row
-from emotrack.schema import SOURCES, key_of
+from emotrack.schema import SOURCES, key_of, stored
 from emotrack.scoring import score_frames, summarise_video
 from emotrack.settings import Settings
 from emotrack.sources import Found, local_file, source_rows, unread_id
@@ -173,6 +173,7 @@ def video_features(
     staged = [
         Staged(part.file, str(source.video_id), segment.end, ids)
         for segment, part, ids in zip(segments, parts, maps, strict=True)
+        if part.file is not None  # the storage level keeps no features rows
     ]
     return stitch_segments(pairs, settings.track_min_iou, maps), staged
 
@@ -191,7 +192,7 @@ class StagedSegment:
     rows: pa.Table
     thumbnails: dict[int, tuple[float, np.ndarray]]
     frames_analysed: int
-    file: str
+    file: str | None  # None: nothing staged (the storage level keeps no features rows)
 
     def features(self) -> VideoFeatures:
         """As a segment's features (FEATURE_COLUMNS, STAGED_ONLY's columns null)."""
@@ -209,7 +210,12 @@ def segment_features(
     )
     lake_url, name = stage
     rows = to_arrow("features", features.table.assign(video_id=source.video_id))
-    file = Lake(lake_url).stage("features", name, rows)
+    kept = stored("features", features.table, settings.store)  # nothing else is written
+    file = None
+    if kept is features.table:  # all of it
+        file = Lake(lake_url).stage("features", name, rows)
+    elif len(kept):
+        file = Lake(lake_url).stage("features", name, kept.assign(video_id=source.video_id))
     slim = rows.drop_columns(["video_id", *STAGED_ONLY])
     staged = StagedSegment(slim, features.thumbnails, features.frames_analysed, file)
     del features, rows
@@ -229,7 +235,8 @@ def features_result(
     staged in), and with a model its tracks, episodes, summary, `videos` row (ok, which
     clears a failure recorded for its file) and page."""
     table = features.table.sort_values(["frame_index", "track_id"], ignore_index=True)
-    rows: dict[str, pd.DataFrame] = {} if staged else {"features": table}
+    level = settings.store
+    rows: dict[str, pd.DataFrame] = {} if staged else {"features": stored("features", table, level)}
     result = VideoResult(
         source.source_uri,
         "ok",
@@ -244,17 +251,17 @@ def features_result(
     tracks = score_frames(table, score_features(table, model, lake_url))
     summary = summarise_video(tracks, features.frames_analysed, model, source.duration_s)
     episodes = episodes_of(tracks)
-    video = video_row(
-        source, settings.analysis_fps, features.frames_analysed, "ok", datetime.now(UTC)
-    )
+    now = datetime.now(UTC)
+    video = video_row(source, settings.analysis_fps, features.frames_analysed, "ok", now, level)
     rows |= {
-        "tracks": tracks,
+        "tracks": stored("tracks", tracks, level),
         "episodes": episodes,
         "summaries": pd.DataFrame([summary]),
         "videos": pd.DataFrame([video]),
         "failures": pd.DataFrame(),  # a failure recorded for this file is cleared
     }
-    thumbnails = {t: jpeg(face) for t, (_, face) in features.thumbnails.items()}
+    faces = features.thumbnails.items() if level == "full" else []  # crops: full only
+    thumbnails = {t: jpeg(face) for t, (_, face) in faces}
     result.pages = video_files({**video, "model_version": model}, tracks, episodes, thumbnails)
     mostly = summary["dominant_emotion"] or "no face"
     result.detail = f"{summary['n_tracks']} face track(s), mostly {mostly}"

@@ -48,6 +48,7 @@ def nightly(
     geometry: bool | None = None,
     detect_every_s: float | None = None,
     retain_days: float | None = None,
+    store: str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
@@ -57,19 +58,24 @@ def nightly(
     EMOTRACK_* in the environment); None keeps the settings' own.
     `rehash` reads every local file again to find its content, instead of trusting an
     unchanged size, modification time and inode. `retain_days`: videos processed longer
-    ago than that are forgotten first (emotrack.forgetting; None: kept).
+    ago than that are forgotten first (emotrack.forgetting; None: kept). `store`: what the
+    lake keeps of each face, `full`, `geometry` or `labels` (emotrack.schema.STORE_LEVELS).
 
     Returns how many files ended ok, failed (unreadable), were skipped (already complete) or
     quarantined (recorded as unreadable earlier, unchanged since); raises, after the others
     are done, if any video hit an unexpected error.
     """
     settings = (settings or Settings()).with_run_options(
-        analysis_fps=fps, detector=detector, geometry=geometry, detect_every_s=detect_every_s
+        analysis_fps=fps,
+        detector=detector,
+        geometry=geometry,
+        detect_every_s=detect_every_s,
+        store=store,
     )
-    store = Lake(lake)
-    with store.writing(ttl_s=settings.lock_ttl_s):  # a second run waits for this one
-        forget_expired(store, retain_days)  # Step 0: what must go, before anything comes
-        return _nightly(source, store, settings, model, dask_address, workers, reprocess, rehash)
+    target = Lake(lake)
+    with target.writing(ttl_s=settings.lock_ttl_s):  # a second run waits for this one
+        forget_expired(target, retain_days)  # Step 0: what must go, before anything comes
+        return _nightly(source, target, settings, model, dask_address, workers, reprocess, rehash)
 
 
 def _nightly(

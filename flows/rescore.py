@@ -41,8 +41,18 @@ def _rescore(
     workers: int,
 ) -> dict[str, int]:
     # Step 1: the complete videos (a video without faces has no features: it is rescored
-    # all the same, to an empty track list), a few per job.
-    rows = lake.read("videos", "status = 'ok'").to_dict("records")
+    # all the same, to an empty track list), a few per job; those stored with `--store
+    # labels` kept no features: their tracks stay as they are.
+    complete = lake.read("videos", "status = 'ok'").to_dict("records")
+    rows = [r for r in complete if r.get("stored") != "labels"]
+    bare = len(complete) - len(rows)
+    if bare:
+        get_run_logger().warning(
+            "%d video(s) were stored with --store labels and have no features to score "
+            "again: their tracks stay as they are (run them again with --store full or "
+            "geometry to rescore them)",
+            bare,
+        )
     jobs = [RescoreJob(rows[i : i + VIDEOS_PER_JOB]) for i in range(0, len(rows), VIDEOS_PER_JOB)]
     # Step 2: the model over every face track on the cluster; commits in batches.
     rescored, errors, waiting = 0, [], list[VideoResult]()
@@ -68,4 +78,4 @@ def _rescore(
             rescored += len(waiting)
     if errors:
         raise RuntimeError(f"rescoring failed for {len(errors)} video(s): {', '.join(errors)}")
-    return {"rescored": rescored}
+    return {"rescored": rescored, "without_features": bare}

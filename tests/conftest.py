@@ -350,6 +350,22 @@ def nightly_run(prefect_server, archive, tmp_path_factory) -> NightlyRun:
     return NightlyRun(archive, lake, state.result(), state.state_details.flow_run_id)
 
 
+@pytest.fixture(scope="session")
+def level_lakes(prefect_server, asset, photo_clip, tmp_path_factory) -> dict[str, Path]:
+    """Lakes of the same two real videos, one per storage level (emotrack run --store)."""
+    from flows.nightly import nightly
+
+    archive = tmp_path_factory.mktemp("levels-archive")
+    shutil.copyfile(asset("single_face.mp4"), archive / "single_face.mp4")
+    shutil.copyfile(photo_clip(asset("happy_face.jpg"), "smile.mp4"), archive / "smile.mp4")
+    lakes = {}
+    for level in ("full", "geometry", "labels"):
+        lakes[level] = tmp_path_factory.mktemp(f"lake-{level}") / "lake"
+        counts = nightly(source=str(archive), lake=str(lakes[level]), store=level)
+        assert counts == {"ok": 2}, counts
+    return lakes
+
+
 @dataclass(frozen=True)
 class S3:
     """A real S3 server for the tests: its endpoint, and buckets made on demand."""

@@ -81,3 +81,10 @@ def test_readme_reader_snippet_runs_on_a_real_lake(lake, snippet: str, capsys, t
         lake = tmp_path / "lake"
     exec(snippet.replace('"/data/lake"', repr(str(lake))), {})  # noqa: S102 - the README's
     assert "happy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("level", ["geometry", "labels"])
+def test_readme_queries_run_on_every_storage_level(level_lakes, level: str) -> None:
+    con = _connect(level_lakes[level])
+    answers = {name: _run(con, query) for name, query in zip(NAMES, QUERIES, strict=True)}
+    assert answers["shares"] and answers["episodes"] and answers["status"]  # labels kept

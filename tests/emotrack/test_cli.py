@@ -60,6 +60,17 @@ def test_sql_on_a_folder_that_is_no_lake_says_so(tmp_path: Path, capsys) -> None
     assert "has no videos table" in capsys.readouterr().err
 
 
+def test_sql_with_a_mistaken_query_says_what_duckdb_says_without_a_traceback(
+    tmp_path: Path, capsys
+) -> None:
+    from emotrack.lake import Lake
+
+    Lake(tmp_path / "lake").create_tables()
+    assert main(["sql", "--lake", str(tmp_path / "lake"), "SELECT yaw FROM tracks"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("emotrack: the query failed: Binder Error") and "yaw_deg" in err
+
+
 def test_detect_every_frame_reaches_the_settings_of_run_and_serve(monkeypatch) -> None:
     from emotrack.cli import build_parser
     from emotrack.commands import settings_from

@@ -60,3 +60,22 @@ def test_rows_without_a_required_value_are_refused_and_optional_ones_become_null
     assert data.schema == TABLES["failures"].arrow and data["video_id"].null_count == 1
     with pytest.raises(ValueError, match="message"):
         to_arrow("failures", pd.DataFrame([{**failure, "message": None}]))
+
+
+def test_each_storage_level_leaves_out_what_it_says() -> None:
+    import pandas as pd
+
+    from emotrack.schema import MEASURE_COLUMNS, stored
+
+    rows = pd.DataFrame(
+        {"frame_index": [0, 1], "embedding": [[1.0], [2.0]], "landmarks_i16": [[1], [2]]}
+        | {c: [0.5, 0.6] for c in MEASURE_COLUMNS}
+    )
+    assert stored("features", rows, "full") is rows
+    geometry = stored("features", rows, "geometry")
+    assert geometry[["embedding", "landmarks_i16"]].isna().all().all()
+    assert geometry[MEASURE_COLUMNS].equals(rows[MEASURE_COLUMNS])
+    assert stored("features", rows, "labels").empty
+    labels = stored("tracks", rows, "labels")
+    assert labels[MEASURE_COLUMNS].isna().all().all() and len(labels) == 2
+    assert stored("tracks", rows, "geometry") is rows
