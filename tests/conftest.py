@@ -166,26 +166,29 @@ def locked_server(emotrack_server) -> Served:
 
 @pytest.fixture(scope="session")
 def emotrack_server(tmp_path_factory) -> Iterator[Callable[..., Served]]:
-    """emotrack_server(auth=None): `emotrack server` (the real command) on a free port other
-    than 4200, with a database of its own, and with credentials `auth` ("user:password")
-    if given; one per value of `auth` for the session (a server takes 10-20 s to start),
-    stopped at its end."""
+    """emotrack_server(auth=None, *options, **env): `emotrack server` (the real command) on
+    a free port other than 4200, with a database of its own (or `--database-url` among
+    the options), credentials `auth` ("user:password") if given, and these variables set;
+    one per such set-up for the session (a server takes 10-20 s to start), stopped at its
+    end."""
     import os
     import signal
     import socket
     import time
     import urllib.request
 
-    started: dict[str | None, Served] = {}
+    started: dict[tuple, Served] = {}
 
-    def start(auth: str | None = None) -> Served:
-        if auth in started:
-            return started[auth]
+    def start(auth: str | None = None, *options: str, **variables: str) -> Served:
+        key = (auth, options, tuple(sorted(variables.items())))
+        if key in started:
+            return started[key]
         home = tmp_path_factory.mktemp("prefect-home")
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        command = [str(Path(sys.executable).with_name("emotrack")), "server", "--port", str(port)]
+        cli = str(Path(sys.executable).with_name("emotrack"))
+        command = [cli, "server", "--port", str(port), *options]
         auth_file = None
         if auth is not None:
             auth_file = home / "credentials"
@@ -194,6 +197,7 @@ def emotrack_server(tmp_path_factory) -> Iterator[Callable[..., Served]]:
             command += ["--auth-file", str(auth_file)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
         env["PREFECT_HOME"] = str(home)  # its own SQLite database
+        env.update(variables)
         process = subprocess.Popen(
             command,
             env=env,
@@ -210,8 +214,8 @@ def emotrack_server(tmp_path_factory) -> Iterator[Callable[..., Served]]:
             except OSError:
                 assert process.poll() is None and time.monotonic() < deadline, "no server"
                 time.sleep(0.3)
-        started[auth] = Served(api, auth, auth_file, process)
-        return started[auth]
+        started[key] = Served(api, auth, auth_file, process)
+        return started[key]
 
     yield start
     for process in (served.process for served in started.values()):

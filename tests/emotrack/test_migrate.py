@@ -66,7 +66,8 @@ def test_a_conversion_killed_midway_is_finished_by_the_next_one(old_lake: Lake) 
 
     # as if killed after converting `videos` but before deleting its old files
     videos = ds.dataset(OLD / "videos", format="parquet", partitioning="hive").to_table()
-    write_deltalake(old_lake.table_uri("videos"), videos.select(TABLES["videos"].names))
+    known = [n for n in TABLES["videos"].names if n in videos.column_names]  # 0.1.0's own
+    write_deltalake(old_lake.table_uri("videos"), videos.select(known))
     old_lake.store.write_bytes(MARKER, b"0.1.0\n")
     with old_lake.writing():
         pass

@@ -77,56 +77,39 @@ def _sql(url: str, query: str) -> list:
     return asyncio.run(run())
 
 
-def test_the_server_keeps_its_runs_in_postgresql_and_deletes_old_ones(postgres, tmp_path) -> None:
-    port = _port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_SERVER_SERVICES_DB_VACUUM_LOOP_SECONDS": "1"}
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen(
-        [
-            str(CLI),
-            "server",
-            "--port",
-            str(port),
-            "--database-url",
-            postgres,
-            "--retention-days",
-            "1",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+def test_the_server_keeps_its_runs_in_postgresql_and_deletes_old_ones(
+    postgres, emotrack_server, tmp_path
+) -> None:
+    served = emotrack_server(
+        None,
+        "--database-url",
+        postgres,
+        "--retention-days",
+        "1",
+        PREFECT_SERVER_SERVICES_DB_VACUUM_LOOP_SECONDS="1",
     )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{api}/health", timeout=2).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "no server"
-                time.sleep(0.5)
-        (tmp_path / "archive").mkdir()
-        subprocess.run(
-            [str(CLI), "run", str(tmp_path / "archive"), "--lake", str(tmp_path / "lake")],
-            env={**env, "PREFECT_API_URL": api},
-            check=True,
-            capture_output=True,
-        )
-        runs = _sql(postgres, "SELECT name, state_type FROM flow_run")
-        assert [(r["name"], r["state_type"]) for r in runs] == [
-            (f"nightly {tmp_path / 'archive'}", "COMPLETED")
-        ]
-        _sql(postgres, "UPDATE flow_run SET end_time = now() - interval '2 days'")
-        deadline = time.monotonic() + 60  # the vacuum service deletes runs over 1 day old
-        while _sql(postgres, "SELECT id FROM flow_run"):
-            assert time.monotonic() < deadline, "the old run was not deleted"
-            time.sleep(0.5)
-        assert _sql(postgres, "SELECT id FROM task_run") == []
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(30)
+    _run_empty(served, tmp_path)
+    runs = _sql(postgres, "SELECT name, state_type FROM flow_run")
+    assert [(r["name"], r["state_type"]) for r in runs] == [
+        (f"nightly {tmp_path / 'archive'}", "COMPLETED")
+    ]
+    _sql(postgres, "UPDATE flow_run SET end_time = now() - interval '2 days'")
+    deadline = time.monotonic() + 60  # the vacuum service deletes runs over 1 day old
+    while _sql(postgres, "SELECT id FROM flow_run"):
+        assert time.monotonic() < deadline, "the old run was not deleted"
+        time.sleep(0.5)
+    assert _sql(postgres, "SELECT id FROM task_run") == []
+
+
+def _run_empty(served, tmp_path: Path) -> None:
+    """`emotrack run` of an empty archive, as a client of `served`."""
+    (tmp_path / "archive").mkdir()
+    subprocess.run(
+        [str(CLI), "run", str(tmp_path / "archive"), "--lake", str(tmp_path / "lake")],
+        env=served.client_env(),
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_a_run_without_a_server_leaves_no_database_behind(tmp_path) -> None:
@@ -230,13 +213,7 @@ def test_the_ui_calls_its_own_server_on_any_port_and_lists_its_runs(
     assert not base.endswith(":4200")
     with urllib.request.urlopen(f"{base}/ui-settings", timeout=10) as answer:
         assert json.loads(answer.read())["api_url"] == served.api
-    (tmp_path / "archive").mkdir()
-    subprocess.run(
-        [str(CLI), "run", str(tmp_path / "archive"), "--lake", str(tmp_path / "lake")],
-        env=served.client_env(),
-        check=True,
-        capture_output=True,
-    )
+    _run_empty(served, tmp_path)
     browser = shutil.which("chromium")
     if browser is None:
         pytest.skip("no chromium")

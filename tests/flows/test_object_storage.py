@@ -197,7 +197,7 @@ def test_a_mixed_archive_on_s3_into_a_lake_on_s3(
     assert "good one.mp4" in report and "big.mp4" in report
 
     # Rescoring reads the features from the bucket and replaces the tracks there.
-    assert rescore(lake=lake_url, model="temporal-gru-v1") == {"rescored": 2}
+    assert rescore(lake=lake_url, model="temporal-gru-v1") == {"rescored": 2, "without_features": 0}
     assert set(lake.read("tracks")["model_version"]) == {"temporal-gru-v1"}
 
 

@@ -20,7 +20,10 @@ def test_rescoring_replaces_tracks_and_summaries_without_touching_features(
     before = lake.read("tracks")
     assert set(before["model_version"]) == {DEFAULT_MODEL}
 
-    assert rescore(lake=str(lake.root), model=CNN_PER_FRAME) == {"rescored": 4}
+    assert rescore(lake=str(lake.root), model=CNN_PER_FRAME) == {
+        "rescored": 4,
+        "without_features": 0,
+    }
     after = lake.read("tracks")
     assert set(after["model_version"]) == {CNN_PER_FRAME}
     assert len(after) == len(before)
