@@ -248,13 +248,14 @@ def features_result(
     )
     if model is None:
         return result
-    tracks = score_frames(table, score_features(table, model, lake_url))
+    scored = score_frames(table, score_features(table, model, lake_url))
+    tracks = stored("tracks", scored, level)  # what the lake, and so the page, may show
     summary = summarise_video(tracks, features.frames_analysed, model, source.duration_s)
     episodes = episodes_of(tracks)
     now = datetime.now(UTC)
     video = video_row(source, settings.analysis_fps, features.frames_analysed, "ok", now, level)
     rows |= {
-        "tracks": stored("tracks", tracks, level),
+        "tracks": tracks,
         "episodes": episodes,
         "summaries": pd.DataFrame([summary]),
         "videos": pd.DataFrame([video]),

@@ -43,7 +43,7 @@ def test_geometry_keeps_pose_and_blendshapes_but_no_landmarks_embeddings_or_crop
     assert features["logits"].notna().all()  # what every model scores from
     assert _thumbnails(lake) == []
     page = lake.store.read_bytes(f"_report/{features['video_id'][0]}.html").decode()
-    assert "<svg" in page and "thumbs/" not in page
+    assert "<svg" in page and "thumbs/" not in page and "head pose" in page
 
 
 def test_labels_keeps_no_features_and_no_measures(level_lakes) -> None:
@@ -53,6 +53,8 @@ def test_labels_keeps_no_features_and_no_measures(level_lakes) -> None:
     assert len(tracks) and tracks[MEASURE_COLUMNS].isna().all().all()
     assert tracks[["bbox_w", "p_happy", "arousal"]].notna().all().all()
     assert _thumbnails(lake) == []
+    page = lake.store.read_bytes(f"_report/{tracks['video_id'][0]}.html").decode()
+    assert "<svg" in page and "head pose" not in page  # nothing the lake does not keep
 
 
 def test_rescore_recomputes_geometry_lakes_and_says_what_labels_lakes_cannot(
