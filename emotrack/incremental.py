@@ -19,6 +19,9 @@ class Plan:
     quarantined: list[str] = field(default_factory=list)  # same content already failed
     crashed: list[str] = field(default_factory=list)  # runs died on it: to quarantine now
     forgotten: list[str] = field(default_factory=list)  # content forgotten: never again
+    # Content ids a unit drops once it has read them (its file's id was not known before):
+    # the forgotten ones, none with reprocess.
+    unwanted: frozenset[str] = frozenset()
 
 
 def plan_videos(
@@ -41,7 +44,9 @@ def plan_videos(
     to do is done with it. With reprocess, every file is to do.
     """
     crashed = crashed or {}
-    plan = Plan(video_ids=dict(video_ids))
+    plan = Plan(
+        video_ids=dict(video_ids), unwanted=frozenset() if reprocess else frozenset(forgotten)
+    )
     todo_ids: set[str] = set()
     for uri, video_id in video_ids.items():
         if video_id is not None and video_id in todo_ids:

@@ -101,8 +101,7 @@ def _nightly(
     # Step 3: each video through its unit of work on the cluster; rows committed in batches.
     if plan.todo:
         with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
-            forgotten = set() if reprocess else lake.forgotten()  # objects not read before
-            outcomes += analyse_and_commit(plan, found, lake, settings, model, client, forgotten)
+            outcomes += analyse_and_commit(plan, found, lake, settings, model, client)
     # Step 4: pack small files together once they pile up.
     compact_tables(lake, settings)
     # Step 5: what the operator sees: HTML pages of the lake, and the run in the Prefect UI.
@@ -118,13 +117,12 @@ def analyse_and_commit(
     settings: Settings,
     model: str,
     client: Any,
-    forgotten: set[str] | frozenset[str] = frozenset(),
 ) -> list[Outcome]:
     """Send every video of the plan to the cluster, a bounded window at a time, and commit
     the results in batches (Settings.commit_*). The console follows each video; the
-    Prefect log has a line per video. A video whose content turns out to be `forgotten`
-    (an object, read only by its unit) is dropped, its staged rows deleted, and has no
-    outcome. Returns each video's outcome."""
+    Prefect log has a line per video. A video whose content turns out to be forgotten
+    (plan.unwanted: an object, read only by its unit) is dropped, its staged rows deleted,
+    and has no outcome. Returns each video's outcome."""
     logger = get_run_logger()
     console = RunProgress(len(plan.todo), mode=settings.progress)
     progress, total = start_progress(), len(plan.todo)
@@ -133,9 +131,10 @@ def analyse_and_commit(
     outcomes: list[Outcome] = []
     # A file whose content is not known yet (an object) learns it in its unit, and stops
     # there if that content was forgotten.
-    unread = frozenset(forgotten)
     jobs = (
-        VideoJob(found[u], plan.video_ids[u], unread if plan.video_ids[u] is None else frozenset())
+        VideoJob(
+            found[u], plan.video_ids[u], plan.unwanted if plan.video_ids[u] is None else frozenset()
+        )
         for u in plan.todo
     )
 
@@ -177,7 +176,7 @@ def analyse_and_commit(
                     job, result = item
                     lake.end_attempt(job.found.uri)
                     result = as_result(job, result, settings, logger.error)
-                    if result is not None and result.video_id in forgotten:
+                    if result is not None and result.video_id in plan.unwanted:
                         drop_result(lake, result)
                         console.finished_video(job.found.uri, job.name, "skipped", "forgotten")
                         continue
