@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_object_storage.py
 	$(BIN)/python benchmarks/bench_archive.py
 	$(BIN)/python benchmarks/bench_store_levels.py
+	$(BIN)/python benchmarks/bench_action_units.py
 
 lint: setup
 	$(BIN)/ruff check .

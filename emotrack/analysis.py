@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 import pandas as pd
 
+from emotrack.action_units import AU_COLUMNS, action_units
 from emotrack.assets import FACE_LANDMARKER, expression_cnn_path, fetch_asset
 from emotrack.face_stage import FaceStage
 from emotrack.faces import (
@@ -219,7 +220,9 @@ def extract_features(
             keep_thumbnails(thumbnails, seen, 1.0 - softmax(logits)[:, NEUTRAL])
         if on_batch is not None:
             on_batch(len(batch))
-    return VideoFeatures(owned, pd.DataFrame(rows, columns=FEATURE_COLUMNS), thumbnails)
+    table = pd.DataFrame(rows, columns=FEATURE_COLUMNS)
+    table[AU_COLUMNS] = action_units(table)
+    return VideoFeatures(owned, table, thumbnails)
 
 
 def face_stage(

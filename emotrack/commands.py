@@ -380,12 +380,20 @@ def evaluate_temporal(args: Args, settings: Settings) -> int:
 def no_harm(args: Args, settings: Settings) -> int:
     """`emotrack evaluate`: the no-harm checks of model versions against the CNN."""
     from emotrack.inference import DEFAULT_MODEL
+    from emotrack.scoring import SMOOTHED_VERSION
     from emotrack.training.no_harm import evaluate_versions, table
     from models.temporal_gru import TemporalConfig
 
-    versions = args.model or [DEFAULT_MODEL, TemporalConfig().version]
+    versions = args.model or [DEFAULT_MODEL, SMOOTHED_VERSION, TemporalConfig().version]
     results = evaluate_versions(versions, settings.cache_dir)
     print(table(results))
+    print(
+        "\nReal faces, per frame (A angry, D disgust, F fear, H happy, S sad, U surprise, "
+        "N neutral):"
+    )
+    for who, figures in results.items():
+        recall = ", ".join(f"{e} {r:.0%}" for e, r in figures["real_recall"].items())
+        print(f"  {figures['real_labels']}  {who} (recall: {recall})")
     for version in versions:
         failed = [check for check, ok in results[version]["passes"].items() if not ok]
         verdict = "passes every check" if not failed else f"fails: {', '.join(failed)}"

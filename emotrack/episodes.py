@@ -7,7 +7,9 @@ Rules, per face track, in timestamp order:
    or frames where the face was missed) are merged into one episode.
 3. Neutral is the resting state, not an episode. Episodes shorter than MIN_DURATION_S are
    dropped.
-4. The peak is the episode's frame of that emotion with the highest intensity; the means are
+4. Only reliable rows count (emotrack.evidence.reliable_rows): an unreliable row is a frame
+   where the face was not seen well enough, a gap like a missed frame.
+5. The peak is the episode's frame of that emotion with the highest intensity; the means are
    over the episode's frames of that emotion.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from emotrack.evidence import reliable_rows
 from emotrack.schema import columns
 
 MERGE_GAP_S = 0.5
@@ -26,7 +29,7 @@ EPISODE_COLUMNS = columns("episodes", without=["video_id"])  # video_id is added
 def episodes_of(tracks: pd.DataFrame) -> pd.DataFrame:
     """The episodes of one video's `tracks` rows (one model version), sorted by track, start."""
     rows = []
-    for track_id, track in tracks.groupby("track_id", sort=True):
+    for track_id, track in reliable_rows(tracks).groupby("track_id", sort=True):
         track = track.sort_values("timestamp_s")
         times = track["timestamp_s"].to_numpy(np.float64)
         step = float(np.median(np.diff(times))) if len(times) > 1 else 0.2

@@ -11,19 +11,22 @@ from pathlib import Path
 import pandas as pd
 
 from emotrack.registry import model_folder, registered
-from emotrack.scoring import MODEL_VERSION as CNN_PER_FRAME
 from emotrack.scoring import (
+    EVIDENCE_VERSION,
     SMOOTHED_VERSION,
     FrameScores,
     cnn_frame_scores,
+    evidence_scores,
     smoothed_scores,
     temporal_scores,
 )
+from emotrack.scoring import MODEL_VERSION as CNN_PER_FRAME
 from models.temporal_gru import WEIGHTS_DIR, load_model_folder
 
-# The default does no harm to what the CNN sees on real faces (README, "Which model"); the
-# temporal GRUs (shipped, or trained with `emotrack train`) are chosen with --model.
-DEFAULT_MODEL = SMOOTHED_VERSION
+# The default weighs the CNN with the face's action units and does no harm to what the CNN
+# sees on real faces (README, "Which model"); the CNN smoothed alone, and the temporal GRUs
+# (shipped, or trained with `emotrack train`), are chosen with --model.
+DEFAULT_MODEL = EVIDENCE_VERSION
 
 
 def known_models(lake_root: Path | str | None = None) -> list[str]:
@@ -31,7 +34,7 @@ def known_models(lake_root: Path | str | None = None) -> list[str]:
     into the lake at lake_root (its registry), and the CNN alone."""
     shipped = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/config.json"))
     trained = [entry["name"] for entry in registered(lake_root)] if lake_root else []
-    return [SMOOTHED_VERSION, *shipped, *trained, CNN_PER_FRAME]
+    return [EVIDENCE_VERSION, SMOOTHED_VERSION, *shipped, *trained, CNN_PER_FRAME]
 
 
 def score_features(
@@ -41,6 +44,8 @@ def score_features(
     registry of the lake at lake_root)."""
     if version == CNN_PER_FRAME:
         return cnn_frame_scores(features)
+    if version == EVIDENCE_VERSION:
+        return evidence_scores(features)
     if version == SMOOTHED_VERSION:
         return smoothed_scores(features)
     folder = model_folder(version, lake_root)

@@ -7,7 +7,7 @@ A new per-face measure is one line in FACE_MEASURES: `features` stores it and `t
 it (emotrack.scoring.score_frames), older tables gain it as a nullable column, readers see
 null in the rows written before it.
 
-    python -m emotrack.schema README.md    # rewrites the README's table of columns
+    python -m emotrack.schema README.md    # rewrites the README's tables of columns and AUs
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from emotrack import action_units
+from emotrack.action_units import AU_COLUMNS
 from emotrack.vocabulary import EMOTIONS
 from models.expression_cnn import EMBEDDING_DIM
 from models.face_landmarker import BLENDSHAPE_COLUMNS, LANDMARKS, POSE_COLUMNS
@@ -85,6 +87,11 @@ FACE = [
 FACE_MEASURES = [
     *_group(POSE_COLUMNS, _f32, "head pose in degrees (*Face geometry*)"),
     *_group(BLENDSHAPE_COLUMNS, _f32, "a MediaPipe blendshape score in [0, 1]"),
+    *_group(
+        AU_COLUMNS,
+        _f32,
+        "a facial action unit's activity in [0, 1], from the blendshapes (*Action units*)",
+    ),
 ]
 FACE_COLUMNS = [c.name for c in FACE if c is not VIDEO_ID]  # a video's rows, before commit
 MEASURE_COLUMNS = [c.name for c in FACE_MEASURES]
@@ -163,6 +170,9 @@ TABLES: dict[str, Table] = {
             Column("arousal", _f32, "arousal in [-1, 1]", True),
             Column("intensity", _f32, "how far from neutral, in [0, 1]", True),
             Column("model_version", _str, "the model that wrote the row", True),
+            Column("reliable", _bool, "whether the face was large, frontal and well fitted "
+                   "enough to trust its expression (*Which rows to trust*; null: rows "
+                   "written before the column)"),
             *FACE_MEASURES,
         ), versioned=True),
         Table("episodes", "expression episode of a face track and model version", (
@@ -184,12 +194,17 @@ TABLES: dict[str, Table] = {
             Column("frames_with_face", _i32, "of those, frames with a face", True),
             Column("face_observations", _i32, "faces x frames", True),
             Column("n_tracks", _i32, "face tracks", True),
-            Column("dominant_emotion", _str, "the most frequent expression (null: no face)"),
-            *_group(SHARE_COLUMNS, _f64, "share of face observations with the expression"),
-            Column("mean_valence", _f64, "mean valence of all face observations"),
-            Column("mean_arousal", _f64, "mean arousal of all face observations"),
-            Column("valence_series", _floats, f"mean valence of the faces in {SERIES_POINTS} "
-                   "equal stretches of the video (null where none was seen; empty: no face)"),
+            Column("reliable_observations", _i32, "of those, observations whose expression "
+                   "is `reliable`: the rest of the summary counts these only"),
+            Column("dominant_emotion", _str, "the most frequent expression (null: no "
+                   "reliable face)"),
+            *_group(SHARE_COLUMNS, _f64, "share of reliable face observations with the "
+                    "expression"),
+            Column("mean_valence", _f64, "mean valence of the reliable face observations"),
+            Column("mean_arousal", _f64, "mean arousal of the reliable face observations"),
+            Column("valence_series", _floats, "mean valence of the reliable faces in "
+                   f"{SERIES_POINTS} equal stretches of the video (null where none was seen; "
+                   "empty: no reliable face)"),
             Column("model_version", _str, "the model that wrote the row", True),
         ), versioned=True),
         Table("failures", "input that could not be processed", (
@@ -301,14 +316,21 @@ def _names(names: list[str], table: Table) -> str:
 
 
 def readme_with_columns(text: str) -> str:
-    """`text` (the README) with the part between README_BEGIN and README_END replaced."""
-    pattern = re.compile(f"{re.escape(README_BEGIN)}.*?{re.escape(README_END)}", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"no {README_BEGIN} ... {README_END} block")
-    return pattern.sub(lambda _: f"{README_BEGIN}\n{markdown()}\n{README_END}", text)
+    """`text` (the README) with its generated tables rewritten: the columns (between
+    README_BEGIN and README_END) and the action units (emotrack.action_units.markdown)."""
+    blocks = [
+        (README_BEGIN, README_END, markdown()),
+        (action_units.README_BEGIN, action_units.README_END, action_units.markdown()),
+    ]
+    for begin, end, body in blocks:
+        found = re.search(f"{re.escape(begin)}.*?{re.escape(end)}", text, re.S)
+        if not found:
+            raise ValueError(f"no {begin} ... {end} block")
+        text = f"{text[: found.start()]}{begin}\n{body}\n{end}{text[found.end() :]}"
+    return text
 
 
 if __name__ == "__main__":
     readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
     readme.write_text(readme_with_columns(readme.read_text()))
-    print(f"{readme}: table of columns rewritten")
+    print(f"{readme}: tables of columns and action units rewritten")

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotrack.action_units import AU_COLUMNS, action_units
+from emotrack.evidence import au_evidence, reliable, reliable_rows, trust
 from emotrack.schema import (
     FACE_COLUMNS,
     MEASURE_COLUMNS,
@@ -28,6 +30,12 @@ MODEL_VERSION = f"cnn-per-frame:{CNN_CONFIG.version}+va:nrc-vad-v1-expectation"
 # SMOOTHING_S seconds, valence/arousal and intensity from those as for the CNN alone.
 SMOOTHING_S = 1.0
 SMOOTHED_VERSION = f"cnn-smoothed-1s-v1:{CNN_CONFIG.version}"
+
+# The default since action units: the CNN weighed with what the face's AUs show
+# (evidence_scores; models/cards/au-evidence-v1.md). log(99): a full prototype on a fully
+# trusted face moves the odds as much as a 99 % CNN reading.
+EVIDENCE_WEIGHT = float(np.log(99.0))
+EVIDENCE_VERSION = f"au-evidence-v1:{CNN_CONFIG.version}"
 
 
 @dataclass(frozen=True)
@@ -63,18 +71,44 @@ def smoothed_scores(features: pd.DataFrame, window_s: float = SMOOTHING_S) -> Fr
     window reaches a frame (no relabelling of whole segments).
     """
     probs = softmax(logits_of(features)) if len(features) else np.zeros((0, 7))
+    smoothed = smooth(probs, features, window_s)
+    return FrameScores(
+        smoothed, valence_arousal(smoothed), 1.0 - smoothed[:, NEUTRAL], SMOOTHED_VERSION
+    )
+
+
+def evidence_scores(features: pd.DataFrame) -> FrameScores:
+    """The default model: per row, the CNN's probabilities weighed with the AU evidence
+    (emotrack.evidence), then smoothed as smoothed_scores does:
+
+        p(c) proportional to p_cnn(c) * exp(EVIDENCE_WEIGHT * trust * au_evidence(c))
+
+    A prototype shown in full, on a face trusted in full, counts as much as a CNN reading
+    of 99 %; on a face without blendshapes (or trust 0) the model is the smoothed CNN.
+    """
+    if not len(features):
+        return FrameScores(np.zeros((0, 7)), np.zeros((0, 2)), np.zeros(0), EVIDENCE_VERSION)
+    weight = EVIDENCE_WEIGHT * trust(features)[:, None]
+    pooled = softmax(np.log(softmax(logits_of(features))) + weight * au_evidence(features))
+    smoothed = smooth(pooled, features, SMOOTHING_S)
+    return FrameScores(
+        smoothed, valence_arousal(smoothed), 1.0 - smoothed[:, NEUTRAL], EVIDENCE_VERSION
+    )
+
+
+def smooth(probs: np.ndarray, features: pd.DataFrame, window_s: float) -> np.ndarray:
+    """Per face track of `features`, each row's `probs` averaged over the track's rows
+    within window_s / 2 seconds of it (by timestamp)."""
     smoothed = np.zeros_like(probs)
     times = features["timestamp_s"].to_numpy(np.float64)
     for _, rows in features.groupby("track_id", sort=True).indices.items():
         rows = rows[np.argsort(times[rows], kind="stable")]
         t = times[rows]
-        sums = np.vstack([np.zeros((1, 7)), np.cumsum(probs[rows], axis=0)])
+        sums = np.vstack([np.zeros((1, probs.shape[1])), np.cumsum(probs[rows], axis=0)])
         lo = np.searchsorted(t, t - window_s / 2 - 1e-6, side="left")
         hi = np.searchsorted(t, t + window_s / 2 + 1e-6, side="right")
         smoothed[rows] = (sums[hi] - sums[lo]) / (hi - lo)[:, None]
-    return FrameScores(
-        smoothed, valence_arousal(smoothed), 1.0 - smoothed[:, NEUTRAL], SMOOTHED_VERSION
-    )
+    return smoothed
 
 
 def temporal_scores(features: pd.DataFrame, model: Any, cfg: TemporalConfig) -> FrameScores:
@@ -107,9 +141,11 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
     """The analyst-facing per-frame table: one row per face per frame of `features`.
 
     Adds emotion (argmax label), p_* (summing to 1), valence and arousal in [-1, 1],
-    intensity in [0, 1] and model_version; `scores` defaults to the CNN frame by frame. The
-    face's measures (emotrack.schema.FACE_MEASURES: pose, blendshapes) are copied from
-    `features` (NaN where it has none).
+    intensity in [0, 1], model_version and reliable (emotrack.evidence.reliable); `scores`
+    defaults to the CNN frame by frame. The face's measures (emotrack.schema.FACE_MEASURES:
+    pose, blendshapes, action units) are copied from `features` (NaN where it has none); the
+    action units are computed from the blendshapes, so that features written before them
+    give tracks with them.
     """
     scores = cnn_frame_scores(features) if scores is None else scores
     probs, va = scores.probs, scores.va
@@ -121,7 +157,9 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
     tracks["arousal"] = va[:, 1].astype(np.float32)
     tracks["intensity"] = scores.intensity.astype(np.float32)
     tracks["model_version"] = scores.model_version
+    tracks["reliable"] = reliable(features)
     measures = features.reindex(columns=MEASURE_COLUMNS).astype(np.float32)
+    measures[AU_COLUMNS] = action_units(measures)
     return pd.concat([tracks.reset_index(drop=True), measures.reset_index(drop=True)], axis=1)
 
 
@@ -133,24 +171,28 @@ def summarise_video(
 ) -> dict[str, object]:
     """One summary row for a video from its tracks table.
 
-    Shares are fractions of face observations (face x frame) labelled with each emotion;
-    dominant_emotion is the most frequent label; None where no face was seen. valence_series:
-    see valence_series (over duration_s, else up to the last face seen).
+    Frames, observations and tracks count every face seen; the rest counts the reliable
+    observations only (emotrack.evidence.reliable_rows): shares are fractions of them
+    (face x frame) labelled with each emotion, dominant_emotion is the most frequent label,
+    None where no reliable face was seen. valence_series: see valence_series (over
+    duration_s, else up to the last face seen).
     """
-    counts = tracks["emotion"].value_counts()
-    n = len(tracks)
+    trusted = reliable_rows(tracks)
+    counts = trusted["emotion"].value_counts()
+    n = len(trusted)
     summary: dict[str, object] = {
         "frames_analysed": int(frames_analysed),
         "frames_with_face": int(tracks["frame_index"].nunique()),
-        "face_observations": n,
+        "face_observations": len(tracks),
         "n_tracks": int(tracks["track_id"].nunique()),
+        "reliable_observations": n,
         "dominant_emotion": str(counts.idxmax()) if n else None,
     }
     for emotion, column in zip(EMOTIONS, SHARE_COLUMNS, strict=True):
         summary[column] = float(counts.get(emotion, 0) / n) if n else None
-    summary["mean_valence"] = float(tracks["valence"].mean()) if n else None
-    summary["mean_arousal"] = float(tracks["arousal"].mean()) if n else None
-    summary["valence_series"] = valence_series(tracks, duration_s)
+    summary["mean_valence"] = float(trusted["valence"].mean()) if n else None
+    summary["mean_arousal"] = float(trusted["arousal"].mean()) if n else None
+    summary["valence_series"] = valence_series(trusted, duration_s)
     summary["model_version"] = model_version
     return row("summaries", **summary)
 

@@ -23,11 +23,12 @@ NAMES = [
     "versions",
     "smiles",
     "looking-away",
+    "episode-action-units",
 ]
 READER_NAMES = ["pandas-dominant", "pandas-longest", "polars-shares", "polars-happiest"]
 
 
-def test_the_cookbook_has_a_duckdb_setup_nine_queries_and_four_snippets() -> None:
+def test_the_cookbook_has_a_duckdb_setup_ten_queries_and_four_snippets() -> None:
     assert "duckdb.connect()" in SETUP and "read_parquet" in SETUP
     assert len(QUERIES) == len(NAMES) and len(READERS) == len(READER_NAMES)
 

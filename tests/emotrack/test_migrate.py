@@ -92,13 +92,15 @@ def test_a_0_1_0_lake_in_a_bucket_is_converted_too(s3) -> None:
 def test_the_first_run_over_a_0_1_0_lake_converts_it_and_decodes_nothing(
     prefect_server, asset, old_lake: Lake, tmp_path: Path
 ) -> None:
+    from emotrack.scoring import SMOOTHED_VERSION
     from flows.nightly import nightly
 
     archive = tmp_path / "archive"
     archive.mkdir()
     for name in ["single_face.mp4", "no_face.mp4"]:  # the videos that lake was made from
         shutil.copyfile(asset(name), archive / name)
-    counts = nightly(source=str(archive), lake=str(old_lake.root))
+    # with the model that lake was made with (the default then): complete by content
+    counts = nightly(source=str(archive), lake=str(old_lake.root), model=SMOOTHED_VERSION)
     assert counts == {"skipped": 2}  # complete by content: no unit of work ran
     _check_converted(old_lake)
 

@@ -20,8 +20,8 @@ def _features(logits: list[list[float]], track_ids: list[int]) -> pd.DataFrame:
             "track_id": track_ids,
             "bbox_x": 1.0,
             "bbox_y": 2.0,
-            "bbox_w": 30.0,
-            "bbox_h": 40.0,
+            "bbox_w": 120.0,
+            "bbox_h": 160.0,
             "face_score": 0.99,
             "logits": [np.array(row, np.float32) for row in logits],
             "embedding": [np.zeros(128, np.float32)] * n,
@@ -48,6 +48,25 @@ def test_summary_counts_and_dominant_emotion() -> None:
     assert summary["n_tracks"] == 2 and summary["dominant_emotion"] == "happy"
     assert summary["share_happy"] == pytest.approx(2 / 3)
     assert summary["share_sad"] == pytest.approx(1 / 3)
+
+
+def test_summaries_and_episodes_count_reliable_rows_only() -> None:
+    from emotrack.episodes import episodes_of
+
+    happy, sad = [0, 0, 0, 9, 0, 0, 0], [0, 0, 0, 0, 9, 0, 0]
+    features = _features([happy] * 10 + [sad] * 10, [0] * 20)
+    features.loc[10:, "bbox_w"] = 40.0  # the sad face: too small to trust (under 64 px)
+    features.loc[15, "yaw_deg"] = 60.0  # and turned away, where it is large enough
+    features.loc[15, "bbox_w"] = 120.0
+    tracks = score_frames(features)
+    assert tracks["reliable"].tolist() == [True] * 10 + [False] * 10
+    assert tracks["emotion"].iloc[12] == "sad"  # flagged, not hidden
+    summary = summarise_video(tracks, 20, MODEL_VERSION)
+    assert summary["face_observations"] == 20 and summary["reliable_observations"] == 10
+    assert summary["share_happy"] == 1.0 and summary["dominant_emotion"] == "happy"
+    assert episodes_of(tracks)["emotion"].tolist() == ["happy"]
+    tracks["reliable"] = None  # rows written before the column: all counted
+    assert summarise_video(tracks, 20, MODEL_VERSION)["share_sad"] == 0.5
 
 
 def test_summary_without_faces_has_no_dominant_emotion() -> None:
