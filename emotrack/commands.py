@@ -370,10 +370,11 @@ def evaluate_temporal(args: Args, settings: Settings) -> int:
     """`emotrack evaluate-temporal`: a shipped temporal model's card figures, again."""
     import json
 
-    from emotrack.inference import DEFAULT_MODEL
     from emotrack.training.evaluate_temporal import evaluate_again
+    from models.temporal_gru import TemporalConfig
 
-    print(json.dumps(evaluate_again(args.model or DEFAULT_MODEL), indent=2))
+    # the shipped GRU: the default model is a rule, with no simulated-training figures
+    print(json.dumps(evaluate_again(args.model or TemporalConfig().version), indent=2))
     return 0
 
 
