@@ -83,9 +83,7 @@ def main() -> None:
     }
     tracks = score_frames(features, evidence_scores(features))
     new = [*AU_COLUMNS, "reliable"]
-    with_new = [
-        pa.Table.from_pandas(t, preserve_index=False) for t in (features, tracks)
-    ]  # fmt: skip
+    with_new = [pa.Table.from_pandas(t, preserve_index=False) for t in (features, tracks)]
     without = [t.drop_columns([c for c in new if c in t.column_names]) for t in with_new]
     with tempfile.TemporaryDirectory() as tmp:
         write_with, bytes_with = write_s(with_new, Path(tmp), args.repeats)

@@ -1,14 +1,14 @@
 """What a face's action units say about its expression, and how far to trust them.
 
-Two pure functions of a features (or tracks) table, used by the default expression model
+Pure functions of a features (or tracks) table, used by the default expression model
 (emotrack.scoring.evidence_scores) and by the `reliable` column:
 
-- trust(rows): per row in [0, 1], the product of three ramps: the face's size, how far it is
-  turned (yaw and pitch), and how well the landmarker fitted it (landmark_score). The
+- trust(rows): per row in [0, 1], the product of four ramps (TRUST): the face's size, how far
+  it is turned (yaw, pitch), and how well the landmarker fitted it (landmark_score). The
   blendshapes come from a mesh fitted to the face: a small, turned or poorly fitted face
   gives blendshapes that say less.
-- reliable(rows): every ramp at least half-way (TRUST's `half` values): the row's expression
-  can be trusted. Rows without geometry (the landmarker off) are judged on size alone.
+- reliable(rows): every ramp at least half-way (0.5): the row's expression can be trusted.
+  Rows without geometry (the landmarker off) are judged on size alone.
 - au_evidence(rows): per row and expression (EMOTIONS order) in [0, 1], how fully the
   face shows the expression's prototype: the mean of the prototype's AUs (PROTOTYPES); for
   neutral, how low every AU is (NEUTRAL_AUS under NEUTRAL_LIMIT).
@@ -29,7 +29,7 @@ from emotrack.vocabulary import EMOTIONS
 
 @dataclass(frozen=True)
 class Ramp:
-    """0 at `none`, 1 at `full`, linear between; `half` is where it reaches 0.5."""
+    """0 at `none`, 1 at `full`, linear between."""
 
     column: str
     none: float
@@ -37,10 +37,6 @@ class Ramp:
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         return np.clip((values - self.none) / (self.full - self.none), 0.0, 1.0)
-
-    @property
-    def half(self) -> float:
-        return (self.none + self.full) / 2
 
 
 # Face box width in pixels; |yaw| and |pitch| in degrees; the landmarker's presence score.
