@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_archive.py
 	$(BIN)/python benchmarks/bench_store_levels.py
 	$(BIN)/python benchmarks/bench_action_units.py
+	$(BIN)/python benchmarks/bench_identity.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from emotrack.action_units import AU_COLUMNS, action_units
-from emotrack.assets import FACE_LANDMARKER, expression_cnn_path, fetch_asset
+from emotrack.assets import FACE_IDENTITY, FACE_LANDMARKER, expression_cnn_path, fetch_asset
 from emotrack.face_stage import FaceStage
 from emotrack.faces import (
     Face,
@@ -26,12 +26,14 @@ from emotrack.faces import (
     pack_landmarks,
     thumbnail,
 )
+from emotrack.identity import IdentityStage, face_points, sample_quality
 from emotrack.schema import MEASURE_COLUMNS, columns
 from emotrack.settings import Settings
 from emotrack.video import VideoSource, analysis_slot
 from emotrack.vocabulary import NEUTRAL, softmax
 from models.expression_cnn import load_expression_features, predict_features
 from models.face_detector import BLAZEFACE, detect_faces, load_face_detector
+from models.face_identity import FaceIdentity, load_face_identity
 from models.face_landmarker import (
     BLENDSHAPE_COLUMNS,
     POSE_COLUMNS,
@@ -59,23 +61,32 @@ class VideoFeatures:
     table: pd.DataFrame
     # track_id -> (how far from neutral the CNN saw it, in [0, 1]; the face then, uint8 RGB)
     thumbnails: dict[int, tuple[float, np.ndarray]] = field(default_factory=dict)
+    # track_id -> who the face is: float32 (128,) of unit length (emotrack.identity), in
+    # memory only; empty when identity is off
+    identities: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 class Models(NamedTuple):
     detector: Any
     cnn: Any
     landmarker: FaceLandmarker | None  # None: geometry turned off
+    identity: FaceIdentity | None  # None: identity turned off
 
 
 def load_models(settings: Settings) -> Models:
-    """The face detector, the expression CNN and the face landmarker (verified weights),
-    once per process, their runtimes set up first (threads, quiet; see Settings.tf_threads)."""
-    configure_runtime(model_threads(settings), settings.verbose)
+    """The face detector, the expression CNN, the face landmarker and the identity model
+    (verified weights), once per process, their runtimes set up first (threads, quiet; see
+    Settings.tf_threads)."""
+    threads = model_threads(settings)
+    configure_runtime(threads, settings.verbose)
     cnn_path = expression_cnn_path(settings.cache_dir, settings.expression_model_path)
-    landmarker = None
+    landmarker = identity = None
     if settings.geometry:
         landmarker = load_face_landmarker(fetch_asset(FACE_LANDMARKER, settings.cache_dir))
-    return Models(load_detector(settings), load_expression_features(cnn_path), landmarker)
+    if settings.identity:
+        identity = load_face_identity(fetch_asset(FACE_IDENTITY, settings.cache_dir), threads)
+    cnn = load_expression_features(cnn_path)
+    return Models(load_detector(settings), cnn, landmarker, identity)
 
 
 def model_threads(settings: Settings) -> int | None:
@@ -151,11 +162,13 @@ def extract_features(
     detector: Any,
     cnn: Any,
     landmarker: FaceLandmarker | None,
+    identity: FaceIdentity | None,
     settings: Settings,
     segment: Segment = WHOLE,
     on_batch: Callable[[int], None] | None = None,
 ) -> VideoFeatures:
-    """Run the face detector, tracker, landmarker (unless None) and expression CNN over
+    """Run the face detector, tracker, landmarker (unless None), identity model (unless
+    None: a track then follows overlapping boxes, whoever they show) and expression CNN over
     `source` at the analysis rate.
 
     Over `segment` only, if given: its table then also holds the overlap frames after it,
@@ -169,6 +182,10 @@ def extract_features(
         min_iou=settings.track_min_iou, max_gap=round(settings.track_max_gap_s * rate)
     )
     stage = face_stage(detector, landmarker, settings, rate)
+    people = None
+    if identity is not None:
+        every = max(1, round(settings.identity_sample_every_s * rate))
+        people = IdentityStage(identity.embed, tracker.restart, every, settings.same_person)
     rows: list[dict[str, Any]] = []
     thumbnails: dict[int, tuple[float, np.ndarray]] = {}
     width, _ = source.decoded_size(settings.max_frame_pixels)
@@ -192,6 +209,9 @@ def extract_features(
             owned += index < end
             found = stage.faces(frame)
             ids = tracker.update(index, [face for face, _, _ in found])
+            if people is not None:
+                looks = [(face_points(f, g), sample_quality(f.w * upright, g)) for f, g, _ in found]
+                ids = people.update(index, frame, looks, ids, stage.cut)
             for (face, geometry, detected), track_id in zip(found, ids, strict=True):
                 points = geometry.landmarks if settings.aligned_crops else None
                 crops.append(
@@ -222,7 +242,8 @@ def extract_features(
             on_batch(len(batch))
     table = pd.DataFrame(rows, columns=FEATURE_COLUMNS)
     table[AU_COLUMNS] = action_units(table)
-    return VideoFeatures(owned, table, thumbnails)
+    identities = {} if people is None else people.embeddings()
+    return VideoFeatures(owned, table, thumbnails, identities)
 
 
 def face_stage(
@@ -282,23 +303,34 @@ def stitch_segments(
     parts: list[tuple[Segment, VideoFeatures]],
     min_iou: float,
     maps: list[dict[int, int]] | None = None,
+    same_person: float | None = None,
 ) -> VideoFeatures:
     """One video's features from its segments' (in order): each segment's rows of the frames
-    it owns, with the video's track ids (`maps`, or segment_track_ids(parts, min_iou))."""
-    maps = segment_track_ids(parts, min_iou) if maps is None else maps
+    it owns, with the video's track ids (`maps`, or segment_track_ids(parts, min_iou,
+    same_person)). A track's identity is the mean of its segments' (of unit length)."""
+    maps = segment_track_ids(parts, min_iou, same_person) if maps is None else maps
     pieces: list[pd.DataFrame] = []
     thumbnails: dict[int, tuple[float, np.ndarray]] = {}
+    found: dict[int, list[np.ndarray]] = {}
     for (segment, features), ids in zip(parts, maps, strict=True):
         pieces.append(owned_rows(features.table, segment, ids))
         for local, best in features.thumbnails.items():
             video = ids.get(local)
             if video is not None and best[0] > thumbnails.get(video, (-1.0,))[0]:
                 thumbnails[video] = best
+        for local, embedding in features.identities.items():
+            if local in ids:
+                found.setdefault(ids[local], []).append(embedding)
+    identities = {track: _unit(np.mean(seen, axis=0)) for track, seen in found.items()}
     stitched = (
         pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=FEATURE_COLUMNS)
     )
     frames = sum(features.frames_analysed for _, features in parts)
-    return VideoFeatures(frames, stitched, thumbnails)
+    return VideoFeatures(frames, stitched, thumbnails, identities)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
 def owned_rows(table: pd.DataFrame, segment: Segment, ids: dict[int, int]) -> pd.DataFrame:
@@ -310,12 +342,14 @@ def owned_rows(table: pd.DataFrame, segment: Segment, ids: dict[int, int]) -> pd
 
 
 def segment_track_ids(
-    parts: list[tuple[Segment, VideoFeatures]], min_iou: float
+    parts: list[tuple[Segment, VideoFeatures]], min_iou: float, same_person: float | None = None
 ) -> list[dict[int, int]]:
     """Per segment (in order), its track ids -> the video's.
 
     A track of the next segment that overlaps a track of this one (box IoU >= min_iou) in
-    the overlap frames continues that track's id. Ids are numbered 0, 1, ... in order of
+    the overlap frames continues that track's id, unless both have identities (the
+    segments' VideoFeatures.identities) whose cosine is under `same_person` (None: boxes
+    alone decide): the same place, someone else. Ids are numbered 0, 1, ... in order of
     first appearance in the frames each segment owns, as for a video analysed whole; a track
     seen only in a segment's overlap frames, and not continued, has none. Only frame_index,
     track_id and the box columns of each table are read.
@@ -324,9 +358,16 @@ def segment_track_ids(
     carried = pd.DataFrame(columns=FEATURE_COLUMNS)
     first_seen: dict[int, tuple[int, int]] = {}  # joined id -> (first owned frame, local id)
     next_id = 0
+    before: dict[int, np.ndarray] = {}
     for segment, features in parts:
         table = features.table
-        ids = join_tracks(carried, table, min_iou)
+        after = features.identities
+
+        def alike(after_id: int, before_id: int) -> bool:
+            a, b = after.get(after_id), before.get(before_id)  # noqa: B023 - used at once
+            return same_person is None or a is None or b is None or float(a @ b) >= same_person
+
+        ids = join_tracks(carried, table, min_iou, alike)
         for local in sorted(set(table["track_id"]) - set(ids)):
             ids[local], next_id = next_id, next_id + 1
         end = math.inf if segment.end is None else segment.end
@@ -336,6 +377,7 @@ def segment_track_ids(
             first_seen[ids[local]] = min(first_seen.get(ids[local], key), key)
         joined.append(ids)
         carried = table[table["frame_index"] >= end]
+        before = after
     order = sorted(first_seen, key=lambda track: first_seen[track])
     renumber = {old: new for new, old in enumerate(order)}
     return [
@@ -344,11 +386,17 @@ def segment_track_ids(
     ]
 
 
-def join_tracks(before: pd.DataFrame, after: pd.DataFrame, min_iou: float) -> dict[int, int]:
+def join_tracks(
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    min_iou: float,
+    alike: Callable[[int, int], bool] = lambda after_id, before_id: True,
+) -> dict[int, int]:
     """after's track id -> before's track id, for tracks that overlap in the same frames.
 
     Pairs are taken greedily by the number of shared frames where their boxes overlap by
-    min_iou or more; each track joins at most one other.
+    min_iou or more; each track joins at most one other, and only where alike(after's id,
+    before's id).
     """
     box = ["frame_index", "track_id", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
     pairs = before[box].merge(after[box], on="frame_index", suffixes=("_a", "_b"))
@@ -364,7 +412,11 @@ def join_tracks(before: pd.DataFrame, after: pd.DataFrame, min_iou: float) -> di
     votes = pairs[pairs["overlap"] >= min_iou].groupby(["track_id_b", "track_id_a"]).size()
     joined: dict[int, int] = {}
     for (after_id, before_id), _ in votes.sort_values(ascending=False, kind="stable").items():
-        if after_id not in joined and before_id not in joined.values():
+        if (
+            after_id not in joined
+            and before_id not in joined.values()
+            and alike(int(after_id), int(before_id))
+        ):
             joined[int(after_id)] = int(before_id)
     return joined
 

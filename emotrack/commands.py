@@ -414,13 +414,33 @@ def real_faces(args: Args, settings: Settings) -> int:
     return 0
 
 
+def identity_set(args: Args, settings: Settings) -> int:
+    """`emotrack identity-set`: the identity test set, built from pinned photos and videos."""
+    from emotrack.training.identity_set import build_identity_set
+
+    truth = build_identity_set(args.out, settings.cache_dir)
+    print(
+        f"clips: {args.out / 'clips'} ({truth['clip'].nunique()})\n"
+        f"truth: {args.out / 'truth.csv'} ({truth['person'].nunique()} people)"
+    )
+    return 0
+
+
 def fetch(args: Args, settings: Settings) -> int:
     """`emotrack fetch`: the pinned weights (and sample videos), verified."""
-    from emotrack.assets import FACE_LANDMARKER, expression_cnn_path, fetch_asset, fetch_samples
+    from emotrack.assets import (
+        FACE_IDENTITY,
+        FACE_LANDMARKER,
+        expression_cnn_path,
+        fetch_asset,
+        fetch_samples,
+    )
 
     print(f"expression CNN: {expression_cnn_path(settings.cache_dir)} (SHA-256 verified)")
     landmarker = fetch_asset(FACE_LANDMARKER, settings.cache_dir)
     print(f"face landmarker: {landmarker} (SHA-256 verified)")
+    identity = fetch_asset(FACE_IDENTITY, settings.cache_dir)
+    print(f"face identity: {identity} (SHA-256 verified)")
     if args.samples is not None:
         for path in fetch_samples(settings.cache_dir, args.samples):
             print(f"sample video: {path} (SHA-256 verified)")

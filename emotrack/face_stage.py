@@ -69,6 +69,7 @@ class FaceStage:
     min_iou: float = 0.3
     scene_cut: float = 20.0
     detector_runs: int = 0
+    cut: bool = False  # whether the last frame given to faces() was a scene cut
     _followed: list[_Followed] = field(default_factory=list)
     _since_detection: int = 0
     _must_detect: bool = True
@@ -84,6 +85,7 @@ class FaceStage:
             scene_change(self._signature, signature) > self.scene_cut
         )
         self._signature = signature
+        self.cut = cut
         following = self.detect_every > 1 and not cut
         followed = self._follow(frame) if following else []
         self._since_detection += 1

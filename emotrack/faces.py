@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from models.face_identity import similarity
 from models.face_landmarker import LEFT_EYE, MESH_POINTS, MOUTH, RIGHT_EYE
 
 
@@ -86,6 +87,13 @@ class FaceTracker:
                 self._next_id += 1
             self._last[ids[fi]] = (frame_index, face)  # type: ignore[index]
         return [int(i) for i in ids]  # type: ignore[arg-type]
+
+    def restart(self, track_id: int) -> int:
+        """End the track `track_id`: its face, as last updated, goes on under a new id
+        (returned), as if it had just appeared (emotrack.identity: someone else)."""
+        new_id, self._next_id = self._next_id, self._next_id + 1
+        self._last[new_id] = self._last.pop(track_id)
+        return new_id
 
 
 def landmark_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
@@ -199,18 +207,6 @@ def aligned_crop(frame: np.ndarray, landmarks: np.ndarray, size: int = 64) -> np
     gray = cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)
     small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)  # as crop_face's
     return ((small.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
-
-
-def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The 2x3 similarity transform (rotation, uniform scale, shift) that maps the points
-    source (N, 2) onto target (N, 2) with the least squared error."""
-    s = source - source.mean(axis=0)
-    t = target - target.mean(axis=0)
-    zs, zt = s[:, 0] + 1j * s[:, 1], t[:, 0] + 1j * t[:, 1]  # as complex numbers: t = a * s
-    a = np.vdot(zs, zt) / np.vdot(zs, zs)
-    rotation = np.array([[a.real, -a.imag], [a.imag, a.real]])
-    shift = target.mean(axis=0) - rotation @ source.mean(axis=0)
-    return np.column_stack([rotation, shift]).astype(np.float32)
 
 
 def thumbnail(frame: np.ndarray, face: Face, pad: float = 0.2, side: int = 128) -> np.ndarray:

@@ -115,6 +115,18 @@ class Settings(BaseSettings):
     """Overlap a detection needs with a track's last box to continue that track."""
     track_max_gap_s: float = Field(default=1.0, ge=0)
     """How long a face may go undetected and still keep its track_id."""
+    identity: bool = True
+    """A track is one person: where a followed face turns out to be someone else (a cut to
+    another person at the same place), its track ends and a new one starts (README, "How
+    faces are found"). Off (EMOTRACK_IDENTITY=0): tracks follow overlapping boxes, whoever
+    they show, as before 0.5."""
+    same_person: float = Field(default=0.3, ge=-1, le=1)
+    """Cosine similarity of two SFace embeddings of faces (a frame's, a track's) at and
+    above which they are taken for the same person."""
+    identity_sample_every_s: float = Field(default=1.0, gt=0)
+    """How often, at most, a followed face is embedded again for a better view of who it is
+    (a track keeps its 6 best views); cuts, new faces and sudden changes are embedded at
+    once."""
     segment_s: float = Field(default=60.0, gt=0)
     """Videos longer than this are analysed in segments of this length, in parallel."""
     segment_overlap_s: float = Field(default=1.0, ge=0)

@@ -169,7 +169,8 @@ def video_features(
         ]
         parts: list[StagedSegment] = client.gather(futures)
     pairs = [(segment, part.features()) for segment, part in zip(segments, parts, strict=True)]
-    maps = segment_track_ids(pairs, settings.track_min_iou)
+    same_person = settings.same_person if settings.identity else None
+    maps = segment_track_ids(pairs, settings.track_min_iou, same_person)
     staged = [
         Staged(part.file, str(source.video_id), segment.end, ids)
         for segment, part, ids in zip(segments, parts, maps, strict=True)
@@ -187,17 +188,20 @@ class StagedSegment:
     """What a segment of a long video sends back once its rows are staged in the lake: its
     rows without STAGED_ONLY's columns, as Arrow (a few buffers: thousands of small pandas
     arrays would pin the worker's heap until the video is stitched), its thumbnails, the
-    frames it owns and the staged file's key."""
+    frames it owns, the staged file's key and its tracks' identities (never staged)."""
 
     rows: pa.Table
     thumbnails: dict[int, tuple[float, np.ndarray]]
     frames_analysed: int
     file: str | None  # None: nothing staged (the storage level keeps no features rows)
+    identities: dict[int, np.ndarray]
 
     def features(self) -> VideoFeatures:
         """As a segment's features (FEATURE_COLUMNS, STAGED_ONLY's columns null)."""
         table = self.rows.to_pandas().assign(**dict.fromkeys(STAGED_ONLY, None))
-        return VideoFeatures(self.frames_analysed, table[FEATURE_COLUMNS], self.thumbnails)
+        return VideoFeatures(
+            self.frames_analysed, table[FEATURE_COLUMNS], self.thumbnails, self.identities
+        )
 
 
 def segment_features(
@@ -217,7 +221,9 @@ def segment_features(
     elif len(kept):
         file = Lake(lake_url).stage("features", name, kept.assign(video_id=source.video_id))
     slim = rows.drop_columns(["video_id", *STAGED_ONLY])
-    staged = StagedSegment(slim, features.thumbnails, features.frames_analysed, file)
+    staged = StagedSegment(
+        slim, features.thumbnails, features.frames_analysed, file, features.identities
+    )
     del features, rows
     trim_heap()
     return staged

@@ -68,6 +68,7 @@ BLENDSHAPE_LANDMARKS = (
 # Landmarks of the eye corners (image-left eye: 33 outer, 133 inner; image-right eye: 362
 # inner, 263 outer) and of the mouth's corners (61, 291).
 LEFT_EYE, RIGHT_EYE, MOUTH = (33, 133), (362, 263), (61, 291)
+NOSE_TIP = 1
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,17 @@ def eye_roll_deg(points: np.ndarray) -> float:
     """How far the line between the outer eye corners leans, clockwise on screen, degrees."""
     dx, dy = points[RIGHT_EYE[1], :2] - points[LEFT_EYE[0], :2]
     return float(np.degrees(np.arctan2(dy, dx)))
+
+
+def five_points(landmarks: np.ndarray) -> np.ndarray:
+    """float32 (5, 2): the points face recognisers align on (models.face_identity.TEMPLATE's
+    order), from the 478 landmarks (x, y in pixels): the centre of the eye on the image's
+    left, of the other eye, the nose tip, the mouth corner on the image's left, the other."""
+    xy = np.asarray(landmarks[_FIVE, :2], np.float32)  # one gather: this runs every frame
+    return np.concatenate([(xy[0:2] + xy[2:4]) / 2, xy[4:]])
+
+
+_FIVE = [LEFT_EYE[0], RIGHT_EYE[0], LEFT_EYE[1], RIGHT_EYE[1], NOSE_TIP, *MOUTH]
 
 
 def head_pose(

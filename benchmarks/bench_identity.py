@@ -1,0 +1,131 @@
+"""Who is who: the identity set's grouping, and what telling people apart costs.
+
+    make bench      (or: .venv/bin/python benchmarks/bench_identity.py [--seconds 120])
+
+1. Grouping, on the identity set (emotrack.training.identity_set, built here): every clip
+   analysed with identity on, each track labelled from the set's truth, the tracks of each
+   part grouped (emotrack.people.group_tracks). The threshold is chosen on the `choose` part
+   and scored on the `score` part: BCubed precision and recall over tracks. Clips where
+   people follow one another at the same place: appearances with a track of their own, with
+   identity on and off.
+2. Cost, in one run: emotrack.analysis.extract_features with identity on against off (as
+   before 0.5), on the talking head looped to --seconds and on the five-face photo
+   (multi_face.jpg, slowly zooming) for as long; runs alternate, --repeats each, medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_throughput import ROOT, looped  # noqa: E402
+
+from emotrack.analysis import extract_features, load_models  # noqa: E402
+from emotrack.assets import fetch_asset  # noqa: E402
+from emotrack.settings import Settings  # noqa: E402
+from emotrack.training.evaluate_identity import (  # noqa: E402
+    analyse_clips,
+    appearances,
+    choose_threshold,
+    label_tracks,
+    score_grouping,
+)
+from emotrack.training.identity_set import build_identity_set  # noqa: E402
+from emotrack.video import VideoSource  # noqa: E402
+
+CUTS = ("choose-cuts", "score-cuts")
+
+
+def grouping(settings: Settings) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        truth = build_identity_set(Path(tmp), settings.cache_dir)
+        tracks = label_tracks(analyse_clips(Path(tmp) / "clips", settings), truth)
+        cut_clips = Path(tmp) / "cuts"
+        cut_clips.mkdir()
+        for clip in CUTS:
+            (Path(tmp) / "clips" / f"{clip}.mp4").rename(cut_clips / f"{clip}.mp4")
+        without = analyse_clips(cut_clips, settings.with_run_options(identity=False))
+    unnamed = tracks[tracks["person"].isna()]
+    print(f"identity set: {len(tracks)} tracks, {tracks['person'].nunique()} people")
+    print(f"tracks the truth does not name: {len(unnamed)}")
+    chosen, scores = choose_threshold(tracks[tracks["part"] == "choose"])
+    print("\n| threshold | choose: precision | recall | groups (people) |")
+    print("|---|---|---|---|")
+    for s in scores:
+        mark = " (chosen)" if s.threshold == chosen.threshold else ""
+        print(f"| {s.threshold:.3f}{mark} | {s.precision:.3f} | {s.recall:.3f} | "
+              f"{s.groups} ({s.people}) |")  # fmt: skip
+    final = score_grouping(tracks[tracks["part"] == "score"], chosen.threshold)
+    print(
+        f"\nscore part at {chosen.threshold:.3f}: BCubed precision {final.precision:.3f}, "
+        f"recall {final.recall:.3f} ({final.tracks} tracks, {final.people} people, "
+        f"{final.groups} groups)"
+    )
+    print("\n| clip | appearances | own track, identity on | off |")
+    print("|---|---|---|---|")
+    for clip in CUTS:
+        count, alone, _ = appearances(tracks, truth, clip)
+        _, alone_off, _ = appearances(without, truth, clip)
+        print(f"| {clip} | {count} | {alone} | {alone_off} |")
+
+
+def five_faces(seconds: float, target: Path) -> Path:
+    if not target.exists():
+        photo = fetch_asset("multi_face.jpg", Settings().cache_dir)
+        zoom = "scale=1280:-2,zoompan=z='1+0.0004*on':d=1:s=1280x854:fps=25"
+        zoom += f",trim=duration={seconds}"
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-loop", "1", "-i", str(photo),
+             "-vf", zoom, "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+             str(target)],
+            check=True,
+        )  # fmt: skip
+    return target
+
+
+def cost(settings: Settings, seconds: float, repeats: int) -> None:
+    work = ROOT / "build" / "bench-videos"
+    work.mkdir(parents=True, exist_ok=True)
+    videos = {
+        "talking head": looped(
+            fetch_asset("WolfgangLanger_Pexels.mp4", settings.cache_dir),
+            seconds,
+            work / f"talking-head-{seconds:.0f}s.mp4",
+        ),
+        "five faces": five_faces(seconds, work / f"five-faces-{seconds:.0f}s.mp4"),
+    }
+    on = load_models(settings)
+    off = on._replace(identity=None)
+    print(f"\n| video ({seconds:.0f} s) | identity off (s) | on (s) | on / off |")
+    print("|---|---|---|---|")
+    for name, video in videos.items():
+        source = VideoSource.from_path(video)
+        extract_features(source, *on, settings)  # warm-up
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(repeats):
+            for label, models in (("off", off), ("on", on)):
+                started = time.perf_counter()
+                extract_features(source, *models, settings)
+                times[label].append(time.perf_counter() - started)
+        a, b = statistics.median(times["off"]), statistics.median(times["on"])
+        print(f"| {name} | {a:.2f} | {b:.2f} | {b / a:.3f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=120.0, help="length of the cost videos")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    settings = Settings()
+    grouping(settings)
+    cost(settings, args.seconds, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
