@@ -8,7 +8,10 @@
    and scored on the `score` part: BCubed precision and recall over tracks. Clips where
    people follow one another at the same place: appearances with a track of their own, with
    identity on and off.
-2. Cost, in one run: emotrack.analysis.extract_features with identity on against off (as
+2. Assignment, on synthetic identities: --new tracks against --known ones already grouped
+   into people (emotrack.people.assign_people), and the rewrite of track_people that a
+   merge or a split makes, at that size.
+3. Cost, in one run: emotrack.analysis.extract_features with identity on against off (as
    before 0.5), on the talking head looped to --seconds and on the five-face photo
    (multi_face.jpg, slowly zooming) for as long; runs alternate, --repeats each, medians.
 """
@@ -24,10 +27,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from bench_throughput import ROOT, looped  # noqa: E402
 
 from emotrack.analysis import extract_features, load_models  # noqa: E402
 from emotrack.assets import fetch_asset  # noqa: E402
+from emotrack.lake import Lake  # noqa: E402
+from emotrack.people import assign_people  # noqa: E402
 from emotrack.settings import Settings  # noqa: E402
 from emotrack.training.evaluate_identity import (  # noqa: E402
     analyse_clips,
@@ -117,13 +124,57 @@ def cost(settings: Settings, seconds: float, repeats: int) -> None:
         print(f"| {name} | {a:.2f} | {b:.2f} | {b / a:.3f}x |")
 
 
+def assignment(known: int, new: int, people: int) -> None:
+    """Assigning `new` tracks against `known` ones already grouped (synthetic identities:
+    `people` random unit centres, each track one of them plus noise), and what a merge
+    rewrites: track_people with every track, in a lake on disk."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(people, 128)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    who = rng.integers(0, people, known + new)
+    vectors = centres[who] + rng.normal(scale=0.03, size=(known + new, 128)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [(f"v{i // 10:015d}", i % 10) for i in range(known + new)]
+    identities = pd.DataFrame(
+        {"video_id": [v for v, _ in ids], "track_id": [t for _, t in ids],
+         "embedding": list(vectors)}
+    )  # fmt: skip
+    first = assign_people(identities.iloc[:known], {}, 0.45)  # the known tracks' people
+    started = time.perf_counter()
+    done = assign_people(identities, first.people, 0.45, next_number=people + 1)
+    assign_s = time.perf_counter() - started
+    wrong = sum(
+        len({done.people[ids[i]] for i in np.flatnonzero(who == p)}) > 1 for p in set(who)
+    )
+    groups = len(set(done.people.values()))
+    print(
+        f"\nassigning {new:,} new tracks against {known:,} known ({people:,} people): "
+        f"{assign_s:.2f} s; people split in two or more: {wrong}; groups: {groups:,}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Lake(Path(tmp) / "lake")
+        lake.create_tables()
+        rows = pd.DataFrame(
+            [(v, t, p) for (v, t), p in done.people.items()],
+            columns=["video_id", "track_id", "person_id"],
+        )
+        lake.replace_table("track_people", rows)
+        started = time.perf_counter()
+        lake.replace_table("track_people", rows)  # what a merge or a split rewrites
+        print(f"a merge rewrites track_people ({len(rows):,} rows): "
+              f"{time.perf_counter() - started:.2f} s")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=120.0, help="length of the cost videos")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--known", type=int, default=100_000, help="tracks already grouped")
+    parser.add_argument("--new", type=int, default=1_000, help="tracks to assign")
     args = parser.parse_args()
     settings = Settings()
     grouping(settings)
+    assignment(args.known, args.new, args.known // 5)
     cost(settings, args.seconds, args.repeats)
 
 

@@ -25,6 +25,7 @@ COMMANDS = {
     "server": commands.server,
     "compact": commands.compact,
     "forget": commands.forget,
+    "people": commands.people,
     "migrate": commands.migrate,
     "serve": commands.serve,
     "report": commands.report,
@@ -196,6 +197,26 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: EMOTRACK_VACUUM_RETENTION_HOURS, 168)",
     )
 
+    people = commands.add_parser(
+        "people",
+        help="the people of a lake (--people runs): list them, name, merge or split them",
+    )
+    people.add_argument("--lake", required=True, help="lake folder or URL")
+    actions = people.add_subparsers(dest="action")
+    name = actions.add_parser("name", help="give a person a name")
+    name.add_argument("person", help="person_id (p12)")
+    name.add_argument("name", help="the name")
+    merge = actions.add_parser("merge", help="two people are one (the older id stays)")
+    merge.add_argument("person", help="person_id")
+    merge.add_argument("other", help="person_id")
+    split = actions.add_parser("split", help="some tracks of a person are someone else")
+    split.add_argument("person", help="person_id")
+    moved = split.add_mutually_exclusive_group(required=True)
+    moved.add_argument("--video-id", help="their tracks in this video")
+    moved.add_argument(
+        "--track", action="append", metavar="VIDEO_ID:TRACK_ID", help="one track; repeatable"
+    )
+
     forget = commands.add_parser(
         "forget",
         help="delete videos from the lake for good (rows, pages, thumbnails, old versions); "
@@ -208,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which.add_argument(
         "--source", help="a file, a folder or a URL prefix: every video found under it"
+    )
+    which.add_argument(
+        "--person",
+        help="a person (person_id, `emotrack people`): their face tracks in every video, "
+        "the rest of each video kept",
     )
     which.add_argument(
         "--older-than",
@@ -272,6 +298,13 @@ def _add_detector_option(command: argparse.ArgumentParser) -> None:
 
 
 def _add_store_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--people",
+        action="store_true",
+        default=None,
+        help="recognise people across videos and nights: track identities stored, tracks "
+        "grouped into people (biometric processing: opt in); also EMOTRACK_PEOPLE=1",
+    )
     command.add_argument(
         "--store",
         choices=["full", "geometry", "labels"],

@@ -31,6 +31,7 @@ def settings_from(args: Args) -> Settings | None:
         "geometry": getattr(args, "geometry", None),
         "detect_every_s": 0.0 if getattr(args, "detect_every_frame", False) else None,
         "store": getattr(args, "store", None),
+        "people": getattr(args, "people", None),
     }
     try:
         return Settings().with_run_options(**options)
@@ -203,6 +204,7 @@ def _serve(nightly: Any, args: Args, settings: Settings, source: str, lake: str)
             "workers": args.workers,
             "retain_days": args.retain_days,
             "store": settings.store,
+            "people": settings.people,
         },
         tags=["emotrack"],
         description="Process new or changed videos of the archive into the lake.",
@@ -245,6 +247,8 @@ def forget(args: Args, settings: Settings) -> int:
     with store.writing(ttl_s=settings.lock_ttl_s):
         if resume_forgetting(store) is not None:
             print("finished a forget that was interrupted")
+        if args.person is not None:
+            return _forget_person(store, args.person)
         if args.older_than is not None:
             targets, reason = expired(store, args.older_than), "retention"
         else:
@@ -260,6 +264,83 @@ def forget(args: Args, settings: Settings) -> int:
         f"{sum(done['rows'].values())} rows deleted, {done['report_files']} report files "
         f"deleted or rewritten, {sum(done['vacuumed'].values())} old data files vacuumed; "
         "the tables' history before now is gone (no time travel to it)"
+    )
+    return 0
+
+
+def people(args: Args, settings: Settings) -> int:
+    """`emotrack people`: the lake's people listed, or one named, two merged, one split;
+    each decision is kept through every later grouping (emotrack.people_lake)."""
+    from emotrack.lake import Lake
+    from emotrack.people_lake import UnknownPerson, merge_people, name_person, split_person
+
+    lake = location(args.lake)
+    if not _reachable(lake):
+        return 2
+    store = Lake(lake)
+    threshold = settings.people_threshold
+    try:
+        with store.writing(ttl_s=settings.lock_ttl_s):
+            if args.action == "name":
+                name_person(store, args.person, args.name)
+                print(f"{args.person} is now called {args.name!r}")
+            elif args.action == "merge":
+                kept = merge_people(store, args.person, args.other, threshold)
+                print(f"merged {args.person} and {args.other} into {kept}")
+            elif args.action == "split":
+                tracks = _person_tracks(store, args.person, args.video_id, args.track or [])
+                fresh = split_person(store, args.person, tracks, threshold)
+                print(f"{len(tracks)} track(s) of {args.person} are now {fresh}")
+    except (UnknownPerson, ValueError) as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return 2
+    print(_people_table(store))
+    return 0
+
+
+def _person_tracks(
+    lake: Any, person: str, video_id: str | None, tracks: list[str]
+) -> list[tuple[str, int]]:
+    """The tracks a split moves: the person's tracks in `video_id`, or `tracks` (V:T)."""
+    if video_id is not None:
+        rows = lake.read("track_people", "person_id = ? AND video_id = ?", [person, video_id])
+        return [(video_id, int(t)) for t in rows["track_id"]]
+    moved = []
+    for given in tracks:
+        video, _, track = given.rpartition(":")
+        if not video or not track.isdigit():
+            raise ValueError(f"--track {given!r}: expected VIDEO_ID:TRACK_ID")
+        moved.append((video, int(track)))
+    return moved
+
+
+def _people_table(lake: Any) -> str:
+    """The lake's people, a line each."""
+    rows = lake.read("people")
+    if rows.empty:
+        return "no people in this lake (run with --people)"
+    lines = [f"{'person':8} {'name':20} {'videos':>6} {'tracks':>6} {'seconds':>8}  seen"]
+    for r in rows.itertuples():
+        name = r.name if isinstance(r.name, str) else "-"
+        lines.append(
+            f"{r.person_id:8} {name[:20]:20} {r.videos:6d} {r.tracks:6d} {r.seconds:8.1f}  "
+            f"{r.first_seen:%Y-%m-%d} .. {r.last_seen:%Y-%m-%d}"
+        )
+    return "\n".join(lines)
+
+
+def _forget_person(lake: Any, person: str) -> int:
+    from emotrack.forgetting import forget_person
+
+    done = forget_person(lake, person)
+    if done is None:
+        print(f"nothing to forget: no person {person} in this lake")
+        return 0
+    print(
+        f"forgot {person}: {sum(done['rows'].values())} rows deleted, "
+        f"{done['report_files']} report files deleted or rewritten, "
+        f"{sum(done['vacuumed'].values())} old data files vacuumed; their videos' other faces "
+        "are kept, and no later analysis of those videos brings them back"
     )
     return 0
 

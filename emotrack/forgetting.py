@@ -24,8 +24,12 @@ from typing import Any
 
 import pandas as pd
 
-from emotrack.html_report import forget_pages
-from emotrack.lake import Lake
+from emotrack.faces import Face, iou
+from emotrack.html_report import ReportFolder, forget_pages, write_video_pages
+from emotrack.lake import Batch, Lake, to_arrow
+from emotrack.people_lake import has_people, refresh_people
+from emotrack.schema import FORGOTTEN_FACES
+from emotrack.scoring import summarise_video
 from emotrack.storage import base_name
 
 PENDING = "_forgetting"  # the forget in progress: deleted once purged
@@ -94,6 +98,9 @@ def resume_forgetting(lake: Lake) -> dict[str, Any] | None:
         intent = json.loads(lake.store.read_bytes(PENDING))
     except FileNotFoundError:
         return None
+    if "person" in intent:
+        tracks = [(str(v), int(t)) for v, t in intent["tracks"]]
+        return _finish_person(lake, intent["person"], tracks)
     targets = Targets(tuple(intent["video_ids"]), tuple(intent["uris"]))
     return _finish(lake, targets, intent["reason"])
 
@@ -102,6 +109,130 @@ def _finish(lake: Lake, targets: Targets, reason: str) -> dict[str, Any]:
     lake.record_forgotten(targets.video_ids, reason)
     deleted = lake.delete_videos(targets.video_ids, targets.uris)
     pages = forget_pages(lake, targets.video_ids, [base_name(u) for u in targets.uris])
+    if has_people(lake):  # their counts and thumbnails; a person with no track left goes
+        refresh_people(lake)
     vacuumed = lake.purge()
     lake.store.delete(PENDING)
     return {"rows": deleted, "report_files": pages, "vacuumed": vacuumed}
+
+
+# -- a person ------------------------------------------------------------------------------
+
+
+def person_tracks(lake: Lake, person: str) -> list[tuple[str, int]]:
+    """The face tracks (video_id, track_id) of a person; none for an unknown id."""
+    rows = lake.read("track_people", "person_id = ?", [person])
+    return sorted(zip(rows["video_id"], rows["track_id"].astype(int), strict=True))
+
+
+def forget_person(lake: Lake, person: str) -> dict[str, Any] | None:
+    """Forget a person (`emotrack forget --person`), with the lake's lock held: where and
+    when each of their tracks was is recorded in _forgotten_faces (so that no analysis of
+    those videos brings them back: emotrack.units), then their rows are deleted from every
+    table (features, tracks, episodes, identities, track_people, people, decisions), their
+    thumbnails deleted, their videos' summaries and pages made again without them, the
+    other people's counts updated, and every table purged. None: no such person."""
+    tracks = person_tracks(lake, person)
+    if not tracks:
+        return None
+    intent = {"person": person, "tracks": tracks}
+    lake.store.write_bytes(PENDING, json.dumps(intent).encode())
+    places = face_places(lake.read_videos("features", {v for v, _ in tracks}), tracks)
+    if len(places):
+        lake.append(FORGOTTEN_FACES, to_arrow(FORGOTTEN_FACES, places))
+    return _finish_person(lake, person, tracks)
+
+
+def face_places(features: pd.DataFrame, tracks: list[tuple[str, int]]) -> pd.DataFrame:
+    """_forgotten_faces rows of these tracks: their span and mean box, from features."""
+    keys = pd.DataFrame(tracks, columns=["video_id", "track_id"])
+    rows = features.merge(keys, on=["video_id", "track_id"])
+    places = rows.groupby(["video_id", "track_id"]).agg(
+        start_s=("timestamp_s", "min"),
+        end_s=("timestamp_s", "max"),
+        bbox_x=("bbox_x", "mean"),
+        bbox_y=("bbox_y", "mean"),
+        bbox_w=("bbox_w", "mean"),
+        bbox_h=("bbox_h", "mean"),
+    )
+    return (
+        places.reset_index(level="track_id", drop=True)
+        .reset_index()
+        .assign(forgotten_at=pd.Timestamp.now(tz="UTC"))
+    )
+
+
+def _finish_person(lake: Lake, person: str, tracks: list[tuple[str, int]]) -> dict[str, Any]:
+    videos = sorted({v for v, _ in tracks})
+    deleted = lake.delete_tracks(tracks, person)
+    resummarise(lake, videos)
+    report = ReportFolder(lake=lake)
+    for video_id, track_id in tracks:
+        report.delete(f"thumbs/{video_id}-{track_id}.jpg")
+    pages = write_video_pages(lake, report, videos)
+    refresh_people(lake)
+    vacuumed = lake.purge()
+    lake.store.delete(PENDING)
+    return {"rows": deleted, "report_files": len(tracks) + pages, "vacuumed": vacuumed}
+
+
+def resummarise(lake: Lake, video_ids: list[str]) -> None:
+    """The summaries of these videos made again from their tracks, for every model version
+    they have."""
+    videos = lake.read_videos("videos", video_ids).set_index("video_id")
+    tracks = lake.read_videos("tracks", video_ids)
+    versions = lake.read_videos("summaries", video_ids)[["video_id", "model_version"]]
+    rows = [
+        summarise_video(
+            tracks[(tracks["video_id"] == v) & (tracks["model_version"] == m)],
+            int(videos.at[v, "frames_analysed"]),
+            m,
+            videos.at[v, "duration_s"],
+        )
+        | {"video_id": v}
+        for v, m in versions.drop_duplicates().itertuples(index=False)
+        if v in videos.index
+    ]
+    batch = Batch()
+    batch.add("summaries", video_ids, pd.DataFrame(rows))
+    lake.commit(batch)
+
+
+Place = tuple[float, float, float, float, float, float]  # start_s, end_s, x, y, w, h
+
+
+def forgotten_faces(lake: Lake) -> dict[str, tuple[Place, ...]]:
+    """video_id -> where and when each face forgotten with its person was (_forgotten_faces)."""
+    rows = lake.read(FORGOTTEN_FACES)
+    found: dict[str, list[Place]] = {}
+    for r in rows.itertuples():
+        place = (r.start_s, r.end_s, r.bbox_x, r.bbox_y, r.bbox_w, r.bbox_h)
+        found.setdefault(r.video_id, []).append(tuple(map(float, place)))  # type: ignore[arg-type]
+    return {video_id: tuple(places) for video_id, places in found.items()}
+
+
+def forgotten_tracks(features: pd.DataFrame, places: tuple[Place, ...]) -> set[int]:
+    """The tracks of a video's features that are faces forgotten with their person: seen in
+    a forgotten face's time span (at least half of the shorter of the two) with a mean box
+    that overlaps its box (IoU >= 0.3). The same video analysed again gives the same tracks;
+    this finds them even if their ids changed."""
+    if not places or features.empty:
+        return set()
+    tracks = features.groupby("track_id").agg(
+        start_s=("timestamp_s", "min"),
+        end_s=("timestamp_s", "max"),
+        x=("bbox_x", "mean"),
+        y=("bbox_y", "mean"),
+        w=("bbox_w", "mean"),
+        h=("bbox_h", "mean"),
+    )
+    hidden = set()
+    for track_id, t in tracks.iterrows():
+        for start, end, x, y, w, h in places:
+            shared = min(end, t.end_s) - max(start, t.start_s)
+            shorter = min(end - start, t.end_s - t.start_s)
+            within = shared >= 0 and (shorter <= 1e-6 or shared / shorter >= 0.5)
+            box = iou(Face(t.x, t.y, t.w, t.h, 1.0), Face(x, y, w, h, 1.0))
+            if within and box >= 0.3:
+                hidden.add(int(track_id))
+    return hidden

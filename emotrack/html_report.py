@@ -264,10 +264,23 @@ def export_report(lake: Lake, folder: Path) -> str:
     (one scan of `tracks` and `episodes`), the thumbnails the runs kept; returns where the
     index is."""
     out = ReportFolder(folder=folder)
-    videos = lake.read("videos", "status = 'ok'")
-    summaries = lake.read("summaries").drop_duplicates("video_id")
-    tracks = lake.read("tracks")
-    episodes = lake.read("episodes")
+    write_video_pages(lake, out)
+    return write_indexes(lake, out)
+
+
+def write_video_pages(lake: Lake, out: ReportFolder, video_ids: Iterable[str] | None = None) -> int:
+    """Write the pages (and thumbnails) of the lake's videos (those of `video_ids`, else
+    all) into `out`, from their rows (one scan of `tracks` and `episodes`) and the
+    thumbnails the runs kept. Returns the pages written."""
+    where, params = (
+        (None, None)
+        if video_ids is None
+        else ("video_id IN (SELECT unnest(?))", [sorted(video_ids)])
+    )
+    videos = lake.read("videos", f"status = 'ok'{' AND ' + where if where else ''}", params)
+    summaries = lake.read("summaries", where, params).drop_duplicates("video_id")
+    tracks = lake.read("tracks", where, params)
+    episodes = lake.read("episodes", where, params)
     facts = videos.merge(summaries[["video_id", "model_version"]], on="video_id", how="left")
     source = ReportFolder(lake=lake)
     by_video = {key: rows for key, rows in tracks.groupby(["video_id", "model_version"])}
@@ -283,7 +296,7 @@ def export_report(lake: Lake, folder: Path) -> str:
         files = video_files(video, mine, episodes_by.get(key, episodes.iloc[:0]), thumbs)
         for name, data in files.items():
             out.write(name, data)
-    return write_indexes(lake, out)
+    return len(facts)
 
 
 def _remember_run(out: ReportFolder, run: str) -> list[dict[str, str]]:

@@ -61,7 +61,16 @@ from deltalake.exceptions import TableNotFoundError
 
 from emotrack.errors import StorageError, storage_fault
 from emotrack.migrate import migrate_if_needed
-from emotrack.schema import COMMIT_ORDER, FORGOTTEN, PUBLIC, SOURCES, TABLES, key_of
+from emotrack.schema import (
+    COMMIT_ORDER,
+    DECISIONS,
+    FORGOTTEN,
+    IDENTITIES,
+    PUBLIC,
+    SOURCES,
+    TABLES,
+    key_of,
+)
 from emotrack.storage import LocalStore, open_store
 
 ATTEMPTS = "_attempts"  # markers of runs that died while a video was in flight
@@ -408,6 +417,33 @@ class Lake:
                     deleted[name] = int(metrics.get("num_deleted_rows", 0))
         for uri in files:
             self.end_attempt(uri)
+        return deleted
+
+    def delete_tracks(self, tracks: Iterable[tuple[str, int]], person: str) -> dict[str, int]:
+        """Delete these face tracks' rows (video_id, track_id) from every table that holds
+        tracks, and every row that names `person` (people, decisions). Like delete_videos,
+        the files it replaced stay readable by time travel until purge(). Returns the rows
+        deleted per table."""
+        by_video: dict[str, list[int]] = {}
+        for video_id, track_id in tracks:
+            by_video.setdefault(video_id, []).append(int(track_id))
+        mine = " OR ".join(
+            f"(video_id = {_quoted(v)} AND track_id IN ({', '.join(map(str, sorted(t)))}))"
+            for v, t in sorted(by_video.items())
+        )
+        theirs = mine.replace("video_id", "other_video_id").replace("track_id", "other_track_id")
+        named = f"person_id = {_quoted(person)}"
+        predicates = {
+            name: mine for name in ("features", "tracks", "episodes", IDENTITIES, "track_people")
+        }
+        predicates["people"] = named
+        predicates[DECISIONS] = f"{named} OR other_id = {_quoted(person)} OR {mine} OR {theirs}"
+        deleted = {}
+        with self._writes():
+            for name, predicate in predicates.items():
+                if predicate and (mine or name == "people"):
+                    metrics = self._table(name).delete(predicate)
+                    deleted[name] = int(metrics.get("num_deleted_rows", 0))
         return deleted
 
     def purge(self) -> dict[str, int]:

@@ -36,6 +36,8 @@ def video_row(
         status=status,
         processed_at=processed_at,
         stored=stored,
+        recorded_at=source.recorded_at,
+        recorded_from=source.recorded_from,
     )
 
 

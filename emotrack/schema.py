@@ -147,6 +147,10 @@ TABLES: dict[str, Table] = {
             Column("processed_at", _time, "when it was processed (UTC)", True),
             Column("stored", _str, "what the lake keeps of its faces: `full`, `geometry` or "
                    "`labels` (`emotrack run --store`; null: full)"),
+            Column("recorded_at", _time, "when the video was recorded (UTC): the container's "
+                   "creation time, else the file's modification time (null: neither known)"),
+            Column("recorded_from", _str, "where recorded_at comes from: `container` or "
+                   "`file`"),
         )),
         Table("features", "face per analysed frame", (
             *FACE,
@@ -207,6 +211,24 @@ TABLES: dict[str, Table] = {
                    "empty: no reliable face)"),
             Column("model_version", _str, "the model that wrote the row", True),
         ), versioned=True),
+        Table("track_people", "face track of a video, with `--people`", (
+            VIDEO_ID,
+            Column("track_id", _i32, "the face's track", True),
+            Column("person_id", _str, "the person it shows (*People*)", True),
+        )),
+        Table("people", "person recognised across videos, with `--people`", (
+            Column("person_id", _str, "`p` + a number, kept once given; a merge keeps the "
+                   "older one", True),
+            Column("name", _str, "the name given with `emotrack people name` (null: none)"),
+            Column("first_seen", _time, "when the earliest of their videos was recorded "
+                   "(else processed), UTC", True),
+            Column("last_seen", _time, "when the latest was", True),
+            Column("videos", _i32, "videos they appear in", True),
+            Column("tracks", _i32, "their face tracks", True),
+            Column("seconds", _f64, "time on screen: their tracks' lengths added up", True),
+            Column("thumbnail", _str, "their best face's thumbnail under the report folder "
+                   "(null: none kept, `--store` other than full)"),
+        ), key="person_id"),
         Table("failures", "input that could not be processed", (
             Column("source_uri", _str, "the file", True),
             Column("video_id", _str, "its content id, when the file could be read"),
@@ -224,6 +246,41 @@ TABLES: dict[str, Table] = {
             Column("video_id", _str, "its content id", True),
             Column("recorded_at", _time, "when (UTC)", True),
         ), key="uri", internal=True),
+        Table("_identities", "face track of a video, with `--people`: who it is", (
+            VIDEO_ID,
+            Column("track_id", _i32, "the face's track", True),
+            Column("embedding", _floats, "128 floats of unit length: the mean SFace embedding "
+                   "of its best views (emotrack.identity)", True),
+            Column("start_s", _f64, "its first frame, seconds", True),
+            Column("end_s", _f64, "its last frame, seconds", True),
+            Column("quality", _f32, "how well its best view showed the face, in [0, 1]"),
+        ), internal=True),
+        Table("_people_decisions", "decision a person made about people (name, merge, split), "
+              "or a merge the grouping made", (
+            Column("decision_id", _str, "one per command: the rows of a split share it", True),
+            Column("kind", _str, "`name`, `merge`, `split` or `auto-merge`", True),
+            Column("person_id", _str, "the person it is about (a merge: the one kept)", True),
+            Column("other_id", _str, "a merge: the person merged into person_id"),
+            Column("video_id", _str, "a track the decision holds for (merge: of person_id; "
+                   "split: one moved)"),
+            Column("track_id", _i32, "that track"),
+            Column("other_video_id", _str, "merge: a track of other_id; split: a track left"),
+            Column("other_track_id", _i32, "that track"),
+            Column("value", _str, "name: the name"),
+            Column("made_at", _time, "when (UTC)", True),
+        ), key="decision_id", internal=True),
+        Table("_forgotten_faces", "face track forgotten with its person (emotrack forget "
+              "--person): where and when it was, so that no later analysis of the video "
+              "brings it back; nothing biometric, no person id", (
+            VIDEO_ID,
+            Column("start_s", _f64, "its first frame, seconds", True),
+            Column("end_s", _f64, "its last frame, seconds", True),
+            Column("bbox_x", _f32, "its mean box, pixels of the upright frame", True),
+            Column("bbox_y", _f32, "", True),
+            Column("bbox_w", _f32, "", True),
+            Column("bbox_h", _f32, "", True),
+            Column("forgotten_at", _time, "when (UTC)", True),
+        ), internal=True),
         Table("_forgotten", "video forgotten (emotrack forget): its content is never analysed "
               "again", (
             VIDEO_ID,
@@ -235,16 +292,24 @@ TABLES: dict[str, Table] = {
 }  # fmt: skip
 SOURCES = "_sources"
 FORGOTTEN = "_forgotten"
+IDENTITIES = "_identities"
+FORGOTTEN_FACES = "_forgotten_faces"
+DECISIONS = "_people_decisions"
 PUBLIC = [name for name, t in TABLES.items() if not t.internal]
 VERSIONED = [name for name, t in TABLES.items() if t.versioned]
 # A commit writes `videos` last: a video is complete once its `videos` row is there.
 COMMIT_ORDER = (
     FORGOTTEN,
+    FORGOTTEN_FACES,
     SOURCES,
     "features",
     "tracks",
     "episodes",
     "summaries",
+    IDENTITIES,
+    "track_people",
+    "people",
+    DECISIONS,
     "failures",
     "videos",
 )

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     same_person: float = Field(default=0.3, ge=-1, le=1)
     """Cosine similarity of two SFace embeddings of faces (a frame's, a track's) at and
     above which they are taken for the same person."""
+    people: bool = False
+    """Recognise people across videos and nights (`emotrack run --people`): each track's
+    identity is stored (`_identities`), tracks are grouped into people (`people`,
+    `track_people`). Off by default: it is biometric processing (README, *People*)."""
+    people_threshold: float = Field(default=0.45, ge=-1, le=1)
+    """Cosine similarity of two tracks' identities at and above which they are linked into
+    one person (chosen on the identity set: benchmarks/bench_identity.py)."""
     identity_sample_every_s: float = Field(default=1.0, gt=0)
     """How often, at most, a followed face is embedded again for a better view of who it is
     (a track keeps its 6 best views); cuts, new faces and sudden changes are embedded at
@@ -181,6 +188,17 @@ class Settings(BaseSettings):
         given as None leaves the field as it is. Validated as at construction."""
         given = {name: value for name, value in options.items() if value is not None}
         return type(self).model_validate({**self.model_dump(), **given})
+
+    @model_validator(mode="after")
+    def _people_need_identities(self) -> Settings:
+        if self.people and not self.identity:
+            raise ValueError("people: recognising people needs EMOTRACK_IDENTITY on")
+        if self.people and self.store == "labels":
+            raise ValueError(
+                "people: --store labels keeps no track identities, without which people "
+                "cannot be recognised in later videos: use --store geometry or full"
+            )
+        return self
 
     @field_validator("detector")
     @classmethod

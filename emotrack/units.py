@@ -12,7 +12,7 @@ commits results in batches (emotrack.lake.Lake.commit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -37,11 +37,13 @@ from emotrack.cluster import report, trim_heap
 from emotrack.episodes import episodes_of
 from emotrack.errors import UnreadableVideo
 from emotrack.faces import jpeg
+from emotrack.forgetting import Place, forgotten_tracks
 from emotrack.html_report import video_files, video_page
 from emotrack.inference import score_features
 from emotrack.lake import Batch, Lake, Staged, to_arrow
+from emotrack.people_lake import identity_rows
 from emotrack.records import failure_rows, video_row
-from emotrack.schema import SOURCES, key_of, stored
+from emotrack.schema import IDENTITIES, SOURCES, key_of, stored
 from emotrack.scoring import score_frames, summarise_video
 from emotrack.settings import Settings
 from emotrack.sources import Found, local_file, source_rows, unread_id
@@ -57,6 +59,9 @@ class VideoJob:
     found: Found
     video_id: str | None = None
     forgotten: frozenset[str] = frozenset()
+    # video_id -> faces forgotten with their person (emotrack.forgetting.forgotten_faces):
+    # their tracks are left out wherever the video is analysed again
+    hidden: dict[str, tuple[Place, ...]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -123,6 +128,8 @@ def analyse_video(
             rate = source.analysis_rate(settings.analysis_fps)
             report(kind="start", uri=found.uri, duration_s=source.duration_s, rate=rate)
             features, staged = video_features(source, settings, lake_url)
+            hidden = forgotten_tracks(features.table, job.hidden.get(str(video_id), ()))
+            features, staged = without_tracks(features, staged, hidden)
     except UnreadableVideo as error:
         if video_id is None and is_url(found.uri):  # never copied: quarantined by its ETag
             video_id = unread_id(found)
@@ -133,6 +140,27 @@ def analyse_video(
         result.rows[SOURCES] = source_rows([(found, video_id)])
     trim_heap()
     return result
+
+
+def without_tracks(
+    features: VideoFeatures, staged: list[Staged], hidden: set[int]
+) -> tuple[VideoFeatures, list[Staged]]:
+    """A video's features (and staged files) without the tracks `hidden`: their rows,
+    thumbnails and identities are gone before anything is scored or committed."""
+    if not hidden:
+        return features, staged
+    table = features.table[~features.table["track_id"].isin(hidden)].reset_index(drop=True)
+    kept = replace(
+        features,
+        table=table,
+        thumbnails={t: v for t, v in features.thumbnails.items() if t not in hidden},
+        identities={t: v for t, v in features.identities.items() if t not in hidden},
+    )
+    files = [
+        replace(s, track_ids={k: v for k, v in (s.track_ids or {}).items() if v not in hidden})
+        for s in staged
+    ]
+    return kept, files
 
 
 def video_features(
@@ -260,6 +288,8 @@ def features_result(
     episodes = episodes_of(tracks)
     now = datetime.now(UTC)
     video = video_row(source, settings.analysis_fps, features.frames_analysed, "ok", now, level)
+    if settings.people:  # its tracks are grouped into people after the commit
+        rows[IDENTITIES] = identity_rows(str(source.video_id), table, features.identities)
     rows |= {
         "tracks": tracks,
         "episodes": episodes,

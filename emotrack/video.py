@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -108,6 +109,8 @@ class VideoSource:
     stream_index: int = 0  # the container's stream that is decoded (the first video stream)
     frame_count: int | None = None  # frames (packets) in that stream, if known
     uri: str = ""  # where the video comes from (its path, or its URL on object storage)
+    recorded_at: datetime | None = None  # when it was recorded (UTC), if known
+    recorded_from: str | None = None  # how that is known: `container` or `file` (mtime)
 
     @property
     def name(self) -> str:
@@ -144,6 +147,9 @@ class VideoSource:
                 "probe", f"ffprobe cannot read it as a video ({_last_line(err.stderr, path)})"
             ) from None
         facts = parse_probe(info)
+        if facts["recorded_at"] is None and "://" not in (uri or ""):  # a local file
+            facts["recorded_at"] = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            facts["recorded_from"] = "file"
         if facts["frame_count"] is None:  # not in the header (Matroska, WebM): count packets
             facts["frame_count"] = _count_packets(path, facts["stream_index"])
         return cls(path=path, video_id=video_id, size_bytes=size, uri=uri or str(path), **facts)
@@ -379,6 +385,9 @@ def parse_probe(info: dict[str, Any]) -> dict[str, Any]:
     if rotation in (90, 270):
         width, height = height, width
     duration = stream.get("duration") or info.get("format", {}).get("duration") or 0.0
+    created = creation_time(info.get("format", {}).get("tags", {})) or creation_time(
+        stream.get("tags", {})
+    )
     return {
         "duration_s": float(duration),
         "fps": _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate")),
@@ -388,7 +397,21 @@ def parse_probe(info: dict[str, Any]) -> dict[str, Any]:
         "rotation": rotation,
         "stream_index": int(stream.get("index", 0)),
         "frame_count": int(stream.get("nb_frames", 0) or 0) or None,
+        "recorded_at": created,
+        "recorded_from": "container" if created else None,
     }
+
+
+def creation_time(tags: dict[str, Any]) -> datetime | None:
+    """The `creation_time` tag (ISO 8601, as cameras and phones write it) as UTC, if there
+    is one and it is a real date (muxers write 1970-01-01 or 1904-01-01 for none)."""
+    text = str(tags.get("creation_time") or "")
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC) if when.year > 1970 else None
 
 
 def _count_packets(path: Path, stream_index: int) -> int | None:

@@ -13,9 +13,11 @@ from prefect.runtime import flow_run
 from emotrack.cluster import ALLOWED_FAILURES, dask_client, progress_events, run_bounded
 from emotrack.commits import Pending
 from emotrack.errors import UnreadableVideo, classify
+from emotrack.forgetting import forgotten_faces
 from emotrack.incremental import CRASHED_RUNS, Plan
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
+from emotrack.people_lake import has_people
 from emotrack.progress import RunProgress
 from emotrack.report import Outcome, outcome, outcome_of
 from emotrack.settings import Settings
@@ -25,6 +27,7 @@ from emotrack.units import VideoJob, VideoResult, analyse_video, failed_result
 from tasks.commit import commit_batch
 from tasks.discover import plan_run
 from tasks.forget import forget_expired
+from tasks.people import group_people
 from tasks.report import (
     compact_tables,
     publish_run_report,
@@ -49,6 +52,7 @@ def nightly(
     detect_every_s: float | None = None,
     retain_days: float | None = None,
     store: str | None = None,
+    people: bool | None = None,
     settings: Settings | None = None,
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
@@ -60,6 +64,7 @@ def nightly(
     unchanged size, modification time and inode. `retain_days`: videos processed longer
     ago than that are forgotten first (emotrack.forgetting; None: kept). `store`: what the
     lake keeps of each face, `full`, `geometry` or `labels` (emotrack.schema.STORE_LEVELS).
+    `people`: recognise people across videos (emotrack.people_lake; None: the settings').
 
     Returns how many files ended ok, failed (unreadable), were skipped (already complete) or
     quarantined (recorded as unreadable earlier, unchanged since); raises, after the others
@@ -71,10 +76,13 @@ def nightly(
         geometry=geometry,
         detect_every_s=detect_every_s,
         store=store,
+        people=people,
     )
     target = Lake(lake)
     with target.writing(ttl_s=settings.lock_ttl_s):  # a second run waits for this one
         forget_expired(target, retain_days)  # Step 0: what must go, before anything comes
+        if not settings.people and has_people(target):  # a lake with people keeps them current
+            settings = settings.with_run_options(people=True)
         return _nightly(source, target, settings, model, dask_address, workers, reprocess, rehash)
 
 
@@ -102,6 +110,9 @@ def _nightly(
     if plan.todo:
         with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
             outcomes += analyse_and_commit(plan, found, lake, settings, model, client)
+    # Step 3b: the new tracks joined to people (--people).
+    if settings.people:
+        group_people(lake, settings)
     # Step 4: pack small files together once they pile up.
     compact_tables(lake, settings)
     # Step 5: what the operator sees: HTML pages of the lake, and the run in the Prefect UI.
@@ -131,9 +142,13 @@ def analyse_and_commit(
     outcomes: list[Outcome] = []
     # A file whose content is not known yet (an object) learns it in its unit, and stops
     # there if that content was forgotten.
+    hidden = forgotten_faces(lake)  # faces forgotten with their person stay out
     jobs = (
         VideoJob(
-            found[u], plan.video_ids[u], plan.unwanted if plan.video_ids[u] is None else frozenset()
+            found[u],
+            plan.video_ids[u],
+            plan.unwanted if plan.video_ids[u] is None else frozenset(),
+            hidden if plan.video_ids[u] is None else _only(hidden, plan.video_ids[u]),
         )
         for u in plan.todo
     )
@@ -205,6 +220,10 @@ def analyse_and_commit(
     finally:
         console.close()
     return outcomes
+
+
+def _only(hidden: dict[str, Any], video_id: str | None) -> dict[str, Any]:
+    return {video_id: hidden[video_id]} if video_id in hidden else {}
 
 
 def drop_result(lake: Lake, result: VideoResult) -> None:

@@ -15,7 +15,10 @@ SMILE, NO_FACE, NOTES = "v95ee1a41bfd0f50a", "vcdff4978e7fb4da6", "v99b0882482e4
 
 
 def _old_rows(table: str) -> int:
-    """Rows of a table as 0.1.0's readers saw them (Hive folders, "_" files skipped)."""
+    """Rows of a table as 0.1.0's readers saw them (Hive folders, "_" files skipped); 0
+    for a table 0.1.0 did not have."""
+    if not (OLD / table).exists():
+        return 0
     return ds.dataset(OLD / table, format="parquet", partitioning="hive").count_rows()
 
 

@@ -92,7 +92,7 @@ def _residue(lake: Lake, video_id: str, name: str, landmarks: set[tuple[int, ...
 def _rows(lake: Lake, keep: list[str]) -> dict[str, pa.Table]:
     """Every table's rows of the videos `keep` (by video_id, or by file for failures),
     sorted: what must not change."""
-    tables = [t for t in TABLES if t != FORGOTTEN]
+    tables = [t for t in TABLES if t != FORGOTTEN and "video_id" in TABLES[t].names]
     with lake.connect(tables) as con:
         return {
             t: con.sql(
