@@ -143,9 +143,7 @@ def assignment(known: int, new: int, people: int) -> None:
     started = time.perf_counter()
     done = assign_people(identities, first.people, 0.45, next_number=people + 1)
     assign_s = time.perf_counter() - started
-    wrong = sum(
-        len({done.people[ids[i]] for i in np.flatnonzero(who == p)}) > 1 for p in set(who)
-    )
+    wrong = sum(len({done.people[ids[i]] for i in np.flatnonzero(who == p)}) > 1 for p in set(who))
     groups = len(set(done.people.values()))
     print(
         f"\nassigning {new:,} new tracks against {known:,} known ({people:,} people): "
