@@ -4,16 +4,17 @@
 
 1. Grouping, on the identity set (emotrack.training.identity_set, built here): every clip
    analysed with identity on, each track labelled from the set's truth, the tracks of each
-   part grouped (emotrack.people.group_tracks). The threshold is chosen on the `choose` part
-   and scored on the `score` part: BCubed precision and recall over tracks. Clips where
-   people follow one another at the same place: appearances with a track of their own, with
-   identity on and off.
+   part grouped as --people does (emotrack.people.assign_people). The threshold is chosen
+   on the `choose` part and scored on the `score` part: BCubed precision and recall over
+   tracks. Clips where people follow one another at the same place: appearances with a
+   track of their own, with identity on and off.
 2. Assignment, on synthetic identities: --new tracks against --known ones already grouped
    into people (emotrack.people.assign_people), and the rewrite of track_people that a
    merge or a split makes, at that size.
 3. Cost, in one run: emotrack.analysis.extract_features with identity on against off (as
-   before 0.5), on the talking head looped to --seconds and on the five-face photo
-   (multi_face.jpg, slowly zooming) for as long; runs alternate, --repeats each, medians.
+   before 0.5), each model on one thread as in a Dask worker, on the talking head looped
+   to --seconds and on the five-face photo (multi_face.jpg, slowly zooming) for as long;
+   runs alternate, --repeats each, medians.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def cost(settings: Settings, seconds: float, repeats: int) -> None:
         ),
         "five faces": five_faces(seconds, work / f"five-faces-{seconds:.0f}s.mp4"),
     }
+    settings = settings.with_run_options(tf_threads=1)  # as in a Dask worker
     on = load_models(settings)
     off = on._replace(identity=None)
     print(f"\n| video ({seconds:.0f} s) | identity off (s) | on (s) | on / off |")

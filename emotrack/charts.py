@@ -251,3 +251,35 @@ def _svg(width: int, height: int, body: str, title: str) -> str:
         f'<svg width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}"><title>{html.escape(title)}</title>{body}</svg>'
     )
+
+
+def share_bar(shares: dict[str, float], width: int = 160, height: int = 12) -> str:
+    """The share of each expression (EMOTIONS order, summing to 1) as one stacked bar."""
+    x, body = 0.0, []
+    for emotion in EMOTIONS:
+        w = shares.get(emotion, 0.0) * width
+        if w > 0:
+            body.append(
+                f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{height}" '
+                f'fill="{COLOURS[emotion]}"><title>{emotion} {shares[emotion]:.0%}</title></rect>'
+            )
+        x += w
+    return _svg(width, height, "".join(body), "share of each expression")
+
+
+def valence_by_date(
+    dates: list[str], valence: np.ndarray, width: int = 160, height: int = 24
+) -> str:
+    """Mean valence in [-1, 1] of each of a person's videos, in order of recording (dates:
+    the first and last are written under the line)."""
+    if len(valence) < 2:
+        return ""
+    x = np.arange(len(valence)) / (len(valence) - 1) * width
+    body = _polylines(x, _scaled(np.asarray(valence, float), -1, 1, height), "#2ca02c")
+    frame = (
+        f'<line x1="0" x2="{width}" y1="{height / 2}" y2="{height / 2}" stroke="#ccc"/>'
+        f'<text x="0" y="{height + 9}">{html.escape(dates[0])}</text>'
+        f'<text x="{width}" y="{height + 9}" text-anchor="end">{html.escape(dates[-1])}</text>'
+    )
+    inner = f'<g transform="translate(2,2)" font-size="8">{body}{frame}</g>'
+    return _svg(width + 4, height + 12, inner, "mean valence (-1 to +1) of each video, by date")

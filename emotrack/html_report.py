@@ -119,21 +119,28 @@ def video_files(
     tracks: pd.DataFrame,
     episodes: pd.DataFrame,
     thumbnails: dict[int, bytes],
+    people: dict[int, tuple[str, str]] | None = None,
 ) -> dict[str, bytes]:
     """A video's page and its face thumbnails, by name under the report folder. `video` is
-    its videos row with model_version; thumbnails: track_id -> JPEG."""
+    its videos row with model_version; thumbnails: track_id -> JPEG; people: track_id ->
+    who it is (person id and name), where known."""
     video_id = video["video_id"]
     files = {f"thumbs/{video_id}-{t}.jpg": jpeg for t, jpeg in thumbnails.items() if jpeg}
     shown = {int(name.rsplit("-", 1)[1][:-4]) for name in files}
-    files[f"{video_id}.html"] = video_page(video, tracks, episodes, shown).encode()
+    files[f"{video_id}.html"] = video_page(video, tracks, episodes, shown, people).encode()
     return files
 
 
 def video_page(
-    video: dict[str, Any], tracks: pd.DataFrame, episodes: pd.DataFrame, thumbs: set[int]
+    video: dict[str, Any],
+    tracks: pd.DataFrame,
+    episodes: pd.DataFrame,
+    thumbs: set[int],
+    people: dict[int, tuple[str, str]] | None = None,
 ) -> str:
     """The page of one video (its videos row with model_version) from its rows of one model
-    version; thumbs: the tracks that have a thumbnail."""
+    version; thumbs: the tracks that have a thumbnail; people: track_id -> (person id,
+    label) of the tracks whose person is known."""
     tracks = tracks.sort_values(["track_id", "timestamp_s"])
     last = float(tracks["timestamp_s"].max()) if len(tracks) else 0.0
     end = max(float(video.get("duration_s") or 0), last) or 1.0
@@ -151,8 +158,10 @@ def video_page(
                 f'<div class="plot">{charts.pose_chart(track, end)}</div>'
                 f'<div class="plot">{charts.blendshape_chart(track, end)}</div>'
             )
+        who = (people or {}).get(int(track_id))
+        named = f': <a href="people.html#{who[0]}">{html.escape(who[1])}</a>' if who else ""
         sections.append(
-            f"<h2>face {track_id}</h2>{image}"
+            f"<h2>face {track_id}{named}</h2>{image}"
             f'<div class="plot">{charts.stacked_chart(track, end)}</div>'
             f'<div class="plot">{charts.affect_chart(track, mine, end)}</div>{geometry}'
             f"{_episode_table(mine)}"
@@ -265,6 +274,8 @@ def export_report(lake: Lake, folder: Path) -> str:
     index is."""
     out = ReportFolder(folder=folder)
     write_video_pages(lake, out)
+    if lake.has_table("people") and lake.count("people"):
+        write_people_page(lake, out)
     return write_indexes(lake, out)
 
 
@@ -283,6 +294,7 @@ def write_video_pages(lake: Lake, out: ReportFolder, video_ids: Iterable[str] | 
     episodes = lake.read("episodes", where, params)
     facts = videos.merge(summaries[["video_id", "model_version"]], on="video_id", how="left")
     source = ReportFolder(lake=lake)
+    labels = person_labels(lake, where, params)
     by_video = {key: rows for key, rows in tracks.groupby(["video_id", "model_version"])}
     episodes_by = {key: rows for key, rows in episodes.groupby(["video_id", "model_version"])}
     for video in facts.to_dict("records"):
@@ -293,10 +305,78 @@ def write_video_pages(lake: Lake, out: ReportFolder, video_ids: Iterable[str] | 
             jpeg = source.read(f"thumbs/{video['video_id']}-{track_id}.jpg")
             if jpeg:
                 thumbs[int(track_id)] = jpeg
-        files = video_files(video, mine, episodes_by.get(key, episodes.iloc[:0]), thumbs)
+        who = labels.get(video["video_id"], {})
+        files = video_files(video, mine, episodes_by.get(key, episodes.iloc[:0]), thumbs, who)
         for name, data in files.items():
             out.write(name, data)
     return len(facts)
+
+
+def person_labels(lake: Lake, where: str | None, params: list[Any] | None) -> dict[str, Any]:
+    """video_id -> track_id -> (person_id, "p3 Ada") for the tracks whose person is known."""
+    if not lake.has_table("track_people"):  # a lake written before 0.5, never opened since
+        return {}
+    tracks = lake.read("track_people", where, params)
+    if tracks.empty:
+        return {}
+    named = lake.read("people").set_index("person_id")["name"].dropna().to_dict()
+    labels: dict[str, dict[int, tuple[str, str]]] = {}
+    for video_id, track_id, person in tracks[["video_id", "track_id", "person_id"]].itertuples(
+        index=False
+    ):
+        label = f"{person} {named[person]}" if person in named else person
+        labels.setdefault(video_id, {})[int(track_id)] = (person, label)
+    return labels
+
+
+def write_people_page(lake: Lake, out: ReportFolder) -> str:
+    """people.html: a row per person of the lake: their thumbnail, name, videos (linked),
+    time on screen, the share of each expression over their reliable frames, and the mean
+    valence of each of their videos in order of recording. Returns its name."""
+    people = lake.read("people")
+    query = """
+        WITH s AS (SELECT video_id, min(model_version) AS model_version FROM summaries
+                   GROUP BY video_id)
+        SELECT tp.person_id, t.video_id, t.emotion, t.valence,
+               coalesce(v.recorded_at, v.processed_at) AS seen, v.source_uri
+        FROM tracks t JOIN s USING (video_id, model_version)
+        JOIN track_people tp USING (video_id, track_id) JOIN videos v USING (video_id)
+        WHERE coalesce(t.reliable, true)
+    """
+    with lake.connect(["tracks", "summaries", "track_people", "videos"]) as con:
+        frames = con.execute(query).df()
+    rows = []
+    for person in people.itertuples():
+        mine = frames[frames["person_id"] == person.person_id]
+        shares = mine["emotion"].value_counts(normalize=True).to_dict() if len(mine) else {}
+        per_video = mine.groupby(["seen", "video_id", "source_uri"])["valence"].mean()
+        dates = [f"{seen:%Y-%m-%d}" for seen, _, _ in per_video.index]
+        links = " ".join(
+            f'<a href="{v}.html">{html.escape(PurePosixPath(str(u)).name)}</a>'
+            for _, v, u in per_video.index
+        )
+        thumb = person.thumbnail if isinstance(person.thumbnail, str) else None
+        image = f'<img src="{html.escape(thumb)}" height="64">' if thumb else ""
+        name = html.escape(person.name) if isinstance(person.name, str) else "(no name)"
+        rows.append(
+            f'<tr id="{person.person_id}"><td>{image}</td><td>{person.person_id}<br>{name}</td>'
+            f"<td>{person.videos}: {links}</td><td>{person.seconds:.1f} s</td>"
+            f"<td>{charts.share_bar(shares)}</td>"
+            f"<td>{charts.valence_by_date(dates, per_video.to_numpy())}</td></tr>"
+        )
+    legend = "".join(
+        f'<span><i class="swatch" style="background:{c}"></i>{e}</span>'
+        for e, c in charts.COLOURS.items()
+    )
+    body = (
+        f'<p><a href="index.html">all videos</a></p><h1>{len(people)} people</h1>'
+        f'<p class="legend">{legend}</p><table><tr><th></th><th>person</th><th>videos</th>'
+        f"<th>on screen</th><th>expressions</th><th>valence by video</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+    out.write("people.html", _page("people", body).encode())
+    return "people.html"
 
 
 def _remember_run(out: ReportFolder, run: str) -> list[dict[str, str]]:

@@ -27,16 +27,6 @@ CELLS = 1 << 24  # similarities computed at a time (64 MB of float32)
 Track = tuple[str, int]  # (video_id, track_id)
 
 
-def group_tracks(embeddings: np.ndarray, threshold: float) -> np.ndarray:
-    """int64 (N,): a person label per track (the smallest index of its group), from
-    float32 (N, 128) unit embeddings: the connected groups of tracks whose cosine is at
-    least `threshold`."""
-    groups = _UnionFind(len(embeddings))
-    for a, b in linked_pairs(embeddings, embeddings, threshold):
-        groups.union(a, b)
-    return np.array([groups.root(i) for i in range(len(embeddings))], np.int64)
-
-
 def linked_pairs(new: np.ndarray, every: np.ndarray, threshold: float) -> Iterable[tuple[int, int]]:
     """(i, j) for each row i of `new` (float32 (M, 128)) and row j of `every` (N, 128) whose
     cosine is at least threshold, a block of `new` at a time (CELLS similarities)."""
@@ -96,7 +86,7 @@ def assign_people(
     person (merges people made); splits: tracks that are not (see Split). A group that
     holds tracks of several known people keeps the oldest id (the smallest number) and
     records the others' merges; a group with no known track gets a new id, `p` +
-    next_number, next_number + 1, ... in the order of its first track.
+    next_number (or one more than any known id), and so on, in the order of its first track.
     """
     tracks: list[Track] = list(
         zip(identities["video_id"], identities["track_id"].astype(int), strict=True)
@@ -122,7 +112,8 @@ def assign_people(
     labels = [groups.root(i) for i in range(len(tracks))]
     for split in splits:
         _keep_apart(labels, split, index, vectors)
-    return _name_groups(tracks, labels, known, next_number)
+    given = max((number(p) for p in known.values()), default=0) + 1  # never reuse a known id
+    return _name_groups(tracks, labels, known, max(next_number, given))
 
 
 def _keep_apart(

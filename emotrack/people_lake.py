@@ -12,6 +12,7 @@ made). The grouping itself is emotrack.people.assign_people.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import uuid4
 
@@ -20,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from emotrack.evidence import trust
-from emotrack.html_report import ReportFolder
+from emotrack.html_report import ReportFolder, write_people_page, write_video_pages
 from emotrack.lake import Lake, to_arrow
 from emotrack.people import Assignment, Split, Track, assign_people, number
 from emotrack.schema import DECISIONS, IDENTITIES, columns
@@ -67,6 +68,8 @@ def update_people(lake: Lake, threshold: float) -> Grouping:
     _remember_next(lake, max([first - 1, *given]) + 1)
     _record_merges(lake, assignment.merges, "auto-merge")
     write_people(lake, assignment, identities, lake.read(DECISIONS))
+    changed = {v for (v, t), p in assignment.people.items() if known.get((v, t)) != p}
+    publish(lake, changed)
     new = set(assignment.people.values()) - set(known.values())
     return Grouping(
         len(set(assignment.people.values())), len(assignment.people), len(new), assignment.merges
@@ -79,6 +82,17 @@ def refresh_people(lake: Lake) -> None:
     is gone."""
     before = lake.read("track_people")
     write_people(lake, _as_assignment(before), lake.read(IDENTITIES), lake.read(DECISIONS))
+    publish(lake, ())
+
+
+def publish(lake: Lake, videos: Iterable[str]) -> None:
+    """The report after people changed: the pages of `videos` (their faces' people) and
+    the people page written again."""
+    out = ReportFolder(lake=lake)
+    videos = sorted(set(videos))
+    if videos:
+        write_video_pages(lake, out, videos)
+    write_people_page(lake, out)
 
 
 def write_people(
@@ -224,6 +238,7 @@ def name_person(lake: Lake, person: str, name: str) -> None:
     row = {"kind": "name", "person_id": person, "value": name, "made_at": now}
     lake.append(DECISIONS, _decisions([row]))
     refresh_people(lake)
+    publish(lake, _tracks_of(lake, person)["video_id"])
 
 
 def merge_people(lake: Lake, one: str, other: str, threshold: float) -> str:
@@ -247,6 +262,7 @@ def merge_people(lake: Lake, one: str, other: str, threshold: float) -> str:
     before.loc[before["person_id"] == merged[0], "person_id"] = kept[0]
     lake.replace_table("track_people", before)
     update_people(lake, threshold)
+    publish(lake, before.loc[before["person_id"] == kept[0], "video_id"])
     return kept[0]
 
 
@@ -282,6 +298,7 @@ def split_person(lake: Lake, person: str, moved: list[Track], threshold: float) 
     before.loc[is_moved, "person_id"] = fresh
     lake.replace_table("track_people", before)
     update_people(lake, threshold)
+    publish(lake, {v for v, _ in mine})
     return fresh
 
 

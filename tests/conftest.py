@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from distributed import WorkerPlugin
@@ -486,3 +487,35 @@ def labelled_dataset() -> Callable[[Path, dict[str, Path]], Path]:
     """labelled_dataset(root, {"talk": path, "smile": path, "single_face": path}): an
     Aff-Wild2-format annotation folder for those videos, written under root."""
     return _dataset
+
+
+@pytest.fixture(scope="session")
+def render() -> Callable[[Path, Path], tuple[str, Any]]:
+    """render(page, folder): (the DOM after rendering, a screenshot as an image) of a page
+    opened from disk by a real headless Chromium, offline (Debian's, installed if missing)."""
+    import cv2
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        ["bash", str(root / "scripts" / "ensure-debian.sh"), "chromium", "chromium"],
+        capture_output=True,
+        text=True,
+    )
+    chromium = shutil.which("chromium")
+    if done.returncode != 0 or chromium is None:
+        pytest.skip(f"chromium could not be installed: {done.stderr.strip()}")
+    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1100,900"]
+
+    def open_page(page: Path, folder: Path) -> tuple[str, Any]:
+        dom = subprocess.run(
+            [*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+        ).stdout
+        shot = folder / f"{page.stem}.png"
+        subprocess.run(
+            [*common, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120
+        )
+        image = cv2.imread(str(shot))
+        assert image is not None, "no screenshot"
+        return dom, image
+
+    return open_page

@@ -1,51 +1,18 @@
 """The HTML report, rendered by a real headless Chromium."""
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
-
-import cv2
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ensure-debian.sh"), "chromium", "chromium"],
-        capture_output=True,
-        text=True,
-    )
-    path = shutil.which("chromium")
-    if done.returncode != 0 or path is None:
-        pytest.skip(f"chromium could not be installed: {done.stderr.strip()}")
-    return path
-
-
-def _render(chromium: str, page: Path, tmp_path: Path) -> tuple[str, "cv2.typing.MatLike"]:
-    """(the DOM after rendering, a screenshot) of a page opened from disk, offline."""
-    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1100,900"]
-    dom = subprocess.run(
-        [*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
-    ).stdout
-    shot = tmp_path / f"{page.stem}.png"
-    subprocess.run(
-        [*common, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120
-    )
-    image = cv2.imread(str(shot))
-    assert image is not None, "no screenshot"
-    return dom, image
-
-
-def test_the_index_and_a_video_page_render_with_their_plots(nightly_run, chromium, tmp_path):
+def test_the_index_and_a_video_page_render_with_their_plots(nightly_run, render, tmp_path):
     from emotrack.cli import main
 
     out = tmp_path / "report"
     assert main(["report", "--lake", str(nightly_run.lake.root), "--html", str(out)]) == 0
     index = out / "index.html"
-    dom, image = _render(chromium, index, tmp_path)
+    dom, image = render(index, tmp_path)
     for name in ["single_face.mp4", "smile.mp4", "portrait.mov", "no_face.mp4", "notes.mp4"]:
         assert name in dom, name
     assert "the file is empty" in dom  # a failed file's reason
@@ -54,7 +21,7 @@ def test_the_index_and_a_video_page_render_with_their_plots(nightly_run, chromiu
 
     videos = nightly_run.lake.read("videos").set_index("source_uri")
     smile = videos.loc[str(nightly_run.source / "smile.mp4"), "video_id"]
-    dom, image = _render(chromium, out / f"{smile}.html", tmp_path)
+    dom, image = render(out / f"{smile}.html", tmp_path)
     assert dom.count("<polygon") == 7  # the 7 probabilities, stacked
     charts = dom.count("<svg")  # probabilities, valence..., head pose, blendshapes
     assert charts == 4 and dom.count("time (s)") == charts  # every plot: a time axis

@@ -3,7 +3,7 @@
 The set (emotrack.training.identity_set) is analysed clip by clip as the pipeline analyses a
 video (emotrack.analysis.extract_features, identity on); each track gets its person from the
 clip's truth (where and when its face is), and the tracks of each part of the set are grouped
-by emotrack.people.group_tracks. Scores:
+as `--people` groups them (emotrack.people.assign_people). Scores:
 - BCubed precision and recall over tracks (Bagga & Baldwin 1998): per track, the share of
   its group that is its person, and the share of its person that is in its group; means;
 - per clip where people follow one another at the same place, the appearances that got a
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emotrack.people import group_tracks
+from emotrack.people import assign_people
 from emotrack.settings import Settings
 from emotrack.training.identity_set import WIDTH, X_TOLERANCE
 
@@ -94,9 +94,13 @@ class Score:
 
 
 def score_grouping(tracks: pd.DataFrame, threshold: float) -> Score:
-    """BCubed of group_tracks over the tracks that have a person."""
-    named = tracks[tracks["person"].notna()]
-    groups = group_tracks(np.stack(named["embedding"].to_list()), threshold)
+    """BCubed of the people that `--people` would make of the tracks that have a person
+    (emotrack.people.assign_people, as in a new lake)."""
+    named = tracks[tracks["person"].notna()].reset_index(drop=True)
+    identities = named.assign(video_id=named["clip"])[["video_id", "track_id", "embedding"]]
+    people = assign_people(identities, {}, threshold).people
+    pairs = zip(named["clip"], named["track_id"], strict=True)
+    groups = np.array([people[(clip, int(track))] for clip, track in pairs])
     precision, recall = bcubed(named["person"].to_numpy(str), groups)
     return Score(
         threshold,

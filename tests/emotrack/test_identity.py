@@ -15,11 +15,20 @@ from emotrack.analysis import (
     segment_track_ids,
 )
 from emotrack.identity import IdentityStage, mean_embedding
-from emotrack.people import group_tracks
+from emotrack.people import assign_people
 from emotrack.settings import Settings
 from emotrack.training.evaluate_identity import appearances, bcubed
 from emotrack.training.identity_set import CLIPS, _size, _write_clip, shot_truth
 from emotrack.video import VideoSource
+
+
+def _group(embeddings: np.ndarray, threshold: float) -> np.ndarray:
+    """A person label per row of `embeddings`, as --people groups tracks in a new lake."""
+    identities = pd.DataFrame(
+        {"video_id": "v", "track_id": range(len(embeddings)), "embedding": list(embeddings)}
+    )
+    people = assign_people(identities, {}, threshold).people
+    return np.array([people[("v", i)] for i in range(len(embeddings))])
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -66,7 +75,7 @@ def test_people_following_one_another_at_one_place_get_a_track_each(
     # the first and fourth appearances are the same woman: her two tracks are one person
     first, fourth = (on.identities[t] for t in (0, 3))
     assert float(first @ fourth) >= settings.same_person
-    assert len(set(group_tracks(np.stack(list(on.identities.values())), 0.45).tolist())) == 4
+    assert len(set(_group(np.stack(list(on.identities.values())), 0.45))) == 4
 
 
 def test_a_cue_on_someone_else_restarts_the_track_and_on_the_same_face_does_not() -> None:
@@ -119,14 +128,22 @@ def test_people_are_the_same_whatever_order_the_tracks_come_in() -> None:
     centres = _unit(rng.normal(size=(20, 128)))
     people = np.repeat(np.arange(20), 5)
     tracks = _unit(centres[people] + rng.normal(scale=0.06, size=(100, 128)))
-    labels = group_tracks(tracks, 0.5)
+    labels = _group(tracks, 0.5)
     assert bcubed(people, labels) == (1.0, 1.0)
     for seed in range(3):
         order = np.random.default_rng(seed).permutation(100)
-        shuffled = group_tracks(tracks[order], 0.5)
+        shuffled = _group(tracks[order], 0.5)
         # the same partition: two tracks share a person in one order iff in the other
         same = labels[order][:, None] == labels[order][None, :]
         assert np.array_equal(same, shuffled[:, None] == shuffled[None, :])
+        # and over two nights: the first 40 of this order, then the rest joining them
+        identities = pd.DataFrame(
+            {"video_id": "v", "track_id": order, "embedding": list(tracks[order])}
+        )
+        first = assign_people(identities.iloc[:40], {}, 0.5).people
+        both = assign_people(identities, first, 0.5).people
+        nights = np.array([both[("v", int(i))] for i in order])
+        assert np.array_equal(same, nights[:, None] == nights[None, :])
 
 
 def test_bcubed_scores_a_merge_and_a_split() -> None:

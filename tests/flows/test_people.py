@@ -1,10 +1,13 @@
 """People across videos and nights (--people), through the real flow: the same grouping
 whatever the order and the nights, and people's own decisions kept by later groupings."""
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -97,6 +100,34 @@ def test_the_same_people_whatever_the_order_and_the_nights(
     assert sorted(people["tracks"]) == [1, 2, 3, 4]  # beard; m7; door; f15
     assert set(people["videos"]) <= {1, 2, 3} and people["seconds"].gt(0).all()
     assert people["name"].isna().all()
+
+
+def test_a_run_killed_mid_way_groups_people_as_one_that_was_not(
+    prefect_server, clips, two_nights, tmp_path, start_cli
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    archive, lake = tmp_path / "archive", Lake(tmp_path / "lake")
+    archive.mkdir()
+    for name in SECOND + FIRST:
+        shutil.copyfile(clips / f"{name}.mp4", archive / f"{name}.mp4")
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "EMOTRACK_PEOPLE": "1",
+        "EMOTRACK_COMMIT_VIDEOS": "2",
+    }
+    run = start_cli(archive, lake, env)
+    deadline = time.monotonic() + 300
+    while not (lake.has_table("_identities") and lake.count("_identities")):
+        assert time.monotonic() < deadline, "no identities landed"
+        assert run.poll() is None, "the run ended before it could be stopped"
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)  # the CLI and the Dask workers it started
+    run.wait()
+    assert lake.count("videos") < 6  # killed mid-way
+    _night(clips, archive, lake.root, [])  # the next night finishes the work
+    assert _partition(_people(lake.root)) == _partition(_people(two_nights))
 
 
 def _residue(lake: Lake, person: str, tracks: set[tuple[str, int]], vectors: list) -> list:
@@ -223,3 +254,20 @@ def test_the_readmes_people_queries_run_on_a_lake_with_people(two_nights) -> Non
     assert set(by_month["person_id"]) <= set(people["person_id"]) and len(by_month) > 0
     per_person = videos.groupby("person_id")["source_uri"].nunique()
     assert per_person.to_dict() == people.set_index("person_id")["videos"].to_dict()
+
+
+def test_the_people_page_and_a_video_page_name_each_face(two_nights, render, tmp_path) -> None:
+    report = two_nights / "_report"
+    people = Lake(two_nights).read("people")
+    dom, image = render(report / "people.html", tmp_path)
+    for person in people.itertuples():
+        assert f'id="{person.person_id}"' in dom
+    assert dom.count("<img") == people["thumbnail"].notna().sum() >= 3
+    assert dom.count("<rect") >= len(people)  # a bar of expression shares each
+    assert "Jin" in dom or people["name"].isna().all()  # a name given is shown
+    assert image.std() > 10, "the screenshot is blank"
+    rows = _people(two_nights)
+    cuts = rows[rows["clip"] == "score-cuts"]
+    dom, _ = render(report / f"{cuts['video_id'].iloc[0]}.html", tmp_path)
+    for track, person in zip(cuts["track_id"], cuts["person_id"], strict=True):
+        assert f'face {track}: <a href="people.html#{person}">{person}' in dom
