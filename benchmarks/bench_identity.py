@@ -7,7 +7,8 @@
    part grouped as --people does (emotrack.people.assign_people). The threshold is chosen
    on the `choose` part and scored on the `score` part: BCubed precision and recall over
    tracks. Clips where people follow one another at the same place: appearances with a
-   track of their own, with identity on and off.
+   track of their own, with identity on and off. The score part again with --no-geometry
+   (faces aligned on the detector's keypoints).
 2. Assignment, on synthetic identities: --new tracks against --known ones already grouped
    into people (emotrack.people.assign_people), and the rewrite of track_people that a
    merge or a split makes, at that size.
@@ -15,6 +16,8 @@
    before 0.5), each model on one thread as in a Dask worker, on the talking head looped
    to --seconds and on the five-face photo (multi_face.jpg, slowly zooming) for as long;
    runs alternate, --repeats each, medians.
+4. Whole runs over those two videos (`emotrack run`, start-up included, a new lake each):
+   the default against --people, alternating, --run-repeats each, medians.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ def grouping(settings: Settings) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         truth = build_identity_set(Path(tmp), settings.cache_dir)
         tracks = label_tracks(analyse_clips(Path(tmp) / "clips", settings), truth)
+        keypoints = settings.with_run_options(geometry=False)  # aligned on the detector's keypoints
+        no_geometry = label_tracks(analyse_clips(Path(tmp) / "clips", keypoints), truth)
         cut_clips = Path(tmp) / "cuts"
         cut_clips.mkdir()
         for clip in CUTS:
@@ -74,6 +79,11 @@ def grouping(settings: Settings) -> None:
         f"\nscore part at {chosen.threshold:.3f}: BCubed precision {final.precision:.3f}, "
         f"recall {final.recall:.3f} ({final.tracks} tracks, {final.people} people, "
         f"{final.groups} groups)"
+    )
+    flat = score_grouping(no_geometry[no_geometry["part"] == "score"], chosen.threshold)
+    print(
+        f"the same with --no-geometry: precision {flat.precision:.3f}, recall "
+        f"{flat.recall:.3f} ({flat.tracks} tracks, {flat.groups} groups)"
     )
     print("\n| clip | appearances | own track, identity on | off |")
     print("|---|---|---|---|")
@@ -97,7 +107,7 @@ def five_faces(seconds: float, target: Path) -> Path:
     return target
 
 
-def cost(settings: Settings, seconds: float, repeats: int) -> None:
+def cost(settings: Settings, seconds: float, repeats: int) -> dict[str, Path]:
     work = ROOT / "build" / "bench-videos"
     work.mkdir(parents=True, exist_ok=True)
     videos = {
@@ -124,6 +134,7 @@ def cost(settings: Settings, seconds: float, repeats: int) -> None:
                 times[label].append(time.perf_counter() - started)
         a, b = statistics.median(times["off"]), statistics.median(times["on"])
         print(f"| {name} | {a:.2f} | {b:.2f} | {b / a:.3f}x |")
+    return videos
 
 
 def assignment(known: int, new: int, people: int) -> None:
@@ -165,17 +176,44 @@ def assignment(known: int, new: int, people: int) -> None:
               f"{time.perf_counter() - started:.2f} s")  # fmt: skip
 
 
+def runs_with_people(videos: dict[str, Path], repeats: int) -> None:
+    """Whole runs (`emotrack run`, its own Prefect server and 2 Dask workers, a new lake
+    each time) over the cost videos, without and with --people, alternating; medians."""
+    cli = Path(sys.executable).with_name("emotrack")
+    times: dict[str, list[float]] = {"default": [], "--people": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "archive"
+        archive.mkdir()
+        for video in videos.values():
+            (archive / video.name).symlink_to(video)
+        for i in range(repeats):
+            for label, extra in (("default", []), ("--people", ["--people"])):
+                lake = Path(tmp) / f"lake-{label}-{i}"
+                started = time.perf_counter()
+                subprocess.run(
+                    [str(cli), "run", str(archive), "--lake", str(lake), *extra],
+                    check=True, capture_output=True,
+                )  # fmt: skip
+                times[label].append(time.perf_counter() - started)
+    a, b = statistics.median(times["default"]), statistics.median(times["--people"])
+    print(f"\n| whole run, {len(videos)} videos | default (s) | --people (s) | ratio |")
+    print("|---|---|---|---|")
+    print(f"| emotrack run, start-up in | {a:.1f} | {b:.1f} | {b / a:.3f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=120.0, help="length of the cost videos")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--run-repeats", type=int, default=2, help="whole runs of each kind")
     parser.add_argument("--known", type=int, default=100_000, help="tracks already grouped")
     parser.add_argument("--new", type=int, default=1_000, help="tracks to assign")
     args = parser.parse_args()
     settings = Settings()
     grouping(settings)
     assignment(args.known, args.new, args.known // 5)
-    cost(settings, args.seconds, args.repeats)
+    videos = cost(settings, args.seconds, args.repeats)
+    runs_with_people(videos, args.run_repeats)
 
 
 if __name__ == "__main__":

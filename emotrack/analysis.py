@@ -26,7 +26,7 @@ from emotrack.faces import (
     pack_landmarks,
     thumbnail,
 )
-from emotrack.identity import IdentityStage, face_points, sample_quality
+from emotrack.identity import IdentityStage, sample_quality
 from emotrack.schema import MEASURE_COLUMNS, columns
 from emotrack.settings import Settings
 from emotrack.video import VideoSource, analysis_slot
@@ -210,7 +210,7 @@ def extract_features(
             found = stage.faces(frame)
             ids = tracker.update(index, [face for face, _, _ in found])
             if people is not None:
-                looks = [(face_points(f, g), sample_quality(f.w * upright, g)) for f, g, _ in found]
+                looks = [(f, g, sample_quality(f.w * upright, g)) for f, g, _ in found]
                 ids = people.update(index, frame, looks, ids, stage.cut)
             for (face, geometry, detected), track_id in zip(found, ids, strict=True):
                 points = geometry.landmarks if settings.aligned_crops else None

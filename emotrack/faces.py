@@ -13,24 +13,25 @@ from models.face_landmarker import LEFT_EYE, MESH_POINTS, MOUTH, RIGHT_EYE
 
 @dataclass(frozen=True)
 class Face:
-    """One detected face: box in pixels of the upright frame, detector confidence in [0, 1]."""
+    """One detected face: box in pixels of the upright frame, detector confidence in [0, 1],
+    and, from a detection, its keypoints: x, y of the eye on the image's left, the other
+    eye, the nose tip and the mouth's centre (None: a box carried by landmarks)."""
 
     x: float
     y: float
     w: float
     h: float
     score: float
+    keypoints: tuple[float, ...] | None = None
 
 
 def faces_from_boxes(boxes: np.ndarray, min_px: float = 0) -> list[Face]:
-    """A detector's float32 (N, 5) [x, y, w, h, score] rows -> Faces with both sides >= min_px.
-
-    Best first.
-    """
-    assert boxes.ndim == 2 and boxes.shape[1] == 5, boxes.shape
+    """A detector's float32 (N, 5) [x, y, w, h, score] or (N, 13) rows (with keypoints,
+    models.face_detector) -> Faces with both sides >= min_px. Best first."""
+    assert boxes.ndim == 2 and boxes.shape[1] in (5, 13), boxes.shape
     faces = [
-        Face(float(x), float(y), float(w), float(h), float(score))
-        for x, y, w, h, score in boxes
+        Face(float(x), float(y), float(w), float(h), float(score), tuple(map(float, rest)) or None)
+        for x, y, w, h, score, *rest in boxes
         if min(w, h) >= max(min_px, 1)
     ]
     return sorted(faces, key=lambda f: -f.score)

@@ -172,10 +172,7 @@ def video_page(
         f"at {video['analysis_fps']:g} fps ({video['frames_analysed']} frames), model "
         f"{html.escape(str(video['model_version']))}"
     )
-    legend = "".join(
-        f'<span><i class="swatch" style="background:{c}"></i>{e}</span>'
-        for e, c in charts.COLOURS.items()
-    )
+    legend = _legend()
     name = html.escape(PurePosixPath(str(video["source_uri"])).name)
     body = (
         f'<p><a href="index.html">all videos</a></p><h1>{name}</h1><p>{facts}</p>'
@@ -330,9 +327,10 @@ def person_labels(lake: Lake, where: str | None, params: list[Any] | None) -> di
 
 
 def write_people_page(lake: Lake, out: ReportFolder) -> str:
-    """people.html: a row per person of the lake: their thumbnail, name, videos (linked),
-    time on screen, the share of each expression over their reliable frames, and the mean
-    valence of each of their videos in order of recording. Returns its name."""
+    """people.html: a row per person of the lake: their thumbnail, name, videos (linked, in
+    order of recording), time on screen, the share of each expression over their reliable
+    frames, and the mean valence of their reliable frames in each video, in order of
+    recording. Returns its name."""
     people = lake.read("people")
     query = """
         WITH s AS (SELECT video_id, min(model_version) AS model_version FROM summaries
@@ -343,18 +341,25 @@ def write_people_page(lake: Lake, out: ReportFolder) -> str:
         JOIN track_people tp USING (video_id, track_id) JOIN videos v USING (video_id)
         WHERE coalesce(t.reliable, true)
     """
+    appearances = """
+        SELECT DISTINCT tp.person_id, v.video_id, v.source_uri,
+               coalesce(v.recorded_at, v.processed_at) AS seen
+        FROM track_people tp JOIN videos v USING (video_id) ORDER BY seen, source_uri
+    """
     with lake.connect(["tracks", "summaries", "track_people", "videos"]) as con:
         frames = con.execute(query).df()
+        videos = con.execute(appearances).df()
     rows = []
     for person in people.itertuples():
         mine = frames[frames["person_id"] == person.person_id]
         shares = mine["emotion"].value_counts(normalize=True).to_dict() if len(mine) else {}
-        per_video = mine.groupby(["seen", "video_id", "source_uri"])["valence"].mean()
-        dates = [f"{seen:%Y-%m-%d}" for seen, _, _ in per_video.index]
+        per_video = mine.groupby(["seen", "video_id"])["valence"].mean()
+        dates = [f"{seen:%Y-%m-%d}" for seen, _ in per_video.index]
         links = " ".join(
             f'<a href="{v}.html">{html.escape(PurePosixPath(str(u)).name)}</a>'
-            for _, v, u in per_video.index
-        )
+            for v, u in videos.loc[videos["person_id"] == person.person_id,
+                                   ["video_id", "source_uri"]].itertuples(index=False)
+        )  # fmt: skip
         thumb = person.thumbnail if isinstance(person.thumbnail, str) else None
         image = f'<img src="{html.escape(thumb)}" height="64">' if thumb else ""
         name = html.escape(person.name) if isinstance(person.name, str) else "(no name)"
@@ -364,10 +369,7 @@ def write_people_page(lake: Lake, out: ReportFolder) -> str:
             f"<td>{charts.share_bar(shares)}</td>"
             f"<td>{charts.valence_by_date(dates, per_video.to_numpy())}</td></tr>"
         )
-    legend = "".join(
-        f'<span><i class="swatch" style="background:{c}"></i>{e}</span>'
-        for e, c in charts.COLOURS.items()
-    )
+    legend = _legend()
     body = (
         f'<p><a href="index.html">all videos</a></p><h1>{len(people)} people</h1>'
         f'<p class="legend">{legend}</p><table><tr><th></th><th>person</th><th>videos</th>'
@@ -460,6 +462,14 @@ def _episode_table(episodes: pd.DataFrame) -> str:
         "<th>peak intensity</th><th>valence</th><th>arousal</th></tr>"
     )
     return f"<table>{head}{rows}</table>"
+
+
+def _legend() -> str:
+    """The expressions' colours, as the charts draw them."""
+    return "".join(
+        f'<span><i class="swatch" style="background:{c}"></i>{e}</span>'
+        for e, c in charts.COLOURS.items()
+    )
 
 
 def _page(title: str, body: str) -> str:

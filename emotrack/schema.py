@@ -275,10 +275,8 @@ TABLES: dict[str, Table] = {
             VIDEO_ID,
             Column("start_s", _f64, "its first frame, seconds", True),
             Column("end_s", _f64, "its last frame, seconds", True),
-            Column("bbox_x", _f32, "its mean box, pixels of the upright frame", True),
-            Column("bbox_y", _f32, "", True),
-            Column("bbox_w", _f32, "", True),
-            Column("bbox_h", _f32, "", True),
+            *_group(["bbox_x", "bbox_y", "bbox_w", "bbox_h"], _f32,
+                    "its mean box (x, y, w, h), pixels of the upright frame", True),
             Column("forgotten_at", _time, "when (UTC)", True),
         ), internal=True),
         Table("_forgotten", "video forgotten (emotrack forget): its content is never analysed "

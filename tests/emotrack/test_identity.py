@@ -14,12 +14,14 @@ from emotrack.analysis import (
     load_models,
     segment_track_ids,
 )
+from emotrack.faces import Face
 from emotrack.identity import IdentityStage, mean_embedding
 from emotrack.people import assign_people
 from emotrack.settings import Settings
 from emotrack.training.evaluate_identity import appearances, bcubed
 from emotrack.training.identity_set import CLIPS, _size, _write_clip, shot_truth
 from emotrack.video import VideoSource
+from models.face_landmarker import MISSED
 
 
 def _group(embeddings: np.ndarray, threshold: float) -> np.ndarray:
@@ -80,22 +82,31 @@ def test_people_following_one_another_at_one_place_get_a_track_each(
 
 def test_a_cue_on_someone_else_restarts_the_track_and_on_the_same_face_does_not() -> None:
     a, b = _unit(np.eye(128)[0]), _unit(np.eye(128)[1])  # cosine 0: two people
-    looks = iter([a, a, b])  # what the model says, call after call
+    said = iter([a, a, a, b, b])  # what the model says, call after call
     restarted: list[int] = []
 
     def restart(track_id: int) -> int:
         restarted.append(track_id)
         return 7
 
-    stage = IdentityStage(lambda frame, pts: np.stack([next(looks)]), restart, sample_every=100)
-    frame = np.random.default_rng(0).integers(0, 255, (90, 120, 3), np.uint8)
-    points = np.array([[40, 30], [80, 30], [60, 45], [45, 60], [75, 60]], np.float32)
-    assert stage.update(0, frame, [(points, 1.0)], [0], cut=False) == [0]  # new: embedded
-    assert stage.update(1, frame, [(points, 1.0)], [0], cut=False) == [0]  # nothing due
-    assert stage.update(2, frame, [(points, 1.0)], [0], cut=True) == [0]  # a cut, same face
-    assert stage.update(3, frame, [(points, 0.1)], [0], cut=True) == [0]  # too poor to judge
-    assert stage.update(4, frame, [(points, 1.0)], [0], cut=False) == [7]  # judged: someone else
-    assert restarted == [0] and stage.embeddings_run == 3
+    stage = IdentityStage(lambda frame, pts: np.stack([next(said)]), restart, sample_every=5)
+    rng = np.random.default_rng(0)
+    still = rng.integers(0, 255, (90, 120, 3), np.uint8)
+    other = rng.integers(0, 255, (90, 120, 3), np.uint8)  # the same place, another look
+    face = Face(30.0, 20.0, 60.0, 60.0, 0.9)
+
+    def seen(frame, index, quality=1.0, cut=False):
+        return stage.update(index, frame, [(face, MISSED, quality)], [0], cut)
+
+    assert seen(still, 0) == [0] and stage.embeddings_run == 1  # new: embedded
+    assert seen(still, 1) == [0] and stage.embeddings_run == 1  # nothing due
+    assert seen(still, 2, cut=True) == [0] and stage.embeddings_run == 2  # a cut, same face
+    assert seen(still, 7, quality=0.5) == [0] and stage.embeddings_run == 2  # not a good view
+    assert seen(still, 8) == [0] and stage.embeddings_run == 3  # a good view, due since 7
+    assert seen(other, 9, quality=0.1) == [0] and stage.embeddings_run == 3  # too poor to judge
+    assert seen(other, 10) == [7] and stage.embeddings_run == 4  # judged: someone else
+    assert restarted == [0]
+    assert seen(other, 11, cut=True) == [7] and stage.embeddings_run == 5  # and stays so
     assert set(stage.embeddings()) == {0, 7}
 
 

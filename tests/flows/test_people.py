@@ -260,8 +260,9 @@ def test_the_people_page_and_a_video_page_name_each_face(two_nights, render, tmp
     report = two_nights / "_report"
     people = Lake(two_nights).read("people")
     dom, image = render(report / "people.html", tmp_path)
-    for person in people.itertuples():
-        assert f'id="{person.person_id}"' in dom
+    for person in people.itertuples():  # a row each, linking every video they are in
+        row = re.search(rf'<tr id="{person.person_id}">.*?</tr>', dom, re.S)
+        assert row is not None and row[0].count("<a href=") == person.videos
     assert dom.count("<img") == people["thumbnail"].notna().sum() >= 3
     assert dom.count("<rect") >= len(people)  # a bar of expression shares each
     assert "Jin" in dom or people["name"].isna().all()  # a name given is shown

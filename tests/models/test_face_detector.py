@@ -79,7 +79,14 @@ def test_suppression_keeps_the_best_of_overlapping_boxes() -> None:
 @pytest.mark.parametrize("name", [d for d in DETECTORS if d != "blazeface-short"])
 def test_every_detector_finds_the_five_faces_of_a_group_photo(asset, name) -> None:
     (found,) = detect_faces(_detector(name), [_rgb(asset("multi_face.jpg"))])
-    assert found.shape == (5, 5) and found.dtype == np.float32
+    assert found.shape == (5, 13) and found.dtype == np.float32
+    eyes_nose_mouth = found[:, 5:].reshape(5, 4, 2)
+    inside = (eyes_nose_mouth >= found[:, None, :2]) & (
+        eyes_nose_mouth <= found[:, None, :2] + found[:, None, 2:4]
+    )
+    assert inside.all()  # the keypoints lie in their face's box
+    assert (eyes_nose_mouth[:, 0, 0] < eyes_nose_mouth[:, 1, 0]).all()  # image-left eye first
+    assert (eyes_nose_mouth[:, 2, 1] < eyes_nose_mouth[:, 3, 1]).all()  # the nose above the mouth
     assert (np.diff(found[:, 4]) <= 0).all()  # best first
     assert (found[:, 2:4] > 60).all() and (found[:, 2:4] < 160).all()  # faces of ~100 px
 

@@ -32,7 +32,7 @@ def points_of(asset):
         from models.face_detector import detect_faces
 
         (boxes,) = detect_faces(detector, [image])
-        x, y, w, h, _ = boxes[0]
+        x, y, w, h = boxes[0, :4]
         return five_points(landmarker.measure(image, (x, y, w, h)).landmarks)
 
     return find
