@@ -248,8 +248,10 @@ def test_the_readmes_people_queries_run_on_a_lake_with_people(two_nights) -> Non
     setup = re.findall(r"```python\n(.*?)```", cookbook, flags=re.DOTALL)[0]
     scope: dict = {}
     exec(setup.replace('"/data/lake"', repr(str(two_nights))), scope)  # noqa: S102
-    assert len(queries) == 2
-    by_month, videos = (scope["con"].execute(q).df() for q in queries)
+    assert len(queries) == 3
+    by_month, videos, summaries = (scope["con"].execute(q).df() for q in queries)
+    assert set(summaries["person_id"]) == set(by_month["person_id"])
+    assert summaries["observations"].sum() == by_month["frames"].sum()
     people = Lake(two_nights).read("people")  # reliable rows only: some people may have none
     assert set(by_month["person_id"]) <= set(people["person_id"]) and len(by_month) > 0
     per_person = videos.groupby("person_id")["source_uri"].nunique()
