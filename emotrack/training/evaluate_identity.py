@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,17 +25,21 @@ from emotrack.people import assign_people
 from emotrack.settings import Settings
 from emotrack.training.identity_set import WIDTH, X_TOLERANCE
 
+if TYPE_CHECKING:
+    from emotrack.analysis import Models
+
 MIN_PRECISION = 0.97
 THRESHOLDS = np.round(np.arange(0.20, 0.81, 0.025), 3)
 
 
-def analyse_clips(folder: Path, settings: Settings) -> pd.DataFrame:
+def analyse_clips(folder: Path, settings: Settings, models: Models | None = None) -> pd.DataFrame:
     """One row per track of every clip in `folder`: clip, track_id, x (mean box centre as a
-    fraction of the width), start_s, end_s, rows, embedding (float32 (128,))."""
+    fraction of the width), start_s, end_s, rows, embedding (float32 (128,); None with
+    identity off). models: emotrack.analysis.Models (None: load_models(settings))."""
     from emotrack.analysis import extract_features, load_models
     from emotrack.video import VideoSource
 
-    models = load_models(settings)
+    models = load_models(settings) if models is None else models
     found = []
     for clip in sorted(folder.glob("*.mp4")):
         features = extract_features(VideoSource.from_path(clip), *models, settings)
