@@ -173,7 +173,8 @@ class IdentityStage:
         track = self._tracks.get(track_id)
         if track is None:
             return "new"
-        if cut or track.pending or float(look @ track.look) < CUE_BELOW:
+        changed = look.any() and track.look.any() and float(look @ track.look) < CUE_BELOW
+        if cut or track.pending or changed:  # (a blank look, of a flat crop, is no cue)
             track.pending = quality < JUDGE_QUALITY
             return None if track.pending else "cue"
         since = index - track.last_sample
