@@ -26,7 +26,7 @@ from emotrack.faces import (
     pack_landmarks,
     thumbnail,
 )
-from emotrack.identity import IdentityStage, sample_quality
+from emotrack.identity import IdentityStage, mean_embedding, sample_quality
 from emotrack.schema import MEASURE_COLUMNS, columns
 from emotrack.settings import Settings
 from emotrack.video import VideoSource, analysis_slot
@@ -321,16 +321,12 @@ def stitch_segments(
         for local, embedding in features.identities.items():
             if local in ids:
                 found.setdefault(ids[local], []).append(embedding)
-    identities = {track: _unit(np.mean(seen, axis=0)) for track, seen in found.items()}
+    identities = {t: mean_embedding([(1.0, e) for e in seen]) for t, seen in found.items()}
     stitched = (
         pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=FEATURE_COLUMNS)
     )
     frames = sum(features.frames_analysed for _, features in parts)
     return VideoFeatures(frames, stitched, thumbnails, identities)
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
 def owned_rows(table: pd.DataFrame, segment: Segment, ids: dict[int, int]) -> pd.DataFrame:

@@ -302,9 +302,10 @@ def _person_tracks(
     lake: Any, person: str, video_id: str | None, tracks: list[str]
 ) -> list[tuple[str, int]]:
     """The tracks a split moves: the person's tracks in `video_id`, or `tracks` (V:T)."""
+    from emotrack.people_lake import person_tracks
+
     if video_id is not None:
-        rows = lake.read("track_people", "person_id = ? AND video_id = ?", [person, video_id])
-        return [(video_id, int(t)) for t in rows["track_id"]]
+        return [(v, t) for v, t in person_tracks(lake, person) if v == video_id]
     moved = []
     for given in tracks:
         video, _, track = given.rpartition(":")

@@ -27,7 +27,7 @@ import pandas as pd
 from emotrack.faces import Face, iou
 from emotrack.html_report import ReportFolder, forget_pages, write_video_pages
 from emotrack.lake import Batch, Lake, to_arrow
-from emotrack.people_lake import has_people, refresh_people
+from emotrack.people_lake import has_people, person_tracks, refresh_people
 from emotrack.schema import FORGOTTEN_FACES
 from emotrack.scoring import summarise_video
 from emotrack.storage import base_name
@@ -119,12 +119,6 @@ def _finish(lake: Lake, targets: Targets, reason: str) -> dict[str, Any]:
 # -- a person ------------------------------------------------------------------------------
 
 
-def person_tracks(lake: Lake, person: str) -> list[tuple[str, int]]:
-    """The face tracks (video_id, track_id) of a person; none for an unknown id."""
-    rows = lake.read("track_people", "person_id = ?", [person])
-    return sorted(zip(rows["video_id"], rows["track_id"].astype(int), strict=True))
-
-
 def forget_person(lake: Lake, person: str) -> dict[str, Any] | None:
     """Forget a person (`emotrack forget --person`), with the lake's lock held: where and
     when each of their tracks was is recorded in _forgotten_faces (so that no analysis of
@@ -146,19 +140,24 @@ def forget_person(lake: Lake, person: str) -> dict[str, Any] | None:
 def face_places(features: pd.DataFrame, tracks: list[tuple[str, int]]) -> pd.DataFrame:
     """_forgotten_faces rows of these tracks: their span and mean box, from features."""
     keys = pd.DataFrame(tracks, columns=["video_id", "track_id"])
-    rows = features.merge(keys, on=["video_id", "track_id"])
-    places = rows.groupby(["video_id", "track_id"]).agg(
+    places = track_places(features.merge(keys, on=["video_id", "track_id"]), "video_id")
+    return (
+        places.reset_index()
+        .drop(columns="track_id")
+        .assign(forgotten_at=pd.Timestamp.now(tz="UTC"))
+    )
+
+
+def track_places(features: pd.DataFrame, *by: str) -> pd.DataFrame:
+    """Per track (grouped by `by` and track_id): its first and last second (start_s, end_s)
+    and its mean box (bbox_x, bbox_y, bbox_w, bbox_h)."""
+    return features.groupby([*by, "track_id"]).agg(
         start_s=("timestamp_s", "min"),
         end_s=("timestamp_s", "max"),
         bbox_x=("bbox_x", "mean"),
         bbox_y=("bbox_y", "mean"),
         bbox_w=("bbox_w", "mean"),
         bbox_h=("bbox_h", "mean"),
-    )
-    return (
-        places.reset_index(level="track_id", drop=True)
-        .reset_index()
-        .assign(forgotten_at=pd.Timestamp.now(tz="UTC"))
     )
 
 
@@ -218,21 +217,14 @@ def forgotten_tracks(features: pd.DataFrame, places: tuple[Place, ...]) -> set[i
     this finds them even if their ids changed."""
     if not places or features.empty:
         return set()
-    tracks = features.groupby("track_id").agg(
-        start_s=("timestamp_s", "min"),
-        end_s=("timestamp_s", "max"),
-        x=("bbox_x", "mean"),
-        y=("bbox_y", "mean"),
-        w=("bbox_w", "mean"),
-        h=("bbox_h", "mean"),
-    )
     hidden = set()
-    for track_id, t in tracks.iterrows():
+    for track_id, t in track_places(features).iterrows():
+        seen = Face(t.bbox_x, t.bbox_y, t.bbox_w, t.bbox_h, 1.0)
         for start, end, x, y, w, h in places:
             shared = min(end, t.end_s) - max(start, t.start_s)
             shorter = min(end - start, t.end_s - t.start_s)
             within = shared >= 0 and (shorter <= 1e-6 or shared / shorter >= 0.5)
-            box = iou(Face(t.x, t.y, t.w, t.h, 1.0), Face(x, y, w, h, 1.0))
+            box = iou(seen, Face(x, y, w, h, 1.0))
             if within and box >= 0.3:
                 hidden.add(int(track_id))
     return hidden

@@ -336,7 +336,7 @@ def write_people_page(lake: Lake, out: ReportFolder) -> str:
         WITH s AS (SELECT video_id, min(model_version) AS model_version FROM summaries
                    GROUP BY video_id)
         SELECT tp.person_id, t.video_id, t.emotion, t.valence,
-               coalesce(v.recorded_at, v.processed_at) AS seen, v.source_uri
+               coalesce(v.recorded_at, v.processed_at) AS seen
         FROM tracks t JOIN s USING (video_id, model_version)
         JOIN track_people tp USING (video_id, track_id) JOIN videos v USING (video_id)
         WHERE coalesce(t.reliable, true)

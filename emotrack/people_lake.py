@@ -12,13 +12,12 @@ made). The grouping itself is emotrack.people.assign_people.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from uuid import uuid4
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from emotrack.evidence import trust
 from emotrack.html_report import ReportFolder, write_people_page, write_video_pages
@@ -42,10 +41,11 @@ def has_people(lake: Lake) -> bool:
     return any(lake.count(t) for t in ("people", IDENTITIES) if lake.has_table(t))
 
 
-def update_people(lake: Lake, threshold: float) -> Grouping:
+def update_people(lake: Lake, threshold: float, touched: Iterable[str] = ()) -> Grouping:
     """Group every track of `_identities` into people (known tracks keep theirs, new tracks
-    join, start or merge people), rewrite `track_people` and `people`, and record the
-    merges. Returns what changed."""
+    join, start or merge people), rewrite `track_people` and `people`, record the merges,
+    and write the pages of the videos whose people changed (and of `touched`, videos whose
+    people a decision changed before). Returns what changed."""
     identities = lake.read(IDENTITIES)
     before = lake.read("track_people")
     decisions = lake.read(DECISIONS)
@@ -66,23 +66,25 @@ def update_people(lake: Lake, threshold: float) -> Grouping:
     )
     given = [number(p) for p in assignment.people.values()]
     _remember_next(lake, max([first - 1, *given]) + 1)
-    _record_merges(lake, assignment.merges, "auto-merge")
+    merges = [{"kind": "auto-merge", "person_id": p, "other_id": o} for p, o in assignment.merges]
+    _record(lake, merges)
     write_people(lake, assignment, identities, lake.read(DECISIONS))
     changed = {v for (v, t), p in assignment.people.items() if known.get((v, t)) != p}
-    publish(lake, changed)
+    publish(lake, changed | set(touched))
     new = set(assignment.people.values()) - set(known.values())
     return Grouping(
         len(set(assignment.people.values())), len(assignment.people), len(new), assignment.merges
     )
 
 
-def refresh_people(lake: Lake) -> None:
-    """Rewrite `people` from `track_people` as it is (no grouping): after tracks were
-    deleted, their people's counts and thumbnails change, and a person with no track left
-    is gone."""
+def refresh_people(lake: Lake, touched: Iterable[str] = ()) -> None:
+    """Rewrite `people` from `track_people` as it is (no grouping), and the people page
+    and the pages of `touched` videos: after tracks were deleted, their people's counts and
+    thumbnails change, and a person with no track left is gone; after a name, their pages
+    say it."""
     before = lake.read("track_people")
     write_people(lake, _as_assignment(before), lake.read(IDENTITIES), lake.read(DECISIONS))
-    publish(lake, ())
+    publish(lake, touched)
 
 
 def publish(lake: Lake, videos: Iterable[str]) -> None:
@@ -201,20 +203,11 @@ def _remember_next(lake: Lake, next_number: int) -> None:
     lake.store.write_bytes(NEXT, f"{next_number}\n".encode())
 
 
-def _record_merges(lake: Lake, merges: list[tuple[str, str]], kind: str) -> None:
-    if merges:
-        now = pd.Timestamp.now(tz="UTC")
-        lake.append(
-            DECISIONS,
-            _decisions(
-                [{"kind": kind, "person_id": p, "other_id": o, "made_at": now} for p, o in merges]
-            ),
-        )
-
-
-def _decisions(rows: list[dict[str, object]]) -> pa.Table:
-    decision = uuid4().hex[:12]
-    return to_arrow(DECISIONS, pd.DataFrame([{"decision_id": decision, **r} for r in rows]))
+def _record(lake: Lake, rows: Sequence[Mapping[str, object]]) -> None:
+    """Append `rows` to _people_decisions as one decision (one id, one time); none: no-op."""
+    if rows:
+        stamp = {"decision_id": uuid4().hex[:12], "made_at": pd.Timestamp.now(tz="UTC")}
+        lake.append(DECISIONS, to_arrow(DECISIONS, pd.DataFrame([{**stamp, **r} for r in rows])))
 
 
 # -- people's decisions --------------------------------------------------------------------
@@ -224,21 +217,25 @@ class UnknownPerson(LookupError):
     """A person id the lake does not hold."""
 
 
-def _tracks_of(lake: Lake, person: str) -> pd.DataFrame:
+def person_tracks(lake: Lake, person: str) -> list[Track]:
+    """The face tracks (video_id, track_id) of a person; none for an unknown id."""
     rows = lake.read("track_people", "person_id = ?", [person])
-    if rows.empty:
+    return sorted(zip(rows["video_id"], rows["track_id"].astype(int), strict=True))
+
+
+def _tracks_of(lake: Lake, person: str) -> list[Track]:
+    """person_tracks, or UnknownPerson if there are none."""
+    tracks = person_tracks(lake, person)
+    if not tracks:
         raise UnknownPerson(f"no person {person} in {lake.url} (`emotrack people` lists them)")
-    return rows
+    return tracks
 
 
 def name_person(lake: Lake, person: str, name: str) -> None:
     """Give a person a name (kept through every later grouping and merge)."""
-    _tracks_of(lake, person)
-    now = pd.Timestamp.now(tz="UTC")
-    row = {"kind": "name", "person_id": person, "value": name, "made_at": now}
-    lake.append(DECISIONS, _decisions([row]))
-    refresh_people(lake)
-    publish(lake, _tracks_of(lake, person)["video_id"])
+    tracks = _tracks_of(lake, person)
+    _record(lake, [{"kind": "name", "person_id": person, "value": name}])
+    refresh_people(lake, {v for v, _ in tracks})
 
 
 def merge_people(lake: Lake, one: str, other: str, threshold: float) -> str:
@@ -246,7 +243,6 @@ def merge_people(lake: Lake, one: str, other: str, threshold: float) -> str:
     track of each is linked for good. Returns the id kept."""
     first, second = _best_track(lake, one), _best_track(lake, other)
     kept, merged = sorted([(one, first), (other, second)], key=lambda p: number(p[0]))
-    now = pd.Timestamp.now(tz="UTC")
     row = {
         "kind": "merge",
         "person_id": kept[0],
@@ -255,22 +251,19 @@ def merge_people(lake: Lake, one: str, other: str, threshold: float) -> str:
         "track_id": kept[1][1],
         "other_video_id": merged[1][0],
         "other_track_id": merged[1][1],
-        "made_at": now,
     }
-    lake.append(DECISIONS, _decisions([row]))
+    _record(lake, [row])
     before = lake.read("track_people")
     before.loc[before["person_id"] == merged[0], "person_id"] = kept[0]
     lake.replace_table("track_people", before)
-    update_people(lake, threshold)
-    publish(lake, before.loc[before["person_id"] == kept[0], "video_id"])
+    update_people(lake, threshold, before.loc[before["person_id"] == kept[0], "video_id"])
     return kept[0]
 
 
 def split_person(lake: Lake, person: str, moved: list[Track], threshold: float) -> str:
     """The tracks `moved` of `person` become a person of their own, kept apart from the
     person's other tracks through every later grouping. Returns the new person's id."""
-    tracks = _tracks_of(lake, person)
-    mine = set(zip(tracks["video_id"], tracks["track_id"].astype(int), strict=True))
+    mine = set(_tracks_of(lake, person))
     moving, left = set(moved) & mine, mine - set(moved)
     if not moving or not left:
         raise ValueError(
@@ -280,30 +273,24 @@ def split_person(lake: Lake, person: str, moved: list[Track], threshold: float) 
     number_ = _next_number(lake, lake.read("track_people"), decisions)
     _remember_next(lake, number_ + 1)
     fresh = f"p{number_}"
-    now = pd.Timestamp.now(tz="UTC")
-    rows = [
-        {"kind": "split", "person_id": person, "other_id": fresh, "video_id": v, "track_id": t,
-         "made_at": now}
-        for v, t in sorted(moving)
-    ] + [
-        {"kind": "split", "person_id": person, "other_id": fresh, "other_video_id": v,
-         "other_track_id": t, "made_at": now}
-        for v, t in sorted(left)
-    ]  # fmt: skip
-    lake.append(DECISIONS, _decisions(rows))
+    split = {"kind": "split", "person_id": person, "other_id": fresh}
+    _record(
+        lake,
+        [split | {"video_id": v, "track_id": t} for v, t in sorted(moving)]
+        + [split | {"other_video_id": v, "other_track_id": t} for v, t in sorted(left)],
+    )
     before = lake.read("track_people")
     is_moved = [
         (v, int(t)) in moving for v, t in zip(before["video_id"], before["track_id"], strict=True)
     ]
     before.loc[is_moved, "person_id"] = fresh
     lake.replace_table("track_people", before)
-    update_people(lake, threshold)
-    publish(lake, {v for v, _ in mine})
+    update_people(lake, threshold, {v for v, _ in mine})
     return fresh
 
 
 def _best_track(lake: Lake, person: str) -> Track:
-    tracks = _tracks_of(lake, person)
+    tracks = pd.DataFrame(_tracks_of(lake, person), columns=["video_id", "track_id"])
     identities = lake.read(IDENTITIES).merge(tracks, on=["video_id", "track_id"])
     best = identities.sort_values(["quality", "video_id", "track_id"], ascending=False).iloc[0]
     return str(best["video_id"]), int(best["track_id"])
