@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read every local file again to find its content, instead of trusting an "
         "unchanged size, modification time and inode",
     )
+    _add_budget_options(run)
     _add_inference_options(run)
 
     rescore = commands.add_parser(
@@ -264,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_geometry_option(serve)
     _add_store_option(serve)
     _add_detector_option(serve)
+    _add_budget_options(serve)
     _add_inference_options(serve)
 
     report = commands.add_parser("report", help="print what the lake holds, or write HTML pages")
@@ -275,6 +277,45 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--lake", required=True, help="lake folder or URL")
 
     return parser
+
+
+def _add_budget_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-videos",
+        type=_positive_int,
+        metavar="N",
+        help="send at most N videos to analysis; the rest wait for the next run, after "
+        "the videos that arrive meanwhile (a first run over a big archive, over nights)",
+    )
+    command.add_argument(
+        "--time-budget",
+        type=duration_s,
+        metavar="DURATION",
+        help="send no more videos once this long has passed since the run started, e.g. "
+        "6h, 90m or 3600s; the videos in flight finish, the rest wait for the next run",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def duration_s(text: str) -> float:
+    """Seconds in a duration such as 6h, 90m, 45s, 1.5h or 3600 (seconds)."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1.0)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (for example 6h, 90m, 3600s)"
+        ) from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration must be more than 0")
+    return seconds
 
 
 def _add_inference_options(command: argparse.ArgumentParser) -> None:

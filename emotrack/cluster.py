@@ -98,6 +98,23 @@ def _not_a_lost_heartbeat(record: Any) -> bool:
     return not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat")
 
 
+@contextmanager
+def quiet_restarts() -> Iterator[None]:
+    """Meanwhile, a local nanny (in this process) restarting its worker says nothing."""
+    import logging
+
+    nanny = logging.getLogger("distributed.nanny")
+    nanny.addFilter(_not_a_restart)
+    try:
+        yield
+    finally:
+        nanny.removeFilter(_not_a_restart)
+
+
+def _not_a_restart(record: Any) -> bool:
+    return not str(record.msg).startswith("Restarting worker")
+
+
 def trim_heap() -> None:
     """Hand the heap's free memory back to the system (glibc's malloc_trim), once a unit of
     work is done: what Dask's MALLOC_TRIM_THRESHOLD_ did on every free, at no cost a frame."""
@@ -122,6 +139,8 @@ def run_bounded(
     tick_s: float | None = None,
     on_submit: Callable[[J], None] | None = None,
     on_retry: Callable[[J, BaseException, float], None] | None = None,
+    drain_every: int = 0,
+    on_drained: Callable[[], None] | None = None,
 ) -> Iterator[tuple[J, Any] | None]:
     """fn(job, *args) on the cluster for each job, at most `window` at a time; yields
     (job, its result) in the order they finish, the result being the exception of a job
@@ -129,13 +148,18 @@ def run_bounded(
     `delays`, `retries` times at most (on_retry is told); a storage error is raised at once
     (the flow stops: the store it writes to cannot be written). Yields None when tick_s
     seconds pass with nothing finished, so that the caller can act on time. No thread per
-    job: one wait on the futures in flight."""
+    job: one wait on the futures in flight.
+
+    drain_every: after that many jobs (0: never), none is sent until every job in flight
+    has finished, then on_drained() is called (the nightly flow restarts its workers there:
+    nothing is in flight, so nothing is lost or done twice), then jobs go on."""
     from distributed import wait
 
     pending = iter(jobs)
     running: dict[Any, tuple[J, int]] = {}
     delayed: list[tuple[float, J, int]] = []  # (not before, job, attempt)
     more = True
+    since_drained = 0
 
     def submit(job: J, attempt: int) -> None:
         key = f"{name(job)}-{uuid4().hex[:8]}"  # unique; names the task on the dashboard
@@ -148,13 +172,20 @@ def run_bounded(
         for entry in [d for d in delayed if d[0] <= now]:
             delayed.remove(entry)
             submit(entry[1], entry[2])
-        while more and len(running) + len(delayed) < window:
+        draining = bool(drain_every) and since_drained >= drain_every
+        if draining and not running and not delayed:
+            if on_drained is not None:
+                on_drained()
+            since_drained, draining = 0, False
+        while more and not draining and len(running) + len(delayed) < window:
             job = next(pending, None)
             if job is None:
                 more = False
             else:
                 submit(job, 0)
-        if not running and not delayed:
+                since_drained += 1
+                draining = bool(drain_every) and since_drained >= drain_every
+        if not running and not delayed and not (more and draining):
             return
         timeout = min([tick_s or math.inf, *(d[0] - now for d in delayed)])
         try:

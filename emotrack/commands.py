@@ -64,13 +64,16 @@ def run(args: Args, settings: Settings) -> int:
         workers=args.workers,
         reprocess=args.reprocess,
         rehash=args.rehash,
+        max_videos=args.max_videos,
+        time_budget_s=args.time_budget,
     )
     if code:
         return code
+    left = f"; {counts['left']} left for the next run (its budget)" if counts.get("left") else ""
     print(
         f"\nprocessed {counts.get('ok', 0)} video(s), {counts.get('failed', 0)} unreadable, "
         f"{counts.get('skipped', 0)} already complete, {counts.get('quarantined', 0)} "
-        f"quarantined (unreadable earlier, unchanged); the run took "
+        f"quarantined (unreadable earlier, unchanged){left}; the run took "
         f"{time.monotonic() - started:.1f} s in all, start-up included"
     )
     return _describe(lake)
@@ -205,6 +208,8 @@ def _serve(nightly: Any, args: Args, settings: Settings, source: str, lake: str)
             "retain_days": args.retain_days,
             "store": settings.store,
             "people": settings.people,
+            "max_videos": args.max_videos,
+            "time_budget_s": args.time_budget,
         },
         tags=["emotrack"],
         description="Process new or changed videos of the archive into the lake.",

@@ -28,8 +28,10 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
+from itertools import chain, islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -214,23 +216,24 @@ def write_indexes(
     return out.location()
 
 
-def write_run_page(out: ReportFolder, run: str, outcomes: list[dict[str, Any]]) -> str:
+def write_run_page(out: ReportFolder, run: str, outcomes: Collection[dict[str, Any]]) -> str:
     """The page of one run: each video's outcome (video, status, detail, video_id), the ones
-    that did not end ok first; PAGE_SIZE a page. Returns where its first page is."""
-    order = sorted(outcomes, key=lambda o: (o["status"] == "ok", o["video"]))
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+    that did not end ok first, each part in the order given; PAGE_SIZE a page, written as
+    they are read (`outcomes` is read twice, never held). Returns where its first page is."""
+    counts = Counter(o["status"] for o in outcomes)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no videos"
-    chunks = [order[i : i + PAGE_SIZE] for i in range(0, len(order), PAGE_SIZE)] or [[]]
-    names = [f"{run}.html"] + [f"{run}-{n}.html" for n in range(2, len(chunks) + 1)]
+    pages = max(1, -(-len(outcomes) // PAGE_SIZE))
+    names = [f"{run}.html"] + [f"{run}-{n}.html" for n in range(2, pages + 1)]
     links = " ".join(f'<a href="{PurePosixPath(n).name}">{i}</a>' for i, n in enumerate(names, 1))
-    for name, chunk in zip(names, chunks, strict=True):
+    ordered = chain(
+        (o for o in outcomes if o["status"] != "ok"), (o for o in outcomes if o["status"] == "ok")
+    )
+    for name in names:
         rows = "".join(
             f'<tr class="{"" if o["status"] in ("ok", "skipped") else "failed"}">'
             f"<td>{_video_link(o.get('video_id'), o['video'], o['status'], depth=1)}</td>"
             f"<td>{html.escape(o['status'])}</td><td>{html.escape(o.get('detail') or '')}</td></tr>"
-            for o in chunk
+            for o in islice(ordered, PAGE_SIZE)
         )
         body = (
             f'<p><a href="../index.html">all videos</a></p><h1>run {html.escape(run)}</h1>'

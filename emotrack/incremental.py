@@ -66,3 +66,9 @@ def plan_videos(
         if video_id is not None and plan.todo and plan.todo[-1] == uri:
             todo_ids.add(video_id)
     return plan
+
+
+def arrivals_first(todo: list[str], backlog: set[str]) -> list[str]:
+    """The files to do, those that arrived since the last run first, then the backlog that
+    a run stopped by its budget left (Lake.backlog); each part in its discovery order."""
+    return [u for u in todo if u not in backlog] + [u for u in todo if u in backlog]

@@ -16,6 +16,7 @@ Every table is one Delta table (written by delta-rs), not partitioned:
 and, beside them (names starting with "_" are emotrack's own):
 
     LAKE/_attempts/<key>  runs that died while a video was in flight (Lake.attempt)
+    LAKE/_backlog         the files a run left for the next one (--max-videos, --time-budget)
     LAKE/_staging/        rows written by workers, waiting for their commit (Lake.stage)
     LAKE/_lock            one run at a time writes (Lake.exclusive, Lake.writing)
     LAKE/_report/         the HTML report
@@ -74,6 +75,7 @@ from emotrack.schema import (
 from emotrack.storage import LocalStore, open_store
 
 ATTEMPTS = "_attempts"  # markers of runs that died while a video was in flight
+BACKLOG = "_backlog"  # the files a run stopped by its budget left to do, one URI a line
 STAGING = "_staging"  # rows staged by workers (Lake.stage), until their commit
 _log = logging.getLogger(__name__)
 _DUCKDB_TYPES = {
@@ -385,6 +387,19 @@ class Lake:
             counts[uri] = int(runs or 0)
         return counts
 
+    def backlog(self) -> set[str]:
+        """The files that the last run stopped by its budget left to do (none: empty)."""
+        if not self.store.exists(BACKLOG):
+            return set()
+        return set(self.store.read_bytes(BACKLOG).decode().splitlines())
+
+    def set_backlog(self, uris: list[str]) -> None:
+        """Record the files a run leaves to do (none: the record goes)."""
+        if uris:
+            self.store.write_bytes(BACKLOG, "\n".join(uris).encode())
+        elif self.store.exists(BACKLOG):
+            self.store.delete(BACKLOG)
+
     # -- forgetting ----------------------------------------------------------------------
 
     def forgotten(self) -> set[str]:
@@ -481,16 +496,17 @@ class Lake:
         retention_hours: float = 168.0,
         min_small_files: int | None = None,
         target_mb: int = 128,
+        tables: Iterable[str] = TABLES,
     ) -> dict[str, dict[str, Any]]:
         """Rewrite small files into large ones, then checkpoint the log and vacuum files that
         left the table more than retention_hours ago. With sort, rows are ordered by the
         table's key (z-order over one column), so that a query for one video reads little;
         without it, only the small files are packed together (cheap, O(new rows)). With
         min_small_files, a table is left alone until it has that many files under target_mb.
-        Returns what was done per table."""
+        Returns what was done per table (of `tables`)."""
         done = {}
         with self._writes():
-            for name in TABLES:
+            for name in tables:
                 small = self.small_files(name, target_mb)
                 if min_small_files is None or small >= min_small_files:
                     done[name] = self._compact(name, small, sort, retention_hours, target_mb)

@@ -41,7 +41,7 @@ class RunProgress:
         self.started = time.monotonic()
         self.done = self.failed = self.frames = 0
         self.seconds = 0.0  # video-seconds analysed, over finished and running videos
-        self.durations: list[float] = []
+        self.known, self.known_s = 0, 0.0  # videos whose duration is known, and its sum
         self.running: dict[str, _Video] = {}
         self._lock = threading.Lock()
         self._live: Any = None
@@ -51,7 +51,7 @@ class RunProgress:
     def started_video(self, key: str, name: str, duration_s: float, rate: float) -> None:
         with self._lock:
             self.running[key] = _Video(name, duration_s, rate)
-            self.durations.append(duration_s)
+            self.known, self.known_s = self.known + 1, self.known_s + duration_s
         if self.mode == "plain":
             self._print(f"start   {name} ({duration_s:.1f} s of video)")
         self._refresh()
@@ -72,7 +72,7 @@ class RunProgress:
         with self._lock:
             video = self.running.pop(key, None) if key else None
             if video is None:  # it never started (unreadable at the probe): nothing left of it
-                self.durations.append(0.0)
+                self.known += 1
             self.done += 1
             self.failed += status != "ok"
             took = time.monotonic() - video.started if video else 0.0
@@ -102,9 +102,8 @@ class RunProgress:
         """The live figures: rates since the start, and the ETA in seconds (None: unknown)."""
         with self._lock:
             elapsed = max(time.monotonic() - self.started, 1e-9)
-            known = self.durations
-            mean = sum(known) / len(known) if known else 0.0
-            total_s = sum(known) + mean * (self.total - len(known))
+            mean = self.known_s / self.known if self.known else 0.0
+            total_s = self.known_s + mean * (self.total - self.known)
             rate = self.seconds / elapsed
             eta = (total_s - self.seconds) / rate if rate > 0 and total_s else None
             eta = 0.0 if self.done == self.total else eta

@@ -3,8 +3,13 @@ and the terminal's account of a lake."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import tempfile
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -38,6 +43,59 @@ class Outcome:
     tracks: int | None = None
     dominant_emotion: str | None = None
     detail: str | None = None  # the reason of a file that did not end ok, else a summary
+
+
+class OutcomeLog:
+    """A run's outcomes as they come: each one a JSON line in a temporary file, so that the
+    run holds their counts and the first MAX_LISTED problems (failed or error), not an
+    object per video (a first run over a big archive has millions). Iterating reads them
+    back in the order they came."""
+
+    PROBLEMS = ("failed", "error")
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.counts: Counter[str] = Counter()
+        self.problems: list[Outcome] = []  # the first MAX_LISTED
+
+    def add(self, o: Outcome) -> None:
+        self._file.write(json.dumps(asdict(o)) + "\n")
+        self.counts[o.status] += 1
+        if o.status in self.PROBLEMS and len(self.problems) < MAX_LISTED:
+            self.problems.append(o)
+
+    def extend(self, outcomes: Iterable[Outcome]) -> None:
+        for o in outcomes:
+            self.add(o)
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    def __iter__(self) -> Iterator[Outcome]:
+        self._file.flush()
+        with open(self._file.fileno(), encoding="utf-8", closefd=False) as lines:
+            lines.seek(0)
+            for line in lines:
+                yield Outcome(**json.loads(line))
+
+    def page_rows(self) -> Collection[dict[str, Any]]:
+        """The rows of the run's page (emotrack.html_report.write_run_page), read from here."""
+        return _PageRows(self)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _PageRows:
+    def __init__(self, log: OutcomeLog) -> None:
+        self.log = log
+
+    def __len__(self) -> int:
+        return len(self.log)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for o in self.log:
+            yield {"video": o.video, "status": o.status, "detail": o.detail, "video_id": o.video_id}
 
 
 def outcome_of(result: VideoResult) -> Outcome:
@@ -76,26 +134,22 @@ def outcome(uri: str, status: str, video_id: str | None = None) -> Outcome:
     return Outcome(base_name(uri), uri, status, video_id, detail=detail)
 
 
-def run_markdown(
-    outcomes: list[Outcome], lake: Lake, pages: str | None, run_page: str | None
-) -> str:
+def run_markdown(outcomes: OutcomeLog, lake: Lake, pages: str | None, run_page: str | None) -> str:
     """The run in a few lines: counts, the files that did not end ok with their reasons,
     where the outputs are."""
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[o.status] = counts.get(o.status, 0) + 1
+    counts = outcomes.counts
     lines = [
         "# emotrack nightly run",
         "",
         ", ".join(f"**{n}** {status}" for status, n in sorted(counts.items())) or "no videos",
         "",
     ]
-    problems = [o for o in outcomes if o.status in ("failed", "error")]
+    problems = sum(counts[s] for s in OutcomeLog.PROBLEMS)
     if problems:
         lines += ["## Not processed", ""]
-        lines += [f"- `{o.video}` ({o.status}): {o.detail}" for o in problems[:MAX_LISTED]]
-        if len(problems) > MAX_LISTED:
-            lines.append(f"- ... and {len(problems) - MAX_LISTED} more: see `failures`")
+        lines += [f"- `{o.video}` ({o.status}): {o.detail}" for o in outcomes.problems]
+        if problems > len(outcomes.problems):
+            lines.append(f"- ... and {problems - len(outcomes.problems)} more: see `failures`")
         lines.append("")
     lines += [
         "## Outputs",

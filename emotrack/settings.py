@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     """Videos longer than this are analysed in segments of this length, in parallel."""
     segment_overlap_s: float = Field(default=1.0, ge=0)
     """Seconds analysed twice at each segment boundary, to join the face tracks across it."""
+    worker_restart_videos: int = Field(default=2000, ge=0)
+    """The safety net against memory that a worker would keep per video: after this many
+    videos, a run sends no more until the ones in flight are done, then replaces its local
+    Dask workers by fresh processes (nothing in flight: nothing lost, nothing done twice;
+    about 10 s idle). 0: never. A cluster given by --dask-address is its operator's: see
+    the README (Dask's worker lifetime)."""
     videos_in_flight: int = Field(default=2, ge=1)
     """Videos sent to each Dask worker thread at a time: one analysed, the next one ready."""
     unit_retries: int = Field(default=2, ge=0)

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from emotrack.cluster import ALLOWED_FAILURES, dask_client, progress_events, run_bounded
+from emotrack.cluster import (
+    ALLOWED_FAILURES,
+    dask_client,
+    progress_events,
+    quiet_restarts,
+    run_bounded,
+)
 from emotrack.commits import Pending
 from emotrack.errors import UnreadableVideo, classify
 from emotrack.forgetting import forgotten_faces
-from emotrack.incremental import CRASHED_RUNS, Plan
+from emotrack.incremental import CRASHED_RUNS, Plan, arrivals_first
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.people_lake import has_people
 from emotrack.progress import RunProgress
-from emotrack.report import Outcome, outcome, outcome_of
+from emotrack.report import OutcomeLog, outcome, outcome_of
 from emotrack.settings import Settings
 from emotrack.sources import Found
 from emotrack.storage import base_name
@@ -53,6 +60,8 @@ def nightly(
     retain_days: float | None = None,
     store: str | None = None,
     people: bool | None = None,
+    max_videos: int | None = None,
+    time_budget_s: float | None = None,
     settings: Settings | None = None,
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
@@ -65,11 +74,17 @@ def nightly(
     ago than that are forgotten first (emotrack.forgetting; None: kept). `store`: what the
     lake keeps of each face, `full`, `geometry` or `labels` (emotrack.schema.STORE_LEVELS).
     `people`: recognise people across videos (emotrack.people_lake; None: the settings').
+    `max_videos`, `time_budget_s`: the run sends no more videos than that, or none once that
+    many seconds have passed since it started; the videos in flight finish and are
+    committed, and the run ends as usual. What is left is the lake's backlog: the next run
+    does it after the files that arrived meanwhile (emotrack.incremental.arrivals_first).
 
     Returns how many files ended ok, failed (unreadable), were skipped (already complete) or
-    quarantined (recorded as unreadable earlier, unchanged since); raises, after the others
-    are done, if any video hit an unexpected error.
+    quarantined (recorded as unreadable earlier, unchanged since), and how many were left
+    for the next run; raises, after the others are done, if any video hit an unexpected
+    error.
     """
+    deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
     settings = (settings or Settings()).with_run_options(
         analysis_fps=fps,
         detector=detector,
@@ -83,7 +98,25 @@ def nightly(
         forget_expired(target, retain_days)  # Step 0: what must go, before anything comes
         if not settings.people and has_people(target):  # a lake with people keeps them current
             settings = settings.with_run_options(people=True)
-        return _nightly(source, target, settings, model, dask_address, workers, reprocess, rehash)
+        budget = Budget(max_videos, deadline)
+        return _nightly(
+            source, target, settings, model, dask_address, workers, reprocess, rehash, budget
+        )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much one run may do: videos sent at most, and the time.monotonic() after which
+    it sends none (None: no limit)."""
+
+    max_videos: int | None = None
+    deadline: float | None = None
+
+    def allows(self, sent: int) -> bool:
+        """Whether a run that has sent `sent` videos may send one more."""
+        if self.max_videos is not None and sent >= self.max_videos:
+            return False
+        return self.deadline is None or time.monotonic() < self.deadline
 
 
 def _nightly(
@@ -95,21 +128,35 @@ def _nightly(
     workers: int,
     reprocess: bool,
     rehash: bool,
+    budget: Budget,
 ) -> dict[str, int]:
     """The steps of a nightly run, with the lake's lock held."""
-    # Step 1: find the videos, and keep those that are new or changed.
+    # Step 1: find the videos, and keep those that are new or changed; what arrived since
+    # the last run goes before what a run stopped by its budget left.
     found, plan = plan_run(source, lake, model, reprocess, rehash)
-    outcomes = [outcome(u, "skipped", plan.video_ids[u]) for u in plan.done]
-    outcomes += [outcome(u, "quarantined", plan.video_ids[u]) for u in plan.quarantined]
+    plan.todo[:] = arrivals_first(plan.todo, lake.backlog())
+    outcomes = OutcomeLog()  # in a file as they come: a first run has millions
+    outcomes.extend(outcome(u, "skipped", plan.video_ids[u]) for u in plan.done)
+    outcomes.extend(outcome(u, "quarantined", plan.video_ids[u]) for u in plan.quarantined)
     # Step 2: files that runs died on are recorded, then quarantined like unreadable ones.
     if plan.crashed:
         crashed = [crashed_result(found[u], plan.video_ids[u]) for u in plan.crashed]
         commit_batch(lake, crashed, "quarantined after crashed runs")
-        outcomes += [outcome_of(r) for r in crashed]
-    # Step 3: each video through its unit of work on the cluster; rows committed in batches.
+        outcomes.extend(outcome_of(r) for r in crashed)
+    # Step 3: each video through its unit of work on the cluster; rows committed in batches,
+    # until the budget is spent.
+    left = list(plan.todo)
     if plan.todo:
         with dask_client(dask_address, workers, settings.worker_memory_gb) as client:
-            outcomes += analyse_and_commit(plan, found, lake, settings, model, client)
+            sent = analyse_and_commit(
+                plan, found, lake, settings, model, client, outcomes, budget, bool(dask_address)
+            )
+        left = plan.todo[sent:]
+    lake.set_backlog(left)
+    if left:
+        get_run_logger().warning(
+            "the run's budget is spent: %d video(s) left for the next run", len(left)
+        )
     # Step 3b: the new tracks joined to people (--people).
     if settings.people:
         group_people(lake, settings)
@@ -118,7 +165,8 @@ def _nightly(
     # Step 5: what the operator sees: HTML pages of the lake, and the run in the Prefect UI.
     index, run_page = write_html_report(lake, run_name(), outcomes)
     publish_run_report(lake, outcomes, index, run_page)
-    return count_statuses(outcomes)
+    outcomes.close()
+    return count_statuses(outcomes) | ({"left": len(left)} if left else {})
 
 
 def analyse_and_commit(
@@ -128,34 +176,47 @@ def analyse_and_commit(
     settings: Settings,
     model: str,
     client: Any,
-) -> list[Outcome]:
-    """Send every video of the plan to the cluster, a bounded window at a time, and commit
-    the results in batches (Settings.commit_*). The console follows each video; the
-    Prefect log has a line per video. A video whose content turns out to be forgotten
-    (plan.unwanted: an object, read only by its unit) is dropped, its staged rows deleted,
-    and has no outcome. Returns each video's outcome."""
+    outcomes: OutcomeLog,
+    budget: Budget = Budget(),
+    remote: bool = False,
+) -> int:
+    """Send the videos of the plan to the cluster in its order, a bounded window at a time,
+    while the budget allows, and commit the results in batches (Settings.commit_*). The
+    console follows each video; the Prefect log has a line per video. A video whose content
+    turns out to be forgotten (plan.unwanted: an object, read only by its unit) is dropped,
+    its staged rows deleted, and has no outcome. Every Settings.worker_restart_videos
+    videos, the local workers are replaced between two videos (not a `remote` cluster's).
+    Each video's outcome goes to `outcomes`. Returns how many of plan.todo were sent (the
+    first ones)."""
     logger = get_run_logger()
     console = RunProgress(len(plan.todo), mode=settings.progress)
     progress, total = start_progress(), len(plan.todo)
     pending = Pending(settings.commit_videos, settings.commit_seconds, settings.commit_rows)
     crashed_before = lake.crashed()
-    outcomes: list[Outcome] = []
+    finished = 0  # videos of this step with an outcome
     # A file whose content is not known yet (an object) learns it in its unit, and stops
     # there if that content was forgotten.
     hidden = forgotten_faces(lake)  # faces forgotten with their person stay out
-    jobs = (
-        VideoJob(
-            found[u],
-            plan.video_ids[u],
-            plan.unwanted if plan.video_ids[u] is None else frozenset(),
-            hidden if plan.video_ids[u] is None else _only(hidden, plan.video_ids[u]),
-        )
-        for u in plan.todo
-    )
+    sent = 0
+
+    def jobs() -> Iterator[VideoJob]:
+        nonlocal sent
+        for u in plan.todo:
+            if not budget.allows(sent):
+                return
+            sent += 1
+            yield VideoJob(
+                found[u],
+                plan.video_ids[u],
+                plan.unwanted if plan.video_ids[u] is None else frozenset(),
+                hidden if plan.video_ids[u] is None else _only(hidden, plan.video_ids[u]),
+            )
 
     def commit() -> None:
+        nonlocal finished
         results = pending.take()
-        label = f"videos {len(outcomes) + 1}-{len(outcomes) + len(results)} of {total}"
+        label = f"videos {finished + 1}-{finished + len(results)} of {total}"
+        finished += len(results)
         try:
             commit_batch(lake, results, label)
             outcomes.extend(outcome_of(r) for r in results)
@@ -164,7 +225,7 @@ def analyse_and_commit(
                 raise
             logger.exception("%s: the commit failed; the next run redoes them", label)
             outcomes.extend(outcome(r.uri, "error", r.video_id) for r in results)
-        report_progress(progress, 100.0 * len(outcomes) / total)
+        report_progress(progress, 100.0 * finished / total)
 
     window = settings.videos_in_flight * sum(client.nthreads().values())
     try:
@@ -172,7 +233,7 @@ def analyse_and_commit(
             for item in run_bounded(
                 client,
                 analyse_video,
-                jobs,
+                jobs(),
                 settings,
                 model,
                 lake.url,
@@ -186,6 +247,8 @@ def analyse_and_commit(
                 on_retry=lambda job, error, delay: logger.warning(
                     "%s: %s; sent again in %.0f s", job.name, error, delay
                 ),
+                drain_every=0 if remote else settings.worker_restart_videos,
+                on_drained=lambda: restart_workers(client, logger),
             ):
                 if item is not None:
                     job, result = item
@@ -195,9 +258,10 @@ def analyse_and_commit(
                         drop_result(lake, result)
                         console.finished_video(job.found.uri, job.name, "skipped", "forgotten")
                         continue
-                    done = len(outcomes) + len(pending.results) + 1
+                    done = finished + len(pending.results) + 1
                     if result is None:
-                        outcomes.append(outcome(job.found.uri, "error", job.video_id))
+                        finished += 1
+                        outcomes.add(outcome(job.found.uri, "error", job.video_id))
                         console.finished_video(
                             job.found.uri, job.name, "error", "unexpected error, see the log"
                         )
@@ -219,7 +283,15 @@ def analyse_and_commit(
             commit()
     finally:
         console.close()
-    return outcomes
+    return sent
+
+
+def restart_workers(client: Any, logger: Any) -> None:
+    """Fresh worker processes, between two videos: what a worker kept is given back."""
+    started = time.monotonic()
+    with quiet_restarts():  # asked for: not the nanny's warning of a worker restarting
+        client.restart()
+    logger.info("workers replaced by fresh processes in %.1f s", time.monotonic() - started)
 
 
 def _only(hidden: dict[str, Any], video_id: str | None) -> dict[str, Any]:
@@ -283,9 +355,13 @@ def run_name() -> str:
     return f"{started:%Y-%m-%dT%H%M%SZ}-{str(flow_run.get_id() or 'local')[:8]}"
 
 
-def count_statuses(outcomes: list[Outcome]) -> dict[str, int]:
+def count_statuses(outcomes: OutcomeLog) -> dict[str, int]:
     """Counts per status; raises (the run ends Failed) if any video hit an unexpected error."""
-    errors = sorted(o.video for o in outcomes if o.status == "error")
-    if errors:  # the others are done; the run still ends Failed so that someone looks
-        raise RuntimeError(f"unexpected errors in {len(errors)} video(s): {', '.join(errors)}")
-    return dict(Counter(o.status for o in outcomes))
+    if outcomes.counts["error"]:  # the others are done; the run still ends Failed so that
+        named = sorted(o.video for o in outcomes.problems if o.status == "error")  # someone looks
+        more = outcomes.counts["error"] - len(named)
+        raise RuntimeError(
+            f"unexpected errors in {outcomes.counts['error']} video(s): {', '.join(named)}"
+            + (f" and {more} more" if more else "")
+        )
+    return dict(outcomes.counts)

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from emotrack.html_report import ReportFolder, write_indexes, write_run_page
 from emotrack.lake import Lake
-from emotrack.report import Outcome, run_markdown
+from emotrack.report import OutcomeLog, run_markdown
 from emotrack.settings import Settings
 
 
@@ -47,16 +47,12 @@ def compact_tables(lake: Lake, settings: Settings) -> dict[str, dict[str, int]]:
 
 
 @task(name="write-html-report", cache_policy=NO_CACHE)
-def write_html_report(lake: Lake, run: str, outcomes: list[Outcome]) -> tuple[str, str]:
+def write_html_report(lake: Lake, run: str, outcomes: OutcomeLog) -> tuple[str, str]:
     """This run's page, and the index pages whose videos changed (from `videos` and
     `summaries`; each video's own page was written with its commit). Returns where the
     index and the run's page are."""
     out = ReportFolder(lake=lake)
-    rows = [
-        {"video": o.video, "status": o.status, "detail": o.detail, "video_id": o.video_id}
-        for o in outcomes
-    ]
-    run_page = write_run_page(out, run, rows)
+    run_page = write_run_page(out, run, outcomes.page_rows())
     index = write_indexes(lake, out, run)
     get_run_logger().info("HTML report: %s (this run: %s)", index, run_page)
     return index, run_page
@@ -64,7 +60,7 @@ def write_html_report(lake: Lake, run: str, outcomes: list[Outcome]) -> tuple[st
 
 @task(name="publish-run-report", cache_policy=NO_CACHE)
 def publish_run_report(
-    lake: Lake, outcomes: list[Outcome], index: str | None = None, run_page: str | None = None
+    lake: Lake, outcomes: OutcomeLog, index: str | None = None, run_page: str | None = None
 ) -> None:
     """A markdown summary of the run (counts, the files not processed and why, where the
     outputs are) as an artifact of the flow run; each commit added its table of videos."""

@@ -60,6 +60,25 @@ def make_clip(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
+def face_clips(tmp_path_factory: pytest.TempPathFactory, asset) -> Callable[[Path, range], None]:
+    """face_clips(folder, numbers): one-second real-face clips face-NNN.mp4 in folder, the
+    first second of single_face.mp4, each made unique (its own content id) by an ISO-BMFF
+    `free` box with its number appended, which players and ffmpeg skip."""
+    first_second = tmp_path_factory.mktemp("face-clip") / "first-second.mp4"
+    ffmpeg("-i", str(asset("single_face.mp4")), "-t", "1", "-c", "copy", "-an", str(first_second))
+    body = first_second.read_bytes()
+
+    def make(folder: Path, numbers: range) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in numbers:
+            tag = f"emotrack test clip {i}".encode()
+            box = (8 + len(tag)).to_bytes(4, "big") + b"free" + tag
+            (folder / f"face-{i:03d}.mp4").write_bytes(body + box)
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def ten_hours_clip(tmp_path_factory: pytest.TempPathFactory, asset) -> Path:
     """Two gray frames ten hours apart: 36001 s claimed in about 1.5 KB."""
     path = tmp_path_factory.mktemp("claims") / "ten-hours.mp4"

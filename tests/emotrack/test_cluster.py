@@ -56,6 +56,32 @@ def test_at_most_window_jobs_are_in_flight(tmp_path: Path) -> None:
     assert overlap == 2
 
 
+def test_a_drain_waits_for_every_job_in_flight_and_loses_none(client, tmp_path) -> None:
+    log = tmp_path / "log"
+    drains: list[float] = []
+    finished = [
+        r
+        for _, r in filter(
+            None,
+            run_bounded(
+                client,
+                _slow,
+                range(7),
+                log,
+                window=4,
+                drain_every=3,
+                on_drained=lambda: drains.append(time.time()),
+            ),
+        )
+    ]
+    assert sorted(finished) == list(range(7))
+    assert len(drains) == 2  # after jobs 3 and 6; not after the last one
+    spans = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
+    for drain in drains:  # nothing was running then: each job ended before or began after
+        assert all(end <= drain or start >= drain for start, end in spans)
+    assert [sum(end <= d for _, end in spans) for d in drains] == [3, 6]
+
+
 def test_a_transient_error_is_sent_again_and_others_are_handed_back(client, tmp_path) -> None:
     retried = []
     out = dict(
