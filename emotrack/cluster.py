@@ -30,9 +30,17 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1"}
 # array over 128 KiB (a decoded frame, a model's input) is a fresh mmap whose pages are
 # faulted in and zeroed each time: the face stage then costs 30 % more CPU a frame
 # (benchmarks/bench_throughput.py). Local workers start with glibc's defaults instead.
+# Dask's statistical profiler samples each worker's thread every 10 ms and keeps a tree of
+# the stacks it saw each second, 1,000 of them (benchmarks/heap_diff.py: most of the 210 MB
+# a worker took on between its 500th and 1,500th video), for a dashboard that runs do not
+# serve. The
+# system monitor keeps an hour of samples (7,200) of each figure in every process: 5
+# minutes are kept instead.
 WORKER_CONFIG = {
     "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.log-length": 600,
 }
 
 # Workers report what they do under this Dask event topic.
