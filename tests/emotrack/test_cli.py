@@ -84,3 +84,18 @@ def test_detect_every_frame_reaches_the_settings_of_run_and_serve(monkeypatch) -
     serve = parser.parse_args(["serve", "--source", "s", "--lake", "l", "--detect-every-frame"])
     assert plain.detect_every_s == 1.0 and every.detect_every_s == 0.0
     assert settings_from(serve).detect_every_s == 0.0
+
+
+def test_a_time_budget_reads_hours_minutes_or_seconds(capsys) -> None:
+    import pytest
+
+    from emotrack.cli import duration_s
+
+    assert duration_s("6h") == 21600 and duration_s("90m") == 5400
+    assert duration_s("1.5h") == 5400 and duration_s("3600") == duration_s("3600s") == 3600
+    for bad in ("soon", "0h", "-5m"):
+        with pytest.raises(SystemExit):
+            main(["run", "/archive", "--lake", "/lake", "--time-budget", bad])
+        assert "--time-budget" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "/archive", "--lake", "/lake", "--max-videos", "0"])

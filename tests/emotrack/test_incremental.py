@@ -50,3 +50,10 @@ def test_forgotten_content_is_left_alone_wherever_it_is_found_but_with_reprocess
     assert (plan.todo, plan.done, plan.forgotten) == ([D], [B], [A, C])
     assert plan.quarantined == []
     assert plan_videos(ids, set(), {}, reprocess=True, forgotten={"va"}).todo == [A, B, D]
+
+
+def test_arrivals_go_before_the_backlog_each_in_discovery_order() -> None:
+    from emotrack.incremental import arrivals_first
+
+    assert arrivals_first([A, B, C, D], backlog={A, C}) == [B, D, A, C]
+    assert arrivals_first([A, B], backlog=set()) == [A, B]

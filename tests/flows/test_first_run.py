@@ -103,3 +103,14 @@ def test_workers_replaced_mid_run_commit_every_video_once_and_change_no_row(
     ) == {"ok": 6}
     for table, rows in _rows(plain).items():
         pd.testing.assert_frame_equal(_rows(restarted)[table], rows, obj=table)
+
+
+def test_a_budget_allows_videos_until_its_count_or_its_time_is_reached() -> None:
+    import time
+
+    from flows.nightly import Budget
+
+    assert Budget().allows(10**9)
+    assert Budget(max_videos=2).allows(1) and not Budget(max_videos=2).allows(2)
+    assert Budget(deadline=time.monotonic() + 60).allows(10**9)
+    assert not Budget(deadline=time.monotonic() - 1).allows(0)
