@@ -124,15 +124,37 @@ def _not_a_restart(record: Any) -> bool:
 
 
 def trim_heap() -> None:
-    """Hand the heap's free memory back to the system (glibc's malloc_trim), once a unit of
-    work is done: what Dask's MALLOC_TRIM_THRESHOLD_ did on every free, at no cost a frame."""
+    """Hand the heap's free memory back to the system (glibc's malloc_trim, and Arrow's
+    memory pool), once a unit of work or a commit is done: what Dask's
+    MALLOC_TRIM_THRESHOLD_ did on every free, at no cost a frame."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    libc = _libc()
+    if libc is not None:
+        with suppress(AttributeError):  # not glibc
+            libc.malloc_trim(0)
+
+
+def few_arenas(arenas: int = 2) -> None:
+    """At most `arenas` malloc arenas in this process (glibc's M_ARENA_MAX; its default is
+    8 per core): a thread of delta-rs, DuckDB or Arrow then reuses an arena's free memory
+    instead of keeping one of its own. Call it before those threads start."""
+    libc = _libc()
+    if libc is not None:
+        with suppress(AttributeError):
+            libc.mallopt(-8, arenas)  # M_ARENA_MAX
+
+
+def _libc() -> Any:
     import ctypes
     import ctypes.util
 
-    libc = ctypes.util.find_library("c")
-    if libc is not None:
-        with suppress(OSError, AttributeError):  # not glibc
-            ctypes.CDLL(libc).malloc_trim(0)
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
 
 
 def run_bounded(

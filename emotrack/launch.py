@@ -57,6 +57,9 @@ def run_flow(flow: str, settings: Settings, **parameters: Any) -> tuple[int, Any
     """The flow named `flow` ("module:name") called with (**parameters, settings=settings) on
     the run's Prefect server: (0, its result), or (1, None) once a storage error stopped it
     (said on stderr in one line)."""
+    from emotrack.cluster import few_arenas
+
+    few_arenas()  # this process commits with delta-rs, DuckDB and Arrow's threads
     try:
         with flow_session(settings, flow) as loaded:
             return 0, loaded(**parameters, settings=settings)

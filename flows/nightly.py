@@ -17,6 +17,7 @@ from emotrack.cluster import (
     progress_events,
     quiet_restarts,
     run_bounded,
+    trim_heap,
 )
 from emotrack.commits import Pending
 from emotrack.errors import UnreadableVideo, classify
@@ -225,6 +226,8 @@ def analyse_and_commit(
                 raise
             logger.exception("%s: the commit failed; the next run redoes them", label)
             outcomes.extend(outcome(r.uri, "error", r.video_id) for r in results)
+        del results
+        trim_heap()  # what the commit took, back to the system before the next batch
         report_progress(progress, 100.0 * finished / total)
 
     window = settings.videos_in_flight * sum(client.nthreads().values())
