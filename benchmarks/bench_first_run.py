@@ -2,7 +2,7 @@
 an hour at 10,000 clips on 2 cores.)
 
     .venv/bin/python benchmarks/bench_first_run.py [--clips 10000]
-    .venv/bin/python benchmarks/bench_first_run.py --speed REF [--rounds 3]   (about 35 min)
+    .venv/bin/python benchmarks/bench_first_run.py --speed REF [--rounds 3] [--seconds 1]
 
 The archive: short real-face clips, copies of the first second of the pinned single_face.mp4
 (one face, 30 frames), each made unique by an ISO-BMFF `free` box appended with its number,
@@ -205,6 +205,7 @@ class Runner:
             "rss_peak": dict(sampler.rss_peak),
             "pss_peak": dict(sampler.pss_peak),
             "slopes_kb_per_video": slopes(sampler.samples, total),
+            "samples": sampler.samples[::10],  # every 5 s: videos done, RSS per class
             "ok": text.count("\nok "),
         }
         print(
@@ -279,17 +280,19 @@ def tables_equal(a: Path, b: Path) -> list[str]:
     return [t for t in PUBLIC if left[t] != right[t]]
 
 
-def speed(ref: str, rounds: int, count: int) -> None:
-    """Time per video-second of a first run over `count` clips of 2.4 s (the archive bench's
-    case a), the code at git `ref` against this tree, `rounds` alternating runs of each
-    (defaults on, the safety net included), each minus an empty-folder run of the same
-    code; and, of this tree, the archive bench's memory case (g): the tree's peak PSS at
-    `count` clips against 10."""
-    clips = short_clips(count, None)
+def speed(ref: str, rounds: int, count: int, seconds: float | None) -> None:
+    """Time per video-second of a first run over `count` clips (`seconds` long; None: the
+    archive bench's 2.4 s), the code at git `ref` against this tree, `rounds` alternating
+    runs of each (defaults on, the safety net included), each minus an empty-folder run of
+    the same code; and, of this tree, the memory case of the archive bench (g): the tree's
+    peak PSS at `count` clips against 10."""
+    clips = short_clips(count, seconds)
     base = ROOT / "build" / f"base-{ref}"
     if not base.exists():
         subprocess.run(["git", "worktree", "add", "--detach", base, ref], check=True, cwd=ROOT)
-    video_s = 2.43 * count
+    probe = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
+    one = float(subprocess.run([*probe, clips[0]], capture_output=True, text=True).stdout)
+    video_s = one * count
     codes = {"base": {"PYTHONPATH": str(base)}, "this": {}}
     per: dict[str, list[float]] = {"base": [], "this": []}
     pss: list[float] = []
@@ -309,7 +312,7 @@ def speed(ref: str, rounds: int, count: int) -> None:
                 shutil.rmtree(tmp / "lake")
                 shutil.rmtree(tmp / "lake-empty")
         ten = runner.run(archive_of(clips[:10], tmp / "ten"), tmp / "lake-ten", total=10, env={})
-    print(f"\nfirst run over {count} clips of 2.4 s, analysis s per video-s ({_cpu()}):")
+    print(f"\nfirst run over {count} clips of {one:.2f} s, analysis s per video-s ({_cpu()}):")
     for r in range(rounds):
         b, t = per["base"][r], per["this"][r]
         print(f"  round {r + 1}: {ref} {b:.4f}, this tree {t:.4f}: {t / b:.3f}x")
@@ -328,9 +331,13 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=10_000)
     parser.add_argument("--speed", metavar="REF", help="only the speed case against git REF")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--seconds", type=float, default=1.0, help="--speed's clips (0: the whole 2.4 s)"
+    )
     args = parser.parse_args()
     if args.speed:
-        speed(args.speed, args.rounds, 1000 if args.clips == 10_000 else args.clips)
+        count = 1000 if args.clips == 10_000 else args.clips
+        speed(args.speed, args.rounds, count, args.seconds or None)
         return
     from emotrack.settings import Settings
 

@@ -278,3 +278,15 @@ def test_a_folder_that_is_not_a_lake_is_said_so(tmp_path: Path) -> None:
 
     with pytest.raises(NotALake, match="emotrack migrate"):
         Lake(tmp_path).read("videos")
+
+
+def test_compaction_packs_small_files_on_object_storage_too(s3) -> None:
+    lake = Lake(f"s3://{s3.bucket('pack')}/lake")
+    lake.create_tables()
+    for i in range(9):
+        _commit(lake, _video(f"v{i:016x}", 4))
+    before = lake.read("tracks").sort_values(["video_id", "frame_index"], ignore_index=True)
+    done = lake.compact(min_small_files=8, tables=["tracks"])
+    assert done["tracks"]["files_removed"] == 9 and len(lake.files("tracks")) == 1
+    after = lake.read("tracks").sort_values(["video_id", "frame_index"], ignore_index=True)
+    pd.testing.assert_frame_equal(after, before)
