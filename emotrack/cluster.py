@@ -33,9 +33,8 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1"}
 # Dask's statistical profiler samples each worker's thread every 10 ms and keeps a tree of
 # the stacks it saw each second, 1,000 of them (benchmarks/heap_diff.py: most of the 210 MB
 # a worker took on between its 500th and 1,500th video), for a dashboard that runs do not
-# serve. The
-# system monitor keeps an hour of samples (7,200) of each figure in every process: 5
-# minutes are kept instead.
+# serve: it is off. The system monitor keeps an hour of samples (7,200) of each figure in
+# every process: 5 minutes are kept instead.
 WORKER_CONFIG = {
     "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
