@@ -317,22 +317,42 @@ class Lake:
         actions: list[AddAction | RemoveAction] = []
         added = 0
         for pieces in parts.values():
-            name = f"part-{uuid.uuid4()}-c000.snappy.parquet"
-            with tempfile.TemporaryDirectory(prefix="emotrack-") as folder:
-                local = Path(folder) / name
-                stats = _FileStats(TABLES[table].arrow)
-                with pq.ParquetWriter(local, TABLES[table].arrow, compression="snappy") as out:
-                    for piece in pieces:
-                        data = piece if isinstance(piece, pa.Table) else self._staged(table, piece)
-                        out.write_table(data)
-                        stats.add(data)
-                self.store.write_file(f"{table}/{name}", local)
-                size = local.stat().st_size
-            now_ms = int(time.time() * 1000)
-            actions.append(AddAction(name, size, {}, now_ms, True, stats.json()))
-            added += stats.rows
+            action, rows_added = self._write_file(
+                table,
+                (p if isinstance(p, pa.Table) else self._staged(table, p) for p in pieces),
+                data_change=True,
+            )
+            actions.append(action)
+            added += rows_added
         self._table(table).create_write_transaction(actions, "append", TABLES[table].arrow)
         return added
+
+    def _write_file(
+        self, table: str, pieces: Iterable[pa.Table], data_change: bool, group_bytes: int = 0
+    ) -> tuple[Any, int]:
+        """A new data file of `table` from `pieces` (in its schema), read one at a time and
+        written as row groups of at least `group_bytes` (0: a row group per piece); returns
+        its Delta AddAction and its rows."""
+        from deltalake.transaction import AddAction
+
+        name, schema = f"part-{uuid.uuid4()}-c000.snappy.parquet", TABLES[table].arrow
+        stats = _FileStats(schema)
+        with tempfile.TemporaryDirectory(prefix="emotrack-") as folder:
+            local = Path(folder) / name
+            with pq.ParquetWriter(local, schema, compression="snappy") as out:
+                group: list[pa.Table] = []
+                for piece in pieces:
+                    group.append(piece)
+                    stats.add(piece)
+                    if sum(g.nbytes for g in group) >= group_bytes:
+                        out.write_table(pa.concat_tables(group))
+                        group = []
+                if group:
+                    out.write_table(pa.concat_tables(group))
+            self.store.write_file(f"{table}/{name}", local)
+            size = local.stat().st_size
+        now_ms = int(time.time() * 1000)
+        return AddAction(name, size, {}, now_ms, data_change, stats.json()), stats.rows
 
     def _staged(self, table: str, file: Staged) -> pa.Table:
         """A staged file's rows as the commit takes them (see Staged), in `table`'s schema."""
@@ -571,30 +591,14 @@ class Lake:
         dt = self._table(name)
         files = pa.table(dt.get_add_actions(flatten=True)).select(["path", "size_bytes"])
         bins = _bins(files.to_pylist(), target_mb * 2**20)
-        schema, now_ms = TABLES[name].arrow, int(time.time() * 1000)
+        now_ms = int(time.time() * 1000)
         actions: list[AddAction | RemoveAction] = []
         for members in bins:
-            packed = f"part-{uuid.uuid4()}-c000.snappy.parquet"
-            stats = _FileStats(schema)
-            with tempfile.TemporaryDirectory(prefix="emotrack-") as folder:
-                local = Path(folder) / packed
-                with pq.ParquetWriter(local, schema, compression="snappy") as out:
-                    group: list[pa.Table] = []  # a row group of about ROW_GROUP_BYTES
-                    for member in members:
-                        for rows in self._file_rows(name, member["path"]):
-                            group.append(rows)
-                            stats.add(rows)
-                            if sum(g.nbytes for g in group) >= ROW_GROUP_BYTES:
-                                out.write_table(pa.concat_tables(group))
-                                group = []
-                    if group:
-                        out.write_table(pa.concat_tables(group))
-                self.store.write_file(f"{name}/{packed}", local)
-                size = local.stat().st_size
-            actions.append(AddAction(packed, size, {}, now_ms, False, stats.json()))
+            rows = (r for m in members for r in self._file_rows(name, m["path"]))
+            actions.append(self._write_file(name, rows, False, ROW_GROUP_BYTES)[0])
             actions += [RemoveAction(m["path"], False, now_ms, m["size_bytes"]) for m in members]
         if actions:
-            dt.create_write_transaction(actions, "append", schema)
+            dt.create_write_transaction(actions, "append", TABLES[name].arrow)
         return {"files_added": len(bins), "files_removed": sum(len(b) for b in bins)}
 
     def _file_rows(self, table: str, path: str) -> Iterator[pa.Table]:
