@@ -29,11 +29,11 @@ import html
 import json
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain, islice
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -216,7 +216,15 @@ def write_indexes(
     return out.location()
 
 
-def write_run_page(out: ReportFolder, run: str, outcomes: Collection[dict[str, Any]]) -> str:
+class RunRows(Protocol):
+    """A run's outcome rows, counted and read as often as needed, never held in full."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+
+def write_run_page(out: ReportFolder, run: str, outcomes: RunRows) -> str:
     """The page of one run: each video's outcome (video, status, detail, video_id), the ones
     that did not end ok first, each part in the order given; PAGE_SIZE a page, written as
     they are read (`outcomes` is read twice, never held). Returns where its first page is."""

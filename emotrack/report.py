@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from emotrack.html_report import REPORT_DIR, ReportFolder
+from emotrack.html_report import REPORT_DIR, ReportFolder, RunRows
 from emotrack.lake import Lake
 from emotrack.storage import base_name
 from emotrack.units import VideoResult
@@ -78,7 +78,7 @@ class OutcomeLog:
             for line in lines:
                 yield Outcome(**json.loads(line))
 
-    def page_rows(self) -> Collection[dict[str, Any]]:
+    def page_rows(self) -> RunRows:
         """The rows of the run's page (emotrack.html_report.write_run_page), read from here."""
         return _PageRows(self)
 
