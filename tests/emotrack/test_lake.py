@@ -71,6 +71,24 @@ def test_a_commit_holds_many_videos_and_committing_again_replaces_them(lake: Lak
     assert len(lake.read_video("tracks", "vaaa")) == 3
 
 
+def test_new_videos_are_appended_and_a_batch_with_a_known_one_replaces_its_rows(
+    lake: Lake,
+) -> None:
+    def last_write(table: str) -> dict:
+        return DeltaTable(lake.table_uri(table)).history(1)[0]["operationParameters"]
+
+    _commit(lake, _video("vaaa", 5), _video("vbbb", 2, "/archive/b.mp4"))
+    assert {last_write(t)["mode"] for t in ("features", "tracks", "videos")} == {"Append"}
+    added = pa.table(DeltaTable(lake.table_uri("features")).get_add_actions(flatten=True))
+    assert added.select(["min.video_id", "max.video_id", "num_records"]).to_pylist() == [
+        {"min.video_id": "vaaa", "max.video_id": "vbbb", "num_records": 7}
+    ]  # statistics, for readers to skip the file
+    _commit(lake, _video("vaaa", 3), _video("vccc", 1, "/archive/c.mp4"))
+    assert last_write("tracks")["mode"] == "Overwrite"
+    counts = lake.read("tracks")["video_id"].value_counts().to_dict()
+    assert counts == {"vaaa": 3, "vbbb": 2, "vccc": 1} and lake.count("videos") == 3
+
+
 def test_the_same_video_twice_in_a_batch_keeps_the_later_rows(lake: Lake) -> None:
     _commit(lake, _video("vaaa", 5), _video("vaaa", 2, "/archive/copy.mp4"))
     assert lake.count("tracks") == 2
