@@ -149,13 +149,16 @@ class Settings(BaseSettings):
     unit_retries: int = Field(default=2, ge=0)
     """Times a video is sent again after a transient error (an I/O error while reading it),
     after 5 s, then 30 s; then it is reported as an error and the run ends Failed."""
-    commit_videos: int = Field(default=500, ge=1)
+    commit_videos: int = Field(default=250, ge=1)
     commit_seconds: float = Field(default=60.0, gt=0)
     commit_rows: int = Field(default=50_000, ge=1)
     """Analysed videos wait in the run's memory until one of these is reached, then all their
     rows go into the lake in one commit per table: this many videos, this many seconds since
     the oldest waiting one, or this many rows of all tables (a features row holds about
-    4.1 KB in memory with its 478 int16 landmarks: 50,000 rows are at most about 210 MB)."""
+    4.1 KB in memory with its 478 int16 landmarks: 50,000 rows are at most about 210 MB).
+    A short video's rows take about 120 KB of the run's memory while they wait (pandas' own
+    per-frame overhead, 6 tables): 250 short videos, not 500, kept a 2,000-clip first run's
+    driver 40 MB lower between commits and 100 MB lower at them (benchmarks/bench_first_run.py)."""
     compact_small_files: int = Field(default=8, ge=2)
     """A run compacts a table (bin-packing, no sorting) once it holds this many files
     smaller than target_file_mb; `emotrack compact` also sorts the rows by video_id."""
