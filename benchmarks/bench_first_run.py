@@ -8,7 +8,8 @@ The archive: short real-face clips, copies of the first second of the pinned sin
 (one face, 30 frames), each made unique by an ISO-BMFF `free` box appended with its number,
 so that each has its content id. Every run is `emotrack run` with a fresh copy of the same
 empty Prefect database and the worker lifetime (the safety net) off, its process tree
-sampled every 0.5 s (RSS) and 3 s (PSS), each process counted in its class:
+sampled every 0.5 s (RSS) and 1 s (PSS, as bench_throughput.timed), each process counted
+in its class:
 - driver: the `emotrack run` process (the flow, the Dask scheduler and nannies of its
   LocalCluster, the Dask client);
 - workers: the Dask worker processes;
@@ -94,14 +95,20 @@ def archive_of(clips: list[Path], folder: Path) -> Path:
     return folder
 
 
-def process_class(proc: psutil.Process, root: psutil.Process) -> str:
-    """Which class a process of the run's tree belongs to (see the module's docstring)."""
+def process_class(proc: psutil.Process, root: psutil.Process) -> str | None:
+    """Which class a process of the run's tree belongs to (see the module's docstring);
+    None for a child forked but not yet exec'd (a worker's ffmpeg a moment before it is
+    ffmpeg): its RSS is its parent's pages, counted with the parent (sampled there, it
+    added a worker's 330 MB to the workers' peak, which their PSS never showed)."""
     if proc.pid == root.pid:
         return "driver"
     name = proc.name()
     if name.startswith(("ffmpeg", "ffprobe")):
         return "ffmpeg"
     line = " ".join(proc.cmdline())
+    parent = proc.parent()
+    if parent is not None and " ".join(parent.cmdline()) == line:
+        return None
     if "uvicorn" in line or "prefect" in line:
         return "server"
     if "multiprocessing" in line and "resource_tracker" not in line:
@@ -125,7 +132,7 @@ class Sampler:
     def _run(self) -> None:
         last_pss = 0.0
         while not self._stop.wait(0.5):
-            with_pss = time.monotonic() - last_pss > 3.0
+            with_pss = time.monotonic() - last_pss > 1.0
             last_pss = time.monotonic() if with_pss else last_pss
             rss: dict[str, int] = defaultdict(int)
             pss: dict[str, int] = defaultdict(int)
@@ -136,6 +143,8 @@ class Sampler:
             for proc in tree:
                 with contextlib.suppress(psutil.Error):
                     kind = process_class(proc, self.root)
+                    if kind is None:
+                        continue
                     if with_pss:
                         info = proc.memory_full_info()
                         pss[kind] += info.pss

@@ -84,9 +84,10 @@ def timed(cmd: list[str | Path], env: dict[str, str] | None = None) -> tuple[flo
         peak_rss = peak_pss = 0
         sampled = 0.0
         while proc.poll() is None:
-            # PSS reads every mapping of every process (~35 ms a Dask worker): every 3 s only,
-            # or the sampling itself would slow the run it measures.
-            if time.perf_counter() - sampled > 3.0:
+            # PSS reads every mapping of every process (~12 ms a Dask worker): every second,
+            # in every run alike, so that a 12-s run of 10 clips is sampled as densely as a
+            # long one (at 3 s it had 4 samples, and missed its peak), at a few % of a core.
+            if time.perf_counter() - sampled > 1.0:
                 rss, pss = tree_memory(proc)
                 peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
                 sampled = time.perf_counter()
