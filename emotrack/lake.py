@@ -333,12 +333,11 @@ class Lake:
         return added
 
     def _holds(self, table: str, keys: set[str]) -> bool:
-        """Whether `table` has rows of any of `keys` (reads their column only, files whose
-        statistics rule the keys out skipped, up to the first such row)."""
-        column = key_of(table)
-        rows = self._table(table).to_pyarrow_dataset()
-        found = rows.head(1, columns=[column], filter=pc.field(column).isin(sorted(keys)))
-        return found.num_rows > 0
+        """Whether `table` has rows of any of `keys` (DuckDB reads their column only, and
+        skips row groups whose statistics rule the keys out)."""
+        query = f'SELECT 1 FROM "{table}" WHERE {key_of(table)} IN (SELECT unnest(?)) LIMIT 1'
+        with self.connect([table]) as con:
+            return bool(con.execute(query, [sorted(keys)]).fetchall())
 
     def _write_file(
         self, table: str, pieces: Iterable[pa.Table], data_change: bool, group_bytes: int = 0
