@@ -184,7 +184,8 @@ class ObjectStore:
         options: dict[str, Any] = {"use_listings_cache": False}  # other processes write too
         if protocol in ("s3", "s3a"):
             options["config_kwargs"] = {
-                "retries": {"max_attempts": S3_ATTEMPTS, "mode": "standard"}
+                # total_max_attempts: botocore's max_attempts counts retries, not attempts
+                "retries": {"total_max_attempts": S3_ATTEMPTS, "mode": "standard"}
             }
             # botocore reads it too; named here, it is part of fsspec's instance cache key
             options["endpoint_url"] = s3_endpoint()
