@@ -78,6 +78,10 @@ from emotrack.storage import LocalStore, open_store
 # Compaction's row groups: about this much in memory (a few thousand `features` rows with
 # their landmarks, a hundred thousand `videos` rows)
 ROW_GROUP_BYTES = 16 * 2**20
+# what compaction reads of a file at a time (a features row is 4 KB: 1,024 rows; a tracks
+# row about 150 bytes: 28,000); 1,024 rows of any table, with statistics gathered per batch,
+# made compaction 3.5 times slower than delta-rs's (a synthetic lake of 20,000 videos)
+BATCH_BYTES = 4 * 2**20
 ATTEMPTS = "_attempts"  # markers of runs that died while a video was in flight
 BACKLOG = "_backlog"  # the files a run stopped by its budget left to do, one URI a line
 STAGING = "_staging"  # rows staged by workers (Lake.stage), until their commit
@@ -352,15 +356,22 @@ class Lake:
         with tempfile.TemporaryDirectory(prefix="emotrack-") as folder:
             local = Path(folder) / name
             with pq.ParquetWriter(local, schema, compression="snappy") as out:
+
+                def write(group: list[pa.Table]) -> None:
+                    rows = pa.concat_tables(group)
+                    stats.add(rows)
+                    out.write_table(rows)
+
                 group: list[pa.Table] = []
+                size = 0
                 for piece in pieces:
                     group.append(piece)
-                    stats.add(piece)
-                    if sum(g.nbytes for g in group) >= group_bytes:
-                        out.write_table(pa.concat_tables(group))
-                        group = []
+                    size += piece.nbytes
+                    if size >= group_bytes:
+                        write(group)
+                        group, size = [], 0
                 if group:
-                    out.write_table(pa.concat_tables(group))
+                    write(group)
             self.store.write_file(f"{table}/{name}", local)
             size = local.stat().st_size
         now_ms = int(time.time() * 1000)
@@ -614,12 +625,16 @@ class Lake:
         return {"files_added": len(bins), "files_removed": sum(len(b) for b in bins)}
 
     def _file_rows(self, table: str, path: str) -> Iterator[pa.Table]:
-        """A data file's rows in the table's schema, 1,024 at a time (a column that the
-        file predates is null)."""
+        """A data file's rows in the table's schema, about BATCH_BYTES at a time (at least
+        1,024 rows; a column that the file predates is null)."""
         key = f"{table}/{path}"
         source = str(self.root / key) if self.local else pa.BufferReader(self.store.read_bytes(key))
         declared = TABLES[table].arrow
-        for batch in pq.ParquetFile(source).iter_batches(batch_size=1024, use_threads=False):
+        data = pq.ParquetFile(source)
+        meta = data.metadata
+        row_bytes = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        rows_per_batch = max(1024, BATCH_BYTES * max(meta.num_rows, 1) // max(row_bytes, 1))
+        for batch in data.iter_batches(batch_size=rows_per_batch, use_threads=False):
             rows = pa.Table.from_batches([batch])
             for column in declared:
                 if column.name not in rows.column_names:
