@@ -363,13 +363,13 @@ class Lake:
                     out.write_table(rows)
 
                 group: list[pa.Table] = []
-                size = 0
+                held = 0
                 for piece in pieces:
                     group.append(piece)
-                    size += piece.nbytes
-                    if size >= group_bytes:
+                    held += piece.nbytes
+                    if held >= group_bytes:
                         write(group)
-                        group, size = [], 0
+                        group, held = [], 0
                 if group:
                     write(group)
             self.store.write_file(f"{table}/{name}", local)
