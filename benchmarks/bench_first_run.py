@@ -49,7 +49,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_throughput import _cpu  # noqa: E402
+from bench_throughput import _cpu, duration  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -303,8 +303,7 @@ def speed(ref: str, rounds: int, count: int, seconds: float | None) -> None:
     base = ROOT / "build" / f"base-{ref}"
     if not base.exists():
         subprocess.run(["git", "worktree", "add", "--detach", base, ref], check=True, cwd=ROOT)
-    probe = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
-    one = float(subprocess.run([*probe, clips[0]], capture_output=True, text=True).stdout)
+    one = duration(clips[0])
     video_s = one * count
     codes = {"base": {"PYTHONPATH": str(base)}, "this": {}}
     per: dict[str, list[float]] = {"base": [], "this": []}
