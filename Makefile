@@ -37,7 +37,15 @@ bench: setup
 	$(BIN)/python benchmarks/bench_action_units.py
 	$(BIN)/python benchmarks/bench_identity.py
 
-lint: setup
+# mypy cannot follow setuptools' package-dir: it reads emotrack.flows, .tasks and .models
+# through these links (mypy_path in pyproject.toml).
+TYPECHECK := build/typecheck/emotrack
+
+$(TYPECHECK):
+	mkdir -p $@
+	for p in flows tasks models; do ln -sfn ../../../$$p $@/$$p; done
+
+lint: setup $(TYPECHECK)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from emotrack.models.face_detector import DETECTORS, box_iou, detect_faces
 
 from emotrack.analysis import load_detector
 from emotrack.assets import fetch_asset
 from emotrack.settings import Settings
 from emotrack.video import VideoSource
-from models.face_detector import DETECTORS, box_iou, detect_faces
 
 ROOT = Path(__file__).resolve().parents[1]
 H264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]

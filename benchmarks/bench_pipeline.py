@@ -111,9 +111,10 @@ def main() -> None:
     baseline = timed(lambda: ffmpeg_decode(video, args.fps))
     decode = timed(lambda: sum(1 for _ in source.frames(args.fps)))
 
+    from emotrack.models.expression_cnn import predict_features
+    from emotrack.models.face_detector import detect_faces
+
     from emotrack.analysis import load_models
-    from models.expression_cnn import predict_features
-    from models.face_detector import detect_faces
 
     detector, cnn = load_models(settings)
     detect_faces(detector, frames[:16])  # warm-up

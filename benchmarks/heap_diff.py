@@ -104,7 +104,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = archive_of(clips, Path(tmp) / "archive")
         code, counts = run_flow(
-            "flows.nightly:nightly",
+            "emotrack.flows.nightly:nightly",
             settings,
             source=str(folder),
             lake=str(Path(tmp) / "lake"),

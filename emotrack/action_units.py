@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.face_landmarker import BLENDSHAPE_NAMES
+from emotrack.models.face_landmarker import BLENDSHAPE_NAMES
 
 Values = Mapping[str, np.ndarray]  # blendshape name (without `bs_`) -> per-row scores
 

@@ -27,21 +27,21 @@ from emotrack.faces import (
     thumbnail,
 )
 from emotrack.identity import IdentityStage, mean_embedding, sample_quality
-from emotrack.schema import MEASURE_COLUMNS, columns
-from emotrack.settings import Settings
-from emotrack.video import VideoSource, analysis_slot
-from emotrack.vocabulary import NEUTRAL, softmax
-from models.expression_cnn import load_expression_features, predict_features
-from models.face_detector import BLAZEFACE, detect_faces, load_face_detector
-from models.face_identity import FaceIdentity, load_face_identity
-from models.face_landmarker import (
+from emotrack.models.expression_cnn import load_expression_features, predict_features
+from emotrack.models.face_detector import BLAZEFACE, detect_faces, load_face_detector
+from emotrack.models.face_identity import FaceIdentity, load_face_identity
+from emotrack.models.face_landmarker import (
     BLENDSHAPE_COLUMNS,
     POSE_COLUMNS,
     FaceLandmarker,
     Geometry,
     load_face_landmarker,
 )
-from models.tensorflow_runtime import configure as configure_runtime
+from emotrack.models.tensorflow_runtime import configure as configure_runtime
+from emotrack.schema import MEASURE_COLUMNS, columns
+from emotrack.settings import Settings
+from emotrack.video import VideoSource, analysis_slot
+from emotrack.vocabulary import NEUTRAL, softmax
 
 T = TypeVar("T")
 

@@ -11,9 +11,9 @@ import html
 import numpy as np
 import pandas as pd
 
+from emotrack.models.face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
 from emotrack.schema import PROB_COLUMNS
 from emotrack.vocabulary import EMOTIONS
-from models.face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
 
 MAX_POINTS = 400
 POSE_COLOURS = ("#1f77b4", "#d62728", "#9467bd")  # yaw, pitch, roll

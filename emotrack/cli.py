@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from emotrack import commands
+from emotrack import __version__, commands
 from emotrack.launch import configure_prefect
 
 COMMANDS = {
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emotrack", description="Video archives -> per-frame facial-emotion Parquet tables."
     )
+    parser.add_argument("--version", action="version", version=f"emotrack {__version__}")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -131,7 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train-temporal", help="train the temporal model (simulated)")
     train.add_argument("--preset", choices=["default", "tiny"], default="default")
-    train.add_argument("--out", type=Path, help="folder (default: models/weights/<version>)")
+    train.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder to write to (the shipped model: models/weights/<version> of a checkout)",
+    )
 
     harm = commands.add_parser(
         "evaluate", help="does a model do harm to what the CNN sees? (real faces, talking head)"

@@ -55,7 +55,7 @@ def run(args: Args, settings: Settings) -> int:
     from emotrack.launch import run_flow
 
     code, counts = run_flow(
-        "flows.nightly:nightly",
+        "emotrack.flows.nightly:nightly",
         settings,
         source=source,
         lake=lake,
@@ -87,7 +87,7 @@ def rescore(args: Args, settings: Settings) -> int:
     from emotrack.launch import run_flow
 
     code, counts = run_flow(
-        "flows.rescore:rescore",
+        "emotrack.flows.rescore:rescore",
         settings,
         lake=lake,
         model=args.model,
@@ -117,7 +117,7 @@ def train_labelled(args: Args, settings: Settings) -> int:
             print(f"emotrack: {folder} is not a folder", file=sys.stderr)
             return 2
     from emotrack.inference import known_models
-    from models.temporal_gru import TemporalConfig
+    from emotrack.models.temporal_gru import TemporalConfig
 
     if args.name in known_models(lake):
         print(f"emotrack: a model named {args.name!r} exists already", file=sys.stderr)
@@ -131,7 +131,7 @@ def train_labelled(args: Args, settings: Settings) -> int:
     from emotrack.launch import run_flow
 
     code, validation = run_flow(
-        "flows.train:train",
+        "emotrack.flows.train:train",
         settings,
         annotations=str(args.annotations.resolve()),
         videos=str(args.videos.resolve()),
@@ -181,7 +181,7 @@ def serve(args: Args, settings: Settings) -> int:
     from emotrack.launch import flow_session, unauthorized
 
     try:
-        with flow_session(settings, "flows.nightly:nightly") as nightly:
+        with flow_session(settings, "emotrack.flows.nightly:nightly") as nightly:
             _serve(nightly, args, settings, source, lake)
     except Exception as error:
         if not unauthorized(error):
@@ -223,7 +223,7 @@ def _serve(nightly: Any, args: Args, settings: Settings, source: str, lake: str)
 def compact(args: Args, settings: Settings) -> int:
     """`emotrack compact`: few large files, sorted by video; checkpoint and vacuum."""
     from emotrack.lake import Lake
-    from tasks.report import compact as compact_lake
+    from emotrack.tasks.report import compact as compact_lake
 
     lake = location(args.lake)
     if not _reachable(lake):
@@ -457,8 +457,8 @@ def evaluate_temporal(args: Args, settings: Settings) -> int:
     """`emotrack evaluate-temporal`: a shipped temporal model's card figures, again."""
     import json
 
+    from emotrack.models.temporal_gru import TemporalConfig
     from emotrack.training.evaluate_temporal import evaluate_again
-    from models.temporal_gru import TemporalConfig
 
     # the shipped GRU: the default model is a rule, with no simulated-training figures
     print(json.dumps(evaluate_again(args.model or TemporalConfig().version), indent=2))
@@ -468,9 +468,9 @@ def evaluate_temporal(args: Args, settings: Settings) -> int:
 def no_harm(args: Args, settings: Settings) -> int:
     """`emotrack evaluate`: the no-harm checks of model versions against the CNN."""
     from emotrack.inference import DEFAULT_MODEL
+    from emotrack.models.temporal_gru import TemporalConfig
     from emotrack.scoring import SMOOTHED_VERSION
     from emotrack.training.no_harm import evaluate_versions, table
-    from models.temporal_gru import TemporalConfig
 
     versions = args.model or [DEFAULT_MODEL, SMOOTHED_VERSION, TemporalConfig().version]
     results = evaluate_versions(versions, settings.cache_dir)

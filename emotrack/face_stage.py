@@ -34,7 +34,7 @@ from emotrack.faces import (
     iou,
     scene_change,
 )
-from models.face_landmarker import MISSED, Geometry, eye_roll_deg
+from emotrack.models.face_landmarker import MISSED, Geometry, eye_roll_deg
 
 # A followed face whose mesh is less sure than this that a face is there is looked for again
 # by the detector, at once: small faces (40 px) otherwise drift off under a weak fit (one

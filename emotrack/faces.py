@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from models.face_identity import similarity
-from models.face_landmarker import LEFT_EYE, MESH_POINTS, MOUTH, RIGHT_EYE
+from emotrack.models.face_identity import similarity
+from emotrack.models.face_landmarker import LEFT_EYE, MESH_POINTS, MOUTH, RIGHT_EYE
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ import numpy as np
 
 from emotrack.evidence import TRUST
 from emotrack.faces import Face
-from models.face_identity import TEMPLATE
-from models.face_landmarker import Geometry, five_points
+from emotrack.models.face_identity import TEMPLATE
+from emotrack.models.face_landmarker import Geometry, five_points
 
 Embed = Callable[[np.ndarray, np.ndarray], np.ndarray]  # frame, (N, 5, 2) -> (N, 128) unit
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from emotrack.models.temporal_gru import WEIGHTS_DIR, load_model_folder
 from emotrack.registry import model_folder, registered
 from emotrack.scoring import (
     EVIDENCE_VERSION,
@@ -21,7 +22,6 @@ from emotrack.scoring import (
     temporal_scores,
 )
 from emotrack.scoring import MODEL_VERSION as CNN_PER_FRAME
-from models.temporal_gru import WEIGHTS_DIR, load_model_folder
 
 # The default weighs the CNN with the face's action units and does no harm to what the CNN
 # sees on real faces (README, "Which model"); the CNN smoothed alone, and the temporal GRUs

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from emotrack.errors import disk_full
+from emotrack.models.temporal_gru import WEIGHTS_DIR
 from emotrack.storage import is_url
 from emotrack.vocabulary import EMOTIONS
-from models.temporal_gru import WEIGHTS_DIR
 
 REGISTRY = "_models"
 

@@ -23,9 +23,9 @@ import pyarrow as pa
 
 from emotrack import action_units
 from emotrack.action_units import AU_COLUMNS
+from emotrack.models.expression_cnn import EMBEDDING_DIM
+from emotrack.models.face_landmarker import BLENDSHAPE_COLUMNS, LANDMARKS, POSE_COLUMNS
 from emotrack.vocabulary import EMOTIONS
-from models.expression_cnn import EMBEDDING_DIM
-from models.face_landmarker import BLENDSHAPE_COLUMNS, LANDMARKS, POSE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd

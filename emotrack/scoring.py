@@ -10,6 +10,8 @@ import pandas as pd
 
 from emotrack.action_units import AU_COLUMNS, action_units
 from emotrack.evidence import au_evidence, reliable, reliable_rows, trust
+from emotrack.models.expression_cnn import CONFIG as CNN_CONFIG
+from emotrack.models.temporal_gru import TemporalConfig, extra_inputs, model_inputs, predict_track
 from emotrack.schema import (
     FACE_COLUMNS,
     MEASURE_COLUMNS,
@@ -19,8 +21,6 @@ from emotrack.schema import (
     row,
 )
 from emotrack.vocabulary import EMOTIONS, NEUTRAL, softmax, valence_arousal
-from models.expression_cnn import CONFIG as CNN_CONFIG
-from models.temporal_gru import TemporalConfig, extra_inputs, model_inputs, predict_track
 
 # What produced the tracks table's values: the CNN alone, per frame, and valence/arousal as
 # the expectation of the NRC VAD coordinates under the CNN's probabilities.

@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     @field_validator("detector")
     @classmethod
     def _known_detector(cls, name: str) -> str:
-        from models.face_detector import DETECTORS
+        from emotrack.models.face_detector import DETECTORS
 
         if name not in DETECTORS:
             raise ValueError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")

@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from emotrack.tasks.commit import commit_batch
+from emotrack.tasks.discover import plan_run
+from emotrack.tasks.forget import forget_expired
+from emotrack.tasks.people import group_people
+from emotrack.tasks.report import (
+    compact_tables,
+    publish_run_report,
+    report_progress,
+    start_progress,
+    write_html_report,
+)
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
@@ -32,17 +43,6 @@ from emotrack.settings import Settings
 from emotrack.sources import Found
 from emotrack.storage import base_name
 from emotrack.units import VideoJob, VideoResult, analyse_video, failed_result
-from tasks.commit import commit_batch
-from tasks.discover import plan_run
-from tasks.forget import forget_expired
-from tasks.people import group_people
-from tasks.report import (
-    compact_tables,
-    publish_run_report,
-    report_progress,
-    start_progress,
-    write_html_report,
-)
 
 
 @flow(name="emotrack-nightly", flow_run_name="nightly {source}")

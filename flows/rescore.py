@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from emotrack.tasks.commit import commit_batch
 from prefect import flow, get_run_logger
 
 from emotrack.cluster import dask_client, run_bounded
@@ -9,7 +10,6 @@ from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.settings import Settings
 from emotrack.units import RescoreJob, VideoResult, rescore_videos
-from tasks.commit import commit_batch
 
 VIDEOS_PER_JOB = 50  # one read of the lake's features per job
 

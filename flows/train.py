@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from emotrack.tasks.commit import commit_batch
+from emotrack.tasks.train import (
+    build_sequences,
+    find_labelled_videos,
+    probe_videos,
+    train_and_register,
+)
 from prefect import flow, get_run_logger
 
 from emotrack.cluster import dask_client, run_bounded
@@ -14,8 +21,6 @@ from emotrack.registry import model_folder
 from emotrack.settings import Settings
 from emotrack.sources import Found
 from emotrack.units import VideoJob, VideoResult, analyse_video
-from tasks.commit import commit_batch
-from tasks.train import build_sequences, find_labelled_videos, probe_videos, train_and_register
 
 
 @flow(name="emotrack-train", flow_run_name="train {name} on {annotations}")

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from models.face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
-from models.tensorflow_runtime import import_tensorflow
+from emotrack.models.face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
+from emotrack.models.tensorflow_runtime import import_tensorflow
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 LOGIT_SCALE = 4.0  # centred mini-Xception logits mostly lie within +-8 (measured on real video)

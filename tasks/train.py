@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from emotrack.models.temporal_gru import TemporalConfig, save_temporal_model
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -28,7 +29,6 @@ from emotrack.training.train_annotated import (
 )
 from emotrack.units import VideoResult, failed_result
 from emotrack.video import VideoSource
-from models.temporal_gru import TemporalConfig, save_temporal_model
 
 
 @task(name="read-annotations", cache_policy=NO_CACHE)

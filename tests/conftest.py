@@ -366,7 +366,7 @@ def archive(tmp_path_factory, asset, photo_clip) -> Path:
 @pytest.fixture(scope="session")
 def nightly_run(prefect_server, archive, tmp_path_factory) -> NightlyRun:
     """The real nightly flow, run once through the session's Prefect server."""
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     lake = Lake(tmp_path_factory.mktemp("lake"))
     state = nightly(source=str(archive), lake=str(lake.root), return_state=True)
@@ -377,7 +377,7 @@ def nightly_run(prefect_server, archive, tmp_path_factory) -> NightlyRun:
 @pytest.fixture(scope="session")
 def level_lakes(prefect_server, asset, photo_clip, tmp_path_factory) -> dict[str, Path]:
     """Lakes of the same two real videos, one per storage level (emotrack run --store)."""
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     archive = tmp_path_factory.mktemp("levels-archive")
     shutil.copyfile(asset("single_face.mp4"), archive / "single_face.mp4")

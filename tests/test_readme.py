@@ -36,8 +36,9 @@ def test_the_cookbook_has_a_duckdb_setup_ten_queries_and_four_snippets() -> None
 @pytest.fixture(scope="module")
 def lake(nightly_run, tmp_path_factory) -> Path:
     """The nightly lake, rescored with the per-frame CNN kept next to the default."""
+    from emotrack.flows.rescore import rescore
+
     from emotrack.scoring import MODEL_VERSION
-    from flows.rescore import rescore
 
     root = tmp_path_factory.mktemp("cookbook") / "some lake"
     shutil.copytree(nightly_run.lake.root, root)

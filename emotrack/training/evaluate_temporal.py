@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from emotrack.models.temporal_gru import TemporalConfig, model_inputs, predict_track
 from emotrack.scoring import cnn_frame_scores, temporal_scores
 from emotrack.training.metrics import (
     accuracy,
@@ -29,7 +30,6 @@ from emotrack.training.metrics import (
 )
 from emotrack.training.simulate import PRESETS, Track, simulate_tracks
 from emotrack.vocabulary import EMOTIONS, softmax, valence_arousal
-from models.temporal_gru import TemporalConfig, model_inputs, predict_track
 
 REAL_VIDEO = "WolfgangLanger_Pexels.mp4"
 LETTERS = "ADFHSUN"  # angry, disgust, fear, happy, sad, sUrprise, neutral
@@ -37,7 +37,7 @@ LETTERS = "ADFHSUN"  # angry, disgust, fear, happy, sad, sUrprise, neutral
 
 def evaluate_again(version: str) -> dict[str, Any]:
     """The metrics of a shipped model, measured again as its training command measured them."""
-    from models.temporal_gru import WEIGHTS_DIR, load_temporal_model
+    from emotrack.models.temporal_gru import WEIGHTS_DIR, load_temporal_model
 
     model, cfg = load_temporal_model(version)
     preset = PRESETS[json.loads((WEIGHTS_DIR / version / "metrics.json").read_text())["preset"]]
@@ -190,10 +190,10 @@ there, with its source). In short:
   {facts[class_share_after]}.
 
 ## Procedure
-`emotrack train-temporal --preset {preset_name}`: Adam (lr {p.learning_rate}), batch
-{p.batch_size}, {p.epochs} epochs, loss = cross-entropy (expression) + MSE (valence/arousal) +
-MSE (intensity), TensorFlow op determinism and a fixed seed. Final training loss
-{facts[final_loss]}.
+`emotrack train-temporal --preset {preset_name} --out models/weights/{cfg.version}`: Adam
+(lr {p.learning_rate}), batch {p.batch_size}, {p.epochs} epochs, loss = cross-entropy
+(expression) + MSE (valence/arousal) + MSE (intensity), TensorFlow op determinism and a
+fixed seed. Final training loss {facts[final_loss]}.
 
 ## Metrics
 Reproduce with `emotrack evaluate-temporal --model {version}`

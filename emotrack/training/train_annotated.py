@@ -16,19 +16,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emotrack.schema import MEASURE_COLUMNS
-from emotrack.scoring import logits_of
-from emotrack.training.annotations import LabelledVideo, expression_keep, labels_at, va_keep
-from emotrack.training.metrics import accuracy, ccc, confusion_matrix, macro_f1
-from emotrack.vocabulary import softmax, valence_arousal
-from models.temporal_gru import (
+from emotrack.models.temporal_gru import (
     TemporalConfig,
     build_temporal_model,
     extra_inputs,
     model_inputs,
     predict_track,
 )
-from models.tensorflow_runtime import import_tensorflow
+from emotrack.models.tensorflow_runtime import import_tensorflow
+from emotrack.schema import MEASURE_COLUMNS
+from emotrack.scoring import logits_of
+from emotrack.training.annotations import LabelledVideo, expression_keep, labels_at, va_keep
+from emotrack.training.metrics import accuracy, ccc, confusion_matrix, macro_f1
+from emotrack.vocabulary import softmax, valence_arousal
 
 
 @dataclass(frozen=True)

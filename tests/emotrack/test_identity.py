@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from emotrack.models.face_landmarker import MISSED
 
 from emotrack.analysis import (
     Segment,
@@ -21,7 +22,6 @@ from emotrack.settings import Settings
 from emotrack.training.evaluate_identity import appearances, bcubed
 from emotrack.training.identity_set import CLIPS, _size, _write_clip, shot_truth
 from emotrack.video import VideoSource
-from models.face_landmarker import MISSED
 
 
 def _group(embeddings: np.ndarray, threshold: float) -> np.ndarray:

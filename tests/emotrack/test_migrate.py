@@ -95,8 +95,9 @@ def test_a_0_1_0_lake_in_a_bucket_is_converted_too(s3) -> None:
 def test_the_first_run_over_a_0_1_0_lake_converts_it_and_decodes_nothing(
     prefect_server, asset, old_lake: Lake, tmp_path: Path
 ) -> None:
+    from emotrack.flows.nightly import nightly
+
     from emotrack.scoring import SMOOTHED_VERSION
-    from flows.nightly import nightly
 
     archive = tmp_path / "archive"
     archive.mkdir()
@@ -114,9 +115,10 @@ DELTA_0_2 = Path(__file__).resolve().parents[1] / "data" / "lake-0.2.0"
 def test_a_0_2_0_lake_without_geometry_reads_as_nulls_and_rescores(
     prefect_server, tmp_path: Path
 ) -> None:
+    from emotrack.flows.rescore import rescore
+
     from emotrack.schema import MEASURE_COLUMNS
     from emotrack.scoring import MODEL_VERSION
-    from flows.rescore import rescore
 
     shutil.copytree(DELTA_0_2, tmp_path / "lake")
     lake = Lake(tmp_path / "lake")

@@ -1,7 +1,7 @@
 import numpy as np
+from emotrack.models.expression_cnn import CLASSES
 
 from emotrack.vocabulary import CIRCUMPLEX, EMOTIONS, softmax
-from models.expression_cnn import CLASSES
 
 
 def test_softmax_rows_sum_to_one_and_keep_the_order() -> None:

@@ -66,7 +66,7 @@ def test_huge_frames_and_hours_claimed_in_kilobytes_cost_only_themselves(
 def test_a_video_past_its_time_limit_is_stopped_and_recorded(
     prefect_server, asset, tmp_path, monkeypatch
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     archive = tmp_path / "archive"
     archive.mkdir()

@@ -53,7 +53,7 @@ def _run_until_features(
 def test_sigkill_mid_run_loses_nothing_and_the_next_run_completes(
     nightly_run, tmp_path, prefect_server, start_cli
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     archive, lake, run = _run_until_features(start_cli, nightly_run.source, tmp_path, env)
@@ -118,8 +118,7 @@ def test_sigterm_ends_the_run_and_everything_it_started_within_10_s(
     nightly_run, tmp_path, prefect_server, start_cli
 ) -> None:
     import psutil
-
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own server
     archive, lake, run = _run_until_features(start_cli, nightly_run.source, tmp_path, env)
@@ -154,7 +153,7 @@ def test_after_a_sigkill_nothing_the_run_started_outlives_it(
 def test_a_video_that_two_runs_died_on_is_quarantined(
     nightly_run, tmp_path, prefect_server, start_cli
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     archive = tmp_path / "archive"
     archive.mkdir()

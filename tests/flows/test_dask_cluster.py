@@ -60,8 +60,9 @@ def dask_cluster(tmp_path):
 def test_features_are_computed_in_the_dask_workers(
     prefect_server, dask_cluster, asset, tmp_path, monkeypatch
 ) -> None:
+    from emotrack.flows.nightly import nightly
+
     import emotrack.units
-    from flows.nightly import nightly
 
     def not_here(*args, **kwargs):
         raise AssertionError("the flow's own process must not analyse videos")
@@ -85,6 +86,6 @@ def test_features_are_computed_in_the_dask_workers(
 
 def _cnns_loaded() -> int:
     """In a worker: how many expression CNNs this process has loaded."""
-    from models.expression_cnn import load_expression_features
+    from emotrack.models.expression_cnn import load_expression_features
 
     return load_expression_features.cache_info().currsize

@@ -21,7 +21,7 @@ def _names(lake: Lake) -> list[str]:
 def test_max_videos_stops_the_run_and_the_next_runs_do_new_arrivals_then_the_rest(
     prefect_server, face_clips, tmp_path: Path
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     archive, lake = tmp_path / "archive", Lake(tmp_path / "lake")
     face_clips(archive, range(4))
@@ -72,7 +72,7 @@ def _is_list(value: object) -> bool:
 def test_workers_replaced_mid_run_commit_every_video_once_and_change_no_row(
     prefect_server, face_clips, tmp_path: Path
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     archive = tmp_path / "archive"
     face_clips(archive, range(6))
@@ -110,7 +110,7 @@ def test_workers_replaced_mid_run_commit_every_video_once_and_change_no_row(
 def test_a_budget_allows_videos_until_its_count_or_its_time_is_reached() -> None:
     import time
 
-    from flows.nightly import Budget
+    from emotrack.flows.nightly import Budget
 
     assert Budget().allows(10**9)
     assert Budget(max_videos=2).allows(1) and not Budget(max_videos=2).allows(2)

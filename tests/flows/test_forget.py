@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from emotrack.flows.nightly import nightly
 
 from emotrack.lake import Lake
 from emotrack.schema import FORGOTTEN, TABLES
-from flows.nightly import nightly
 
 CLI = Path(sys.executable).with_name("emotrack")
 FORGET = "smile.mp4"  # the video a request forgets (by its file)

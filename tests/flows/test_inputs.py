@@ -18,7 +18,7 @@ ODD_NAMES = [
 def test_a_mixed_archive_of_bad_inputs_and_odd_names(
     prefect_server, asset, make_clip, run_ffmpeg, tmp_path, monkeypatch
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     monkeypatch.chdir(tmp_path)
     private = tmp_path / "private"  # someone else's video, outside the archive

@@ -66,7 +66,7 @@ def _versions(lake) -> dict[str, int]:
 
 
 def test_a_second_run_over_an_unchanged_archive_processes_nothing(nightly_run) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     lake = nightly_run.lake
     files, versions = (
@@ -179,7 +179,7 @@ def test_summaries_describe_each_video(nightly_run) -> None:
 
 
 def test_running_again_replaces_rows_instead_of_adding_them(nightly_run) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     lake = nightly_run.lake
     before = {t: len(lake.read(t)) for t in PUBLIC}
@@ -193,7 +193,7 @@ def test_an_unexpected_error_fails_the_run_after_the_other_videos(
 ) -> None:
     import shutil
 
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     # fault injection in the Dask workers: a bug that shows on one video only
     address = faulty_cluster("no_face.mp4", RuntimeError("unexpected (injected)"))
@@ -218,7 +218,7 @@ def test_a_transient_error_is_sent_again_and_the_run_completes(
 ) -> None:
     import shutil
 
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     # fault injection in the Dask workers: the first read hits an I/O error
     once = tmp_path / "failed-once"
@@ -249,7 +249,7 @@ def test_a_very_large_frame_is_analysed_within_the_pixel_budget(
 ) -> None:
     import shutil
 
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     archive = tmp_path / "archive"
     archive.mkdir()
@@ -274,8 +274,9 @@ def test_a_video_that_kills_its_worker_is_recorded_and_the_others_complete(
 ) -> None:
     import shutil
 
+    from emotrack.flows.nightly import nightly
+
     from emotrack.cluster import ALLOWED_FAILURES
-    from flows.nightly import nightly
 
     # fault injection in the Dask workers: one video makes its worker pass its memory limit
     address = faulty_cluster("no_face.mp4", None, hog_gb=2.5, memory_limit_gb=1.8)

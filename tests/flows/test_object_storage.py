@@ -121,8 +121,8 @@ def _two_clips(s3, make_clip, tag: str) -> tuple[str, str]:
 def test_a_mixed_archive_on_s3_into_a_lake_on_s3(
     prefect_server, s3, photo_clip, asset, tmp_path, monkeypatch
 ) -> None:
-    from flows.nightly import nightly
-    from flows.rescore import rescore
+    from emotrack.flows.nightly import nightly
+    from emotrack.flows.rescore import rescore
 
     private = tmp_path / "private.ts"  # a local file no input may read
     private.write_bytes(asset("single_face.mp4").read_bytes())
@@ -207,7 +207,7 @@ FIRST_COMMIT = r"/lake/{}/_delta_log/0{{19}}1\.json"  # version 0 created the em
 def test_a_503_on_a_data_file_and_on_a_commit_is_retried_and_the_run_completes(
     prefect_server, s3, make_clip, monkeypatch
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     source, lake_url = _two_clips(s3, make_clip, "503")
     with Proxy(s3.endpoint) as proxy:
@@ -235,7 +235,7 @@ def test_a_503_on_a_data_file_and_on_a_commit_is_retried_and_the_run_completes(
 def test_a_run_killed_mid_commit_leaves_no_partial_video_and_the_next_completes(
     prefect_server, s3, make_clip, monkeypatch
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     source, lake_url = _two_clips(s3, make_clip, "kill")
     monkeypatch.setenv("EMOTRACK_LOCK_TTL_S", "4")  # the dead run's lock expires soon
@@ -276,7 +276,7 @@ def test_a_run_killed_mid_commit_leaves_no_partial_video_and_the_next_completes(
 def test_access_denied_to_an_object_stops_the_run_at_once_with_a_clear_error(
     prefect_server, s3, make_clip, monkeypatch
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     source, lake_url = _two_clips(s3, make_clip, "denied")
     with Proxy(s3.endpoint) as proxy:
@@ -296,7 +296,7 @@ def test_access_denied_to_an_object_stops_the_run_at_once_with_a_clear_error(
 def test_a_put_that_keeps_failing_is_tried_six_times_in_all_and_stops_the_run(
     prefect_server, s3, make_clip, monkeypatch
 ) -> None:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     source, lake_url = _two_clips(s3, make_clip, "always")
     data_file = r"/lake/summaries/part-[^/]+\.parquet"

@@ -43,7 +43,7 @@ def clips(tmp_path_factory, settings: Settings) -> Path:
 
 
 def _night(clips: Path, archive: Path, lake: Path, names: list[str]) -> dict[str, int]:
-    from flows.nightly import nightly
+    from emotrack.flows.nightly import nightly
 
     archive.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -169,8 +169,8 @@ def _others(lake: Lake, tracks: set[tuple[str, int]]) -> dict[str, pd.DataFrame]
 def test_a_forgotten_person_leaves_no_trace_and_stays_forgotten(
     prefect_server, clips, two_nights, tmp_path
 ) -> None:
-    from flows.nightly import nightly
-    from flows.rescore import rescore
+    from emotrack.flows.nightly import nightly
+    from emotrack.flows.rescore import rescore
 
     root = tmp_path / "lake"
     shutil.copytree(two_nights, root)

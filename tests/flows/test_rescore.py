@@ -12,7 +12,7 @@ def _snapshot(lake: Lake, table: str) -> dict[str, bytes]:
 def test_rescoring_replaces_tracks_and_summaries_without_touching_features(
     nightly_run, tmp_path
 ) -> None:
-    from flows.rescore import rescore
+    from emotrack.flows.rescore import rescore
 
     lake = Lake(tmp_path / "lake")
     shutil.copytree(nightly_run.lake.root, lake.root)

@@ -93,7 +93,7 @@ def _stopped_on_full_disk(done: subprocess.CompletedProcess, lake: Path) -> None
 def test_a_full_disk_stops_run_rescore_and_train_and_nothing_is_lost(
     nightly_run, asset, make_clip, machine, small_disk, labelled_dataset, tmp_path, prefect_server
 ) -> None:
-    from flows.train import train
+    from emotrack.flows.train import train
 
     lake = small_disk / "lake"
     shutil.copytree(nightly_run.lake.root, lake)

@@ -4,10 +4,11 @@ each level: tests/test_readme.py."""
 
 from __future__ import annotations
 
+from emotrack.flows.rescore import rescore
+
 from emotrack.lake import Lake
 from emotrack.schema import MEASURE_COLUMNS
 from emotrack.scoring import MODEL_VERSION
-from flows.rescore import rescore
 
 
 def _thumbnails(lake: Lake) -> list[str]:

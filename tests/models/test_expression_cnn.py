@@ -1,18 +1,18 @@
 import cv2
 import numpy as np
 import pytest
-
-from emotrack.analysis import load_detector
-from emotrack.assets import expression_cnn_path
-from emotrack.faces import crop_face, faces_from_boxes
-from emotrack.vocabulary import EMOTIONS, softmax
-from models.expression_cnn import (
+from emotrack.models.expression_cnn import (
     LiteCNN,
     load_expression_cnn,
     load_expression_features,
     predict_features,
 )
-from models.face_detector import detect_faces
+from emotrack.models.face_detector import detect_faces
+
+from emotrack.analysis import load_detector
+from emotrack.assets import expression_cnn_path
+from emotrack.faces import crop_face, faces_from_boxes
+from emotrack.vocabulary import EMOTIONS, softmax
 
 
 @pytest.fixture(scope="module", params=["keras", "litert"])

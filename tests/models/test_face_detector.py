@@ -3,10 +3,7 @@
 import cv2
 import numpy as np
 import pytest
-
-from emotrack.analysis import load_detector
-from emotrack.settings import Settings
-from models.face_detector import (
+from emotrack.models.face_detector import (
     BLAZEFACE,
     DEFAULT_DETECTOR,
     DETECTORS,
@@ -16,6 +13,9 @@ from models.face_detector import (
     suppress,
     views,
 )
+
+from emotrack.analysis import load_detector
+from emotrack.settings import Settings
 
 
 def _rgb(path) -> np.ndarray:

@@ -6,12 +6,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from emotrack.models.face_identity import (
+    SAME_PERSON_COSINE,
+    TEMPLATE,
+    aligned_face,
+    load_face_identity,
+)
+from emotrack.models.face_landmarker import five_points, load_face_landmarker
 
 from emotrack.assets import DERIVED, FACE_IDENTITY, Derived, _derive, fetch_asset, sha256_of
 from emotrack.errors import AssetError
 from emotrack.settings import Settings
-from models.face_identity import SAME_PERSON_COSINE, TEMPLATE, aligned_face, load_face_identity
-from models.face_landmarker import five_points, load_face_landmarker
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +34,7 @@ def points_of(asset):
     detector = load_detector(settings)
 
     def find(image: np.ndarray) -> np.ndarray:
-        from models.face_detector import detect_faces
+        from emotrack.models.face_detector import detect_faces
 
         (boxes,) = detect_faces(detector, [image])
         x, y, w, h = boxes[0, :4]

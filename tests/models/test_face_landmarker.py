@@ -6,15 +6,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
-from emotrack.analysis import extract_features, load_detector, load_models
-from emotrack.assets import FACE_LANDMARKER, fetch_asset
-from emotrack.faces import aligned_crop, crop_points
-from emotrack.schema import MEASURE_COLUMNS
-from emotrack.settings import Settings
-from emotrack.video import VideoSource
-from models.face_detector import detect_faces
-from models.face_landmarker import (
+from emotrack.models.face_detector import detect_faces
+from emotrack.models.face_landmarker import (
     BLENDSHAPE_COLUMNS,
     BLENDSHAPE_LANDMARKS,
     BLENDSHAPE_NAMES,
@@ -22,6 +15,13 @@ from models.face_landmarker import (
     head_pose,
     load_face_landmarker,
 )
+
+from emotrack.analysis import extract_features, load_detector, load_models
+from emotrack.assets import FACE_LANDMARKER, fetch_asset
+from emotrack.faces import aligned_crop, crop_points
+from emotrack.schema import MEASURE_COLUMNS
+from emotrack.settings import Settings
+from emotrack.video import VideoSource
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,14 @@
 import numpy as np
 import pytest
+from emotrack.models.temporal_gru import (
+    TemporalConfig,
+    load_temporal_model,
+    model_inputs,
+    predict_track,
+)
 
 from emotrack.training.metrics import label_changes_per_minute
 from emotrack.vocabulary import EMOTIONS
-from models.temporal_gru import TemporalConfig, load_temporal_model, model_inputs, predict_track
 
 HAPPY, SAD, NEUTRAL = (EMOTIONS.index(e) for e in ("happy", "sad", "neutral"))
 BIAS = np.array([1.1, -5.5, -0.5, -1.0, -0.2, -1.0, 1.0])  # typical non-reported logits
@@ -71,8 +76,7 @@ def test_long_tracks_are_scored_window_by_window_like_short_ones(shipped) -> Non
 
 def test_a_model_reads_the_geometry_it_was_trained_with_and_zeros_where_none() -> None:
     import pandas as pd
-
-    from models.temporal_gru import extra_inputs
+    from emotrack.models.temporal_gru import extra_inputs
 
     assert TemporalConfig().inputs == 8 and TemporalConfig().features == ("cnn",)
     cfg = TemporalConfig(features=["cnn", "pose", "blendshapes"])  # as read from config.json
