@@ -51,6 +51,8 @@ def run(args: Args, settings: Settings) -> int:
     source, lake = location(args.source), location(args.lake)
     if not _reachable(source, lake) or not _known_model(args.model, lake):
         return 2
+    if not _cnn_ready(settings):
+        return 2
     started = time.monotonic()
     from emotrack.launch import run_flow
 
@@ -178,6 +180,8 @@ def serve(args: Args, settings: Settings) -> int:
     source, lake = location(args.source), location(args.lake)
     if not _reachable(source, lake) or not _known_model(args.model, lake):
         return 2
+    if not _cnn_ready(settings):
+        return 2
     from emotrack.launch import flow_session, unauthorized
 
     try:
@@ -188,6 +192,25 @@ def serve(args: Args, settings: Settings) -> int:
             raise
         return 1
     return 0
+
+
+def _cnn_ready(settings: Settings) -> bool:
+    """Whether the expression CNN's weights are there (fetched now if need be) and its LiteRT
+    file can be loaded or made; else False, having said in one line what to do."""
+    from emotrack.assets import expression_cnn_path
+    from emotrack.errors import AssetError
+    from emotrack.models.expression_cnn import lite_file_problem
+    from emotrack.models.tensorflow_runtime import nvidia_driver_loaded
+
+    try:
+        weights = expression_cnn_path(settings.cache_dir, settings.expression_model_path)
+    except (AssetError, OSError) as error:
+        print(f"emotrack: the expression CNN's weights: {error}", file=sys.stderr)
+        return False
+    problem = None if nvidia_driver_loaded() else lite_file_problem(weights)
+    if problem:
+        print(f"emotrack: {problem}", file=sys.stderr)
+    return problem is None
 
 
 def _serve(nightly: Any, args: Args, settings: Settings, source: str, lake: str) -> None:
@@ -522,8 +545,14 @@ def fetch(args: Args, settings: Settings) -> int:
         fetch_asset,
         fetch_samples,
     )
+    from emotrack.models.expression_cnn import convert_expression_cnn, lite_file_path
 
-    print(f"expression CNN: {expression_cnn_path(settings.cache_dir)} (SHA-256 verified)")
+    cnn = expression_cnn_path(settings.cache_dir)
+    print(f"expression CNN: {cnn} (SHA-256 verified)")
+    made = convert_expression_cnn(cnn)
+    print(
+        f"its LiteRT file: {lite_file_path(cnn)} ({'made' if made else 'there'}, SHA-256 recorded)"
+    )
     landmarker = fetch_asset(FACE_LANDMARKER, settings.cache_dir)
     print(f"face landmarker: {landmarker} (SHA-256 verified)")
     identity = fetch_asset(FACE_IDENTITY, settings.cache_dir)

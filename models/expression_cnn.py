@@ -8,11 +8,15 @@ global average pooling (the pre-softmax outputs we keep as logits) and a softmax
 Where TensorFlow sees no GPU, the network runs on LiteRT (as the face models do): the Keras
 model converted once by TensorFlow's own converter into a `.tflite` file kept next to the
 verified weights (named by their SHA-256 and TensorFlow's version), about 5 times faster per
-face on a CPU than Keras, with the same outputs to 1e-5.
+face on a CPU than Keras, with the same outputs to 1e-5. The file is made by `emotrack fetch`
+or by the first process that needs it, under a lock (processes that start together convert
+once), with TensorFlow's output captured; its SHA-256, recorded beside it when it is made, is
+checked whenever it is loaded.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import os
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from emotrack.models.tensorflow_runtime import gpu_visible, import_tensorflow
+from emotrack.models.tensorflow_runtime import captured_output, gpu_visible, import_tensorflow
 
 # The FER2013 labels 0..6 (Goodfellow et al. 2013): angry, disgust, fear, happy, sad,
 # surprise, neutral, in that order (emotrack.vocabulary.EMOTIONS names them).
@@ -85,26 +89,101 @@ class LiteCNN:
         return logits.copy(), self.interpreter.get_tensor(self.embedding_index).copy()
 
 
+class LiteFileError(RuntimeError):
+    """The CNN's LiteRT file cannot be made or does not match the SHA-256 recorded for it."""
+
+
 @functools.cache
 def load_expression_features(path: Path) -> Any:
     """The network for predict_features: load_expression_cnn's on a GPU, else its LiteRT
-    conversion (made on first use, then kept next to them as
-    `<weights>.<sha-256>-tf<version>.tflite` where their folder is writable)."""
+    file (lite_file_path), made first where it is missing (convert_expression_cnn) and
+    checked against the SHA-256 recorded when it was made."""
     if gpu_visible():
         return load_expression_cnn(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    converted = path.with_name(f"{path.name}.{digest}-tf{version('tensorflow')}.tflite")
-    if converted.exists():
-        return LiteCNN(converted.read_bytes())
-    tf = import_tensorflow()
-    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(load_expression_cnn(path)).convert()
-    partial = converted.with_name(f"{converted.name}.{os.getpid()}.partial")
-    try:
-        partial.write_bytes(flatbuffer)
-        os.replace(partial, converted)  # two workers converting at once: either file is whole
-    except OSError:  # a read-only folder: converted again by the next process
-        partial.unlink(missing_ok=True)
+    converted = lite_file_path(path)
+    if _recorded_sha256(converted) is None:
+        problem = lite_file_problem(path)
+        if problem:
+            raise LiteFileError(problem)
+        convert_expression_cnn(path)
+    flatbuffer = converted.read_bytes()
+    actual, recorded = hashlib.sha256(flatbuffer).hexdigest(), _recorded_sha256(converted)
+    if actual != recorded:
+        raise LiteFileError(
+            f"{converted} has SHA-256 {actual}, not the {recorded} recorded when it was made: "
+            "delete it and run `emotrack fetch`"
+        )
     return LiteCNN(flatbuffer)
+
+
+def lite_file_path(path: Path) -> Path:
+    """Where the LiteRT file of the CNN weights at `path` is kept: beside them, as
+    `<weights>.<their sha-256>-tf<TensorFlow's version>.tflite` (its SHA-256 in `….sha256`)."""
+    with path.open("rb") as weights:
+        digest = hashlib.file_digest(weights, "sha256").hexdigest()[:16]
+    return path.with_name(f"{path.name}.{digest}-tf{version('tensorflow')}.tflite")
+
+
+def lite_file_problem(path: Path) -> str | None:
+    """Why the LiteRT file of the weights at `path` can be neither loaded nor made (its folder
+    is read-only and holds none), in one line that says what to do; None where it can."""
+    converted = lite_file_path(path)
+    if _recorded_sha256(converted) is not None or os.access(converted.parent, os.W_OK):
+        return None
+    return (
+        f"the expression CNN has no LiteRT file in {converted.parent}, which is read-only: "
+        "run `emotrack fetch` once with this cache writable (or set XDG_CACHE_HOME to a "
+        "writable folder)"
+    )
+
+
+def convert_expression_cnn(path: Path) -> bool:
+    """Make the LiteRT file of the CNN weights at `path` (lite_file_path) and record its
+    SHA-256 beside it, unless a whole one is there; return whether this call made it.
+
+    Under an exclusive lock on `<file>.lock`: processes that start together convert once,
+    and the others wait for that file. TensorFlow's output while it converts (the saved
+    artifact's signatures, absl's lines) is captured, and shown only if the conversion fails.
+    """
+    converted = lite_file_path(path)
+    with open(converted.with_name(f"{converted.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _recorded_sha256(converted) is not None:
+            return False
+        tf = import_tensorflow()
+        with captured_output() as log:
+            try:
+                keras_model = load_expression_cnn(path)
+                flatbuffer = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
+            except Exception as error:
+                log.seek(0)
+                said = log.read().decode(errors="replace")[-2000:]
+                raise LiteFileError(
+                    f"converting {path} to LiteRT failed: {error}\n{said}"
+                ) from error
+        # The digest first, then the file: a file that is there always has its digest.
+        digest = hashlib.sha256(flatbuffer).hexdigest()
+        _write_whole(converted.with_name(f"{converted.name}.sha256"), f"{digest}\n".encode())
+        _write_whole(converted, flatbuffer)
+    return True
+
+
+def _recorded_sha256(converted: Path) -> str | None:
+    """The SHA-256 recorded for a LiteRT file that is there, else None."""
+    record = converted.with_name(f"{converted.name}.sha256")
+    if not (converted.exists() and record.exists()):
+        return None
+    return record.read_text().strip()
+
+
+def _write_whole(target: Path, data: bytes) -> None:
+    """`data` at `target`, never seen half-written."""
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def predict_features(

@@ -8,9 +8,11 @@ import contextlib
 import functools
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
+from typing import IO
 
 
 @dataclass
@@ -51,11 +53,41 @@ def quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+@contextlib.contextmanager
+def captured_output() -> Iterator[IO[bytes]]:
+    """File descriptors 1 and 2 into a temporary file while the block runs (not when
+    verbose): what Python and the native runtimes print there, for the caller to show if it
+    must. TensorFlow's converter prints the saved artifact's signatures with print() and its
+    C++ side logs through absl; neither can be turned off."""
+    with tempfile.TemporaryFile() as log:
+        if RUNTIME.verbose:
+            yield log
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        try:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            yield log
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+def nvidia_driver_loaded() -> bool:
+    """Whether this machine has NVIDIA's driver loaded (a GPU TensorFlow may see)."""
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
 @functools.cache
 def gpu_visible() -> bool:
     """Whether TensorFlow sees a GPU (asked only where NVIDIA's driver is loaded: importing
     TensorFlow takes seconds)."""
-    if not os.path.exists("/proc/driver/nvidia/version"):
+    if not nvidia_driver_loaded():
         return False
     return bool(import_tensorflow().config.list_physical_devices("GPU"))
 
