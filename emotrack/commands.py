@@ -405,6 +405,26 @@ def report(args: Args, settings: Settings) -> int:
     return 0
 
 
+def export(args: Args, settings: Settings) -> int:
+    """`emotrack export`: one CSV per video, in OpenFace 2's layout or our own columns."""
+    from emotrack.export import ExportError
+    from emotrack.export import export as export_csv
+    from emotrack.lake import Lake, NotALake
+
+    lake = location(args.lake)
+    if not _reachable(lake):
+        return 2
+    try:
+        done = export_csv(Lake(lake), args.out, args.format, args.video_id, args.model)
+    except (ExportError, NotALake) as error:
+        print(f"emotrack: {error}", file=sys.stderr)
+        return 2
+    for exported in done:
+        print(f"{exported.path}: {exported.rows} row(s) of {exported.source_uri}")
+    print(f"{len(done)} file(s) in {args.out}")
+    return 0
+
+
 def sql(args: Args, settings: Settings) -> int:
     """`emotrack sql`: a DuckDB query over the tables' views."""
     from emotrack.lake import Lake, NotALake
