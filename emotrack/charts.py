@@ -1,8 +1,8 @@
 """The report's plots, as inline SVG (no JavaScript, CSS or fonts from elsewhere): a face
-track's expression probabilities, valence/arousal/intensity, head pose and blendshapes over
-time, and the index's valence sparkline. Each takes rows of `tracks` (one face track) and the
-video's end in seconds, and returns the SVG's markup; a series is averaged into at most
-MAX_POINTS points, so that a page stays small."""
+track's expression probabilities, valence/arousal/intensity, head pose, blendshapes and
+action units over time, and the index's valence sparkline. Each takes rows of `tracks` (one
+face track) and the video's end in seconds, and returns the SVG's markup; a series is
+averaged into at most MAX_POINTS points, so that a page stays small."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from emotrack.action_units import AU_COLUMNS
 from emotrack.models.face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
 from emotrack.schema import PROB_COLUMNS
 from emotrack.vocabulary import EMOTIONS
@@ -130,7 +131,28 @@ def _signed(value: float) -> str:
 
 def blendshape_chart(track: pd.DataFrame, end: float, width: int = 900, height: int = 100) -> str:
     """The blendshapes that moved most over the track (largest 5-95 % range), and a legend."""
-    moving = track[BLENDSHAPE_COLUMNS[1:]]  # not _neutral
+    names = {column: column[3:] for column in BLENDSHAPE_COLUMNS[1:]}  # not _neutral
+    return _moved_most(track, names, "blendshapes", "score", end, width, height)
+
+
+def action_unit_chart(track: pd.DataFrame, end: float, width: int = 900, height: int = 100) -> str:
+    """The action units that moved most over the track (largest 5-95 % range), and a legend
+    that names them (AU12 lip corner puller)."""
+    names = {column: f"AU{column[2:4]} {column[5:].replace('_', ' ')}" for column in AU_COLUMNS}
+    return _moved_most(track, names, "action units", "activity", end, width, height)
+
+
+def _moved_most(
+    track: pd.DataFrame,
+    names: dict[str, str],
+    what: str,
+    y_label: str,
+    end: float,
+    width: int,
+    height: int,
+) -> str:
+    """The columns of `names` (column -> name) that moved most over the track, in [0, 1]."""
+    moving = track[list(names)]
     spread = (moving.quantile(0.95) - moving.quantile(0.05)).dropna()
     top = spread.sort_values(ascending=False, kind="stable").index[: len(SHAPE_COLOURS)]
     t, values = _binned(track, list(top), end)
@@ -141,14 +163,13 @@ def blendshape_chart(track: pd.DataFrame, end: float, width: int = 900, height: 
     ]
     ticks = [(height * (1 - p), f"{p:g}") for p in (0, 0.5, 1)]
     legend = "".join(
-        f'<span><i class="swatch" style="background:{c}"></i>{html.escape(name[3:])} '
-        f"({spread[name]:.2f})</span>"
-        for name, c in zip(top, SHAPE_COLOURS, strict=False)
+        f'<span><i class="swatch" style="background:{c}"></i>{html.escape(names[column])} '
+        f"({spread[column]:.2f})</span>"
+        for column, c in zip(top, SHAPE_COLOURS, strict=False)
     )
-    chart = _chart(
-        width, height, "".join(series), "the blendshapes that moved most", end, "score", ticks
-    )
-    return f'{chart}<p class="legend">blendshapes that moved most (5-95 % range): {legend}</p>'
+    title = f"the {what} that moved most"
+    chart = _chart(width, height, "".join(series), title, end, y_label, ticks)
+    return f'{chart}<p class="legend">{what} that moved most (5-95 % range): {legend}</p>'
 
 
 def _scaled(values: np.ndarray, low: float, high: float, height: float) -> np.ndarray:

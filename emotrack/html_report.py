@@ -7,7 +7,7 @@ self-contained.
     _report/<video_id>.html     per face track: a thumbnail, the 7 probabilities as a
                                 stacked area, valence, arousal and intensity lines, the
                                 episodes as bands and as a table, the head pose and the
-                                blendshapes that moved most; the video's facts
+                                blendshapes and action units that moved most; the video's facts
     _report/thumbs/<video_id>-<track_id>.jpg   a face of each track
     _report/runs/<run>.html     what one run did: each video's outcome or reason
     _report/pages.json          a digest of each numbered page's rows: a page is written
@@ -160,6 +160,8 @@ def video_page(
                 f'<div class="plot">{charts.pose_chart(track, end)}</div>'
                 f'<div class="plot">{charts.blendshape_chart(track, end)}</div>'
             )
+        if track.reindex(columns=charts.AU_COLUMNS).notna().any().any():
+            geometry += f'<div class="plot">{charts.action_unit_chart(track, end)}</div>'
         who = (people or {}).get(int(track_id))
         named = f': <a href="people.html#{who[0]}">{html.escape(who[1])}</a>' if who else ""
         sections.append(
