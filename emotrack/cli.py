@@ -269,6 +269,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="each run first forgets the videos processed more than this many days ago "
         "(emotrack forget --older-than; default: kept)",
     )
+    serve.add_argument(
+        "--maintenance-cron",
+        help="also serve the lake's maintenance (retention, compaction, vacuum) as a second "
+        'deployment on this schedule, e.g. "0 5 * * 0"; the nightly then leaves it to it',
+    )
+    serve.add_argument(
+        "--notify",
+        metavar="URL",
+        help="post to this webhook when a nightly run fails or crashes (kept in a Prefect "
+        "Secret block; never printed)",
+    )
+    serve.add_argument(
+        "--notify-failed-videos",
+        type=int,
+        metavar="N",
+        help="with --notify: post also when a run ends with more than N failed videos",
+    )
     _add_geometry_option(serve)
     _add_store_option(serve)
     _add_detector_option(serve)

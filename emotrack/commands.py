@@ -177,6 +177,9 @@ def serve(args: Args, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.notify_failed_videos is not None and not args.notify:
+        print("emotrack: --notify-failed-videos needs --notify URL", file=sys.stderr)
+        return 2
     source, lake = location(args.source), location(args.lake)
     if not _reachable(source, lake) or not _known_model(args.model, lake):
         return 2
@@ -214,30 +217,62 @@ def _cnn_ready(settings: Settings) -> bool:
 
 
 def _serve(nightly: Any, args: Args, settings: Settings, source: str, lake: str) -> None:
-    """The nightly deployment, served until stopped: its schedule and parameters."""
-    nightly.serve(
-        name=args.name,
-        cron=args.cron,
-        parameters={
-            "source": source,
-            "lake": lake,
-            "fps": settings.analysis_fps,
-            "detector": settings.detector,
-            "geometry": settings.geometry,
-            "detect_every_s": settings.detect_every_s,
-            "model": args.model,
-            "dask_address": args.dask_address,
-            "workers": args.workers,
-            "retain_days": args.retain_days,
-            "store": settings.store,
-            "people": settings.people,
-            "max_videos": args.max_videos,
-            "time_budget_s": args.time_budget,
-        },
-        tags=["emotrack"],
-        description="Process new or changed videos of the archive into the lake.",
-        global_limit=1,  # never two runs of this deployment at once
-    )
+    """The nightly deployment (and the maintenance one, with --maintenance-cron), served
+    until stopped: schedules and parameters; with --notify, the automation that posts to
+    the webhook when a nightly goes wrong."""
+    from prefect import serve as serve_deployments
+
+    from emotrack.flows.maintenance import maintenance
+
+    deployments = [
+        nightly.to_deployment(
+            name=args.name,
+            cron=args.cron,
+            parameters=_nightly_parameters(args, settings, source, lake),
+            tags=["emotrack"],
+            description="Process new or changed videos of the archive into the lake.",
+            concurrency_limit=1,  # never two runs of this deployment at once
+        )
+    ]
+    if args.maintenance_cron:
+        deployments.append(
+            maintenance.to_deployment(
+                name=f"{args.name}-maintenance",
+                cron=args.maintenance_cron,
+                parameters={"lake": lake, "retain_days": args.retain_days},
+                tags=["emotrack"],
+                description="The lake's retention, compaction and vacuum.",
+                concurrency_limit=1,
+            )
+        )
+    if args.notify:
+        from emotrack.notify import set_up_notifications
+
+        deployment_id = deployments[0].apply()
+        set_up_notifications(args.notify, deployment_id, f"{nightly.name}/{args.name}")
+    serve_deployments(*deployments)
+
+
+def _nightly_parameters(args: Args, settings: Settings, source: str, lake: str) -> dict:
+    """The nightly deployment's parameters: the run's options and the serve's."""
+    return {
+        "source": source,
+        "lake": lake,
+        "fps": settings.analysis_fps,
+        "detector": settings.detector,
+        "geometry": settings.geometry,
+        "detect_every_s": settings.detect_every_s,
+        "model": args.model,
+        "dask_address": args.dask_address,
+        "workers": args.workers,
+        "retain_days": args.retain_days,
+        "store": settings.store,
+        "people": settings.people,
+        "max_videos": args.max_videos,
+        "time_budget_s": args.time_budget,
+        "maintenance": not args.maintenance_cron,
+        "failed_videos_alert": args.notify_failed_videos if args.notify else None,
+    }
 
 
 # -- the lake -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from emotrack.tasks.discover import plan_run
 from emotrack.tasks.forget import forget_expired
 from emotrack.tasks.people import group_people
 from emotrack.tasks.report import (
+    alert_failed_videos,
     compact_tables,
     publish_run_report,
     report_progress,
@@ -63,6 +64,8 @@ def nightly(
     people: bool | None = None,
     max_videos: int | None = None,
     time_budget_s: float | None = None,
+    maintenance: bool = True,
+    failed_videos_alert: int | None = None,
     settings: Settings | None = None,
 ) -> dict[str, int]:
     """Process the new or changed videos under `source` into `lake` (all with reprocess).
@@ -79,6 +82,9 @@ def nightly(
     many seconds have passed since it started; the videos in flight finish and are
     committed, and the run ends as usual. What is left is the lake's backlog: the next run
     does it after the files that arrived meanwhile (emotrack.incremental.arrivals_first).
+    `maintenance`: the run applies the retention and packs small files itself; False where
+    the maintenance deployment does (emotrack.flows.maintenance). `failed_videos_alert`:
+    a run with more failed videos than that emits an event (emotrack.notify; None: never).
 
     Returns how many files ended ok, failed (unreadable), were skipped (already complete) or
     quarantined (recorded as unreadable earlier, unchanged since), and how many were left
@@ -96,13 +102,25 @@ def nightly(
     )
     target = Lake(lake)
     with target.writing(ttl_s=settings.lock_ttl_s):  # a second run waits for this one
-        forget_expired(target, retain_days)  # Step 0: what must go, before anything comes
+        # Step 0: what must go, before anything comes.
+        forget_expired(target, retain_days if maintenance else None)
         if not settings.people and has_people(target):  # a lake with people keeps them current
             settings = settings.with_run_options(people=True)
         budget = Budget(max_videos, deadline)
-        return _nightly(
-            source, target, settings, model, dask_address, workers, reprocess, rehash, budget
+        counts = _nightly(
+            source,
+            target,
+            settings,
+            model,
+            dask_address,
+            workers,
+            reprocess,
+            rehash,
+            budget,
+            maintenance,
         )
+    alert_failed_videos(counts, failed_videos_alert)
+    return counts
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,7 @@ def _nightly(
     reprocess: bool,
     rehash: bool,
     budget: Budget,
+    maintenance: bool = True,
 ) -> dict[str, int]:
     """The steps of a nightly run, with the lake's lock held."""
     # Step 1: find the videos, and keep those that are new or changed; what arrived since
@@ -161,8 +180,10 @@ def _nightly(
     # Step 3b: the new tracks joined to people (--people).
     if settings.people:
         group_people(lake, settings)
-    # Step 4: pack small files together once they pile up.
-    compact_tables(lake, settings)
+    # Step 4: pack small files together once they pile up (unless the maintenance
+    # deployment does).
+    if maintenance:
+        compact_tables(lake, settings)
     # Step 5: what the operator sees: HTML pages of the lake, and the run in the Prefect UI.
     index, run_page = write_html_report(lake, run_name(), outcomes)
     publish_run_report(lake, outcomes, index, run_page)

@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from emotrack.html_report import ReportFolder, write_indexes, write_run_page
 from emotrack.lake import Lake
+from emotrack.notify import failed_videos_event
 from emotrack.report import OutcomeLog, run_markdown
 from emotrack.settings import Settings
 
@@ -44,6 +45,24 @@ def compact_tables(lake: Lake, settings: Settings) -> dict[str, dict[str, int]]:
     if done:
         get_run_logger().info("compacted %s", done)
     return done
+
+
+def alert_failed_videos(counts: dict[str, int], threshold: int | None) -> bool:
+    """Emit the event for a run with more failed videos than `threshold`, to which the
+    automation of `emotrack serve --notify` reacts (emotrack.notify); returns whether."""
+    from prefect.events import emit_event
+    from prefect.runtime import flow_run
+
+    event = failed_videos_event(counts, threshold, flow_run.get_id(), flow_run.get_name())
+    if event is None:
+        return False
+    get_run_logger().warning(
+        "%d video(s) failed, more than the threshold of %d: notifying",
+        event["payload"]["failed"],
+        threshold,
+    )
+    emit_event(**event)
+    return True
 
 
 @task(name="write-html-report", cache_policy=NO_CACHE)
