@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint docs bench clean
 
 setup: $(STAMP)
 	@bash scripts/ensure-debian.sh ffmpeg ffmpeg ffprobe
@@ -49,6 +49,12 @@ lint: setup $(TYPECHECK)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict  # not --quiet: it hides the warnings --strict counts
+
+# The documentation site (docs/, mkdocs.yml) into build/site; --strict: a broken link or
+# reference fails the build.
+docs: setup
+	$(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) lake samples build .pytest_cache .mypy_cache .ruff_cache

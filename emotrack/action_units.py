@@ -4,7 +4,7 @@ formula each; no network of their own.
 The blendshapes are defined by the facial movements they mimic (ARKit's documentation names
 them that way), so most AUs are one blendshape, its left and right sides averaged. Where
 MediaPipe's model departs from that (its cheekSquint stays near 0 on smiles that raise the
-cheeks) the formula says what it uses instead. Each formula's text, as the README's table
+cheeks) the formula says what it uses instead. Each formula's text, as the table in docs/lake.md
 shows it, is made from the same objects that compute it (`str(formula)`).
 """
 
@@ -133,13 +133,13 @@ def action_units(blendshapes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(table, index=blendshapes.index, dtype=np.float32)
 
 
-# -- the README's table of action units (python -m emotrack.schema README.md writes it) --------
+# -- the table of action units in docs/lake.md (python -m emotrack.schema writes it) --
 
 README_BEGIN, README_END = "<!-- action units: begin -->", "<!-- action units: end -->"
 
 
 def markdown() -> str:
-    """The README's table: each AU's column, formula over blendshapes, and approximation."""
+    """The site's table: each AU's column, formula over blendshapes, and approximation."""
     lines = ["| column | from the blendshapes | where it only approximates the AU |",
              "|---|---|---|"]  # fmt: skip
     for au in ACTION_UNITS:

@@ -362,7 +362,7 @@ def _add_inference_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--model",
         default=DEFAULT_MODEL,
-        help=f"model version that writes tracks (default {DEFAULT_MODEL}; see README)",
+        help=f"model version that writes tracks (default {DEFAULT_MODEL}; see docs/models.md)",
     )
     command.add_argument("--dask-address", help="scheduler of an existing Dask cluster")
     command.add_argument("--workers", type=int, default=2, help="local Dask worker processes")

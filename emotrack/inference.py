@@ -24,7 +24,7 @@ from emotrack.scoring import (
 from emotrack.scoring import MODEL_VERSION as CNN_PER_FRAME
 
 # The default weighs the CNN with the face's action units and does no harm to what the CNN
-# sees on real faces (README, "Which model"); the CNN smoothed alone, and the temporal GRUs
+# sees on real faces (docs/models.md, "Which model"); the CNN smoothed alone, and the temporal GRUs
 # (shipped, or trained with `emotrack train`), are chosen with --model.
 DEFAULT_MODEL = EVIDENCE_VERSION
 

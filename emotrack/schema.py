@@ -1,13 +1,13 @@
 """Every table of the lake, declared once: its columns (name, type, whether a row must have a
 value, what it means), the key a commit replaces rows by, and whether it holds rows per model
 version. The Delta schemas, the row builders, the replace keys, migration's column fills and
-the README's table of columns all come from here.
+the table of columns in docs/lake.md all come from here.
 
 A new per-face measure is one line in FACE_MEASURES: `features` stores it and `tracks` copies
 it (emotrack.scoring.score_frames), older tables gain it as a nullable column, readers see
 null in the rows written before it.
 
-    python -m emotrack.schema README.md    # rewrites the README's tables of columns and AUs
+    python -m emotrack.schema docs/lake.md    # rewrites the site's tables of columns and AUs
 """
 
 from __future__ import annotations
@@ -349,13 +349,13 @@ def row(table: str, **values: Any) -> dict[str, Any]:
     return TABLES[table].row(values)
 
 
-# -- the README's table of columns ----------------------------------------------------------
+# -- the site's table of columns (docs/lake.md) -------------------------------------------
 
 README_BEGIN, README_END = "<!-- columns: begin -->", "<!-- columns: end -->"
 
 
 def markdown() -> str:
-    """The README's table of columns: a row per table, its columns in order, one a line with
+    """The site's table of columns: a row per table, its columns in order, one a line with
     its meaning (columns that share a meaning on one line); required ones in bold."""
     lines = ["| table | one row per | columns (**bold**: never null) |", "|---|---|---|"]
     for table in (TABLES[name] for name in PUBLIC):
@@ -379,7 +379,7 @@ def _names(names: list[str], table: Table) -> str:
 
 
 def readme_with_columns(text: str) -> str:
-    """`text` (the README) with its generated tables rewritten: the columns (between
+    """`text` (docs/lake.md) with its generated tables rewritten: the columns (between
     README_BEGIN and README_END) and the action units (emotrack.action_units.markdown)."""
     blocks = [
         (README_BEGIN, README_END, markdown()),
@@ -394,6 +394,6 @@ def readme_with_columns(text: str) -> str:
 
 
 if __name__ == "__main__":
-    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/lake.md")
     readme.write_text(readme_with_columns(readme.read_text()))
     print(f"{readme}: tables of columns and action units rewritten")

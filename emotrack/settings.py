@@ -86,10 +86,10 @@ class Settings(BaseSettings):
     batch_frames: int = Field(default=16, ge=1)
     """Frames decoded and sent through the face detector together."""
     detector: str = "blazeface-short"
-    """Face detector: blazeface-short, blazeface-full, blazeface-back or mtcnn (README table)."""
+    """Face detector: blazeface-short, blazeface-full, blazeface-back or mtcnn (benchmarks)."""
     geometry: bool = True
     """Landmarks, head pose and blendshapes for every face found (MediaPipe's face
-    landmarker; README, "Speed", gives its cost). Off (EMOTRACK_GEOMETRY=0, `emotrack run
+    landmarker; docs/benchmarks.md gives its cost). Off (EMOTRACK_GEOMETRY=0, `emotrack run
     --no-geometry`): those columns stay null and the CNN sees unaligned crops."""
     store: str = Field(default="full", pattern="^(full|geometry|labels)$")
     """What the lake keeps of each face (emotrack.schema.STORE_LEVELS): `full`, `geometry`
@@ -97,14 +97,14 @@ class Settings(BaseSettings):
     arousal, episodes)."""
     detect_every_s: float = Field(default=1.0, ge=0)
     """With geometry on, the detector looks for new faces this often (and on a scene cut, or
-    when a face is lost); in between, each face is followed by its landmarks (README, "How
+    when a face is lost); in between, each face is followed by its landmarks (docs/lake.md, "How
     faces are found"). 0 (`emotrack run --detect-every-frame`): the detector runs on every
     analysed frame, as before 0.4 (crowded footage, comparisons)."""
     aligned_crops: bool = False
     """On: the CNN sees each face turned level and centred by its landmarks
     (faces.aligned_crop; the detector's box where the landmarker could not fit the face).
     Off by default: the CNN alone does better with them on the real-face set, but the
-    default model then fails the no-harm checks (README, "Which model")."""
+    default model then fails the no-harm checks (docs/models.md, "Which model")."""
     min_face_score: float | None = Field(default=None, ge=0, le=1)
     """Detector confidence below which a face is dropped; None: the detector's own."""
     min_face_px: int = Field(default=40, ge=12)
@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     """How long a face may go undetected and still keep its track_id."""
     identity: bool = True
     """A track is one person: where a followed face turns out to be someone else (a cut to
-    another person at the same place), its track ends and a new one starts (README, "How
+    another person at the same place), its track ends and a new one starts (docs/lake.md, "How
     faces are found"). Off (EMOTRACK_IDENTITY=0): tracks follow overlapping boxes, whoever
     they show, as before 0.5."""
     same_person: float = Field(default=0.3, ge=-1, le=1)
@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     people: bool = False
     """Recognise people across videos and nights (`emotrack run --people`): each track's
     identity is stored (`_identities`), tracks are grouped into people (`people`,
-    `track_people`). Off by default: it is biometric processing (README, *People*)."""
+    `track_people`). Off by default: it is biometric processing (docs/people.md)."""
     people_threshold: float = Field(default=0.425, ge=-1, le=1)
     """Cosine similarity of two tracks' identities at and above which they are linked into
     one person (chosen on the identity set: benchmarks/bench_identity.py)."""
@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     videos, a run sends no more until the ones in flight are done, then replaces its local
     Dask workers by fresh processes (nothing in flight: nothing lost, nothing done twice;
     about 10 s idle). 0: never. A cluster given by --dask-address is its operator's: see
-    the README (Dask's worker lifetime)."""
+    docs/operating.md (Dask's worker lifetime)."""
     videos_in_flight: int = Field(default=2, ge=1)
     """Videos sent to each Dask worker thread at a time: one analysed, the next one ready."""
     unit_retries: int = Field(default=2, ge=0)

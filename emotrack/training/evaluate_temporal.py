@@ -231,7 +231,7 @@ Confusion matrix, per-frame CNN (simulated, counts):
 
 ## Limits
 - It does harm on real faces: on the labelled real-face set it relabels what the CNN clearly
-  sees (`emotrack evaluate`; README, "Which model"), so it is not the default. Use it with
+  sees (`emotrack evaluate`; docs/models.md, "Which model"), so it is not the default. Use it with
   `--model {version}`, or train one on labelled video with `emotrack train`.
 - Trained on simulation only: the figures on simulated data measure how well it undoes the
   *assumed* CNN errors, not accuracy on real people. Its only real-video check is one talking

@@ -201,7 +201,7 @@ def _features(video: Path, cache_dir: Path) -> pd.DataFrame:
     # Faces detected on every frame, as when the model cards' figures were measured. On
     # followed faces (the default since 0.4) the per-frame CNN does better on the real faces
     # (macro-F1 0.333 against 0.278) and the smoothed default no longer beats it (0.327, one
-    # window of 92 not kept): README, "Which model".
+    # window of 92 not kept): docs/models.md, "Which model".
     settings = Settings(cache_dir=cache_dir, detect_every_s=0.0)
     return extract_features(VideoSource.from_path(video), *load_models(settings), settings).table
 

@@ -1,5 +1,6 @@
-"""Every DuckDB query and every pandas and polars snippet in the README runs against a lake
-made by the tests, as an analyst would run them: without emotrack's code."""
+"""Every DuckDB query and every pandas and polars snippet of the site's cookbook
+(docs/cookbook.md) runs against a lake made by the tests, as an analyst would run them:
+without emotrack's code."""
 
 import re
 import shutil
@@ -7,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-COOKBOOK = README[README.index("### Queries an analyst would run") :]
-COOKBOOK = COOKBOOK[: COOKBOOK.index("\n### ")]
+COOKBOOK = (Path(__file__).resolve().parents[1] / "docs" / "cookbook.md").read_text()
 QUERIES = re.findall(r"```sql\n(.*?)```", COOKBOOK, flags=re.DOTALL)
 SNIPPETS = re.findall(r"```python\n(.*?)```", COOKBOOK, flags=re.DOTALL)
 SETUP, READERS = SNIPPETS[0], SNIPPETS[1:]
@@ -47,9 +46,9 @@ def lake(nightly_run, tmp_path_factory) -> Path:
 
 
 def _connect(lake: Path):
-    """The README's DuckDB setup, run as written (the lake's path put in)."""
+    """The cookbook's DuckDB setup, run as written (the lake's path put in)."""
     scope: dict = {}
-    exec(SETUP.replace('"/data/lake"', repr(str(lake))), scope)  # noqa: S102 - the README's
+    exec(SETUP.replace('"/data/lake"', repr(str(lake))), scope)  # noqa: S102 - the cookbook's
     return scope["con"]
 
 
@@ -81,7 +80,7 @@ def test_readme_reader_snippet_runs_on_a_real_lake(lake, snippet: str, capsys, t
     if "polars" in snippet:  # pola-rs/polars#20944: not through a path with a space
         shutil.copytree(lake, tmp_path / "lake")
         lake = tmp_path / "lake"
-    exec(snippet.replace('"/data/lake"', repr(str(lake))), {})  # noqa: S102 - the README's
+    exec(snippet.replace('"/data/lake"', repr(str(lake))), {})  # noqa: S102 - the cookbook's
     assert "happy" in capsys.readouterr().out
 
 
