@@ -103,6 +103,9 @@ def test_the_installed_wheel_fetches_and_runs_outside_the_repository(
         refused = _in(installed, where, "python", "-c", f"import {generic}")
         assert refused.returncode == 1 and "ModuleNotFoundError" in refused.stderr, generic
 
+    checked = _in(installed, where, "pip", "check")  # every requirement of the wheel is met
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
     version = _in(installed, where, "emotrack", "--version")
     assert version.stdout.strip() == f"emotrack {emotrack.__version__}"
 
