@@ -347,6 +347,34 @@ class NightlyRun:
     flow_run_id: object
 
 
+@pytest.fixture
+def four_clips(asset, tmp_path) -> Path:
+    """Three real sample videos and a text file named .mp4: a run prints one line for each."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for name in ["single_face.mp4", "no_face.mp4", "WolfgangLanger_Pexels.mp4"]:
+        shutil.copyfile(asset(name), folder / name)
+    (folder / "notes.mp4").write_text("not a video\n")
+    return folder
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Any]:
+    """wait_until(predicate, seconds, what): the predicate's first truthy value, asked every
+    0.5 s; an AssertionError naming `what` after `seconds`."""
+    import time
+
+    def wait(predicate: Callable[[], Any], seconds: float, what: str) -> Any:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if value := predicate():
+                return value
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    return wait
+
+
 @pytest.fixture(scope="session")
 def archive(tmp_path_factory, asset, photo_clip) -> Path:
     """Real clips, a sideways phone clip, a zero-byte file and a text file named .mp4."""

@@ -3,12 +3,10 @@ everything again with -v. The Prefect API keeps every INFO line either way."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter
 from prefect.settings import PREFECT_API_URL
@@ -18,16 +16,6 @@ from emotrack.lake import Lake
 CLI = Path(sys.executable).with_name("emotrack")
 NATIVE_NOISE = re.compile(r"^[IWE]\d{4} |cuda|cuInit|absl|XNNPACK|oneDNN", re.M | re.I)
 DASK_INFO = re.compile(r"INFO .*distributed\.|distributed\.\w+ - INFO", re.M)
-
-
-@pytest.fixture
-def archive(asset, tmp_path) -> Path:
-    folder = tmp_path / "archive"
-    folder.mkdir()
-    for name in ["single_face.mp4", "no_face.mp4", "WolfgangLanger_Pexels.mp4"]:
-        shutil.copyfile(asset(name), folder / name)
-    (folder / "notes.mp4").write_text("not a video\n")
-    return folder
 
 
 def _env() -> dict[str, str]:
@@ -44,9 +32,9 @@ def _run(*args: str) -> str:
     return done.stdout + done.stderr
 
 
-def test_piped_output_is_plain_quiet_and_names_every_video(prefect_server, archive, tmp_path):
+def test_piped_output_is_plain_quiet_and_names_every_video(prefect_server, four_clips, tmp_path):
     lake = tmp_path / "lake"
-    out = _run("run", str(archive), "--lake", str(lake))
+    out = _run("run", str(four_clips), "--lake", str(lake))
 
     assert not NATIVE_NOISE.search(out), NATIVE_NOISE.search(out)
     assert not DASK_INFO.search(out) and "Finished in state" not in out
@@ -59,7 +47,7 @@ def test_piped_output_is_plain_quiet_and_names_every_video(prefect_server, archi
 
     with get_client(sync_client=True) as client:  # the API still has the tasks' INFO lines
         (flow_run,) = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"nightly {archive}"]))
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"nightly {four_clips}"]))
         )
         logs = client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [flow_run.id]}))
     infos = [log.message for log in logs if log.level == 20]
@@ -72,9 +60,11 @@ def test_piped_output_is_plain_quiet_and_names_every_video(prefect_server, archi
     assert re.search(r"^pages: +/.*/_report/index.html$", out, re.M)  # and says where
 
 
-def test_a_terminal_gets_a_live_display_that_reaches_the_total(prefect_server, archive, tmp_path):
+def test_a_terminal_gets_a_live_display_that_reaches_the_total(
+    prefect_server, four_clips, tmp_path
+):
     lake = tmp_path / "lake"
-    command = f"{CLI} run {archive} --lake {lake}"
+    command = f"{CLI} run {four_clips} --lake {lake}"
     typescript = tmp_path / "typescript"
     subprocess.run(
         ["script", "-qfec", command, str(typescript)],
@@ -90,7 +80,7 @@ def test_a_terminal_gets_a_live_display_that_reaches_the_total(prefect_server, a
     assert not NATIVE_NOISE.search(screen)
 
 
-def test_verbose_brings_everything_back(prefect_server, archive, tmp_path):
-    out = _run("-v", "run", str(archive), "--lake", str(tmp_path / "lake"))
+def test_verbose_brings_everything_back(prefect_server, four_clips, tmp_path):
+    out = _run("-v", "run", str(four_clips), "--lake", str(tmp_path / "lake"))
     assert "Finished in state Completed()" in out  # Prefect's INFO lines
     assert NATIVE_NOISE.search(out)  # TensorFlow's or LiteRT's own lines

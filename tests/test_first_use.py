@@ -43,16 +43,6 @@ def empty_cache(settings, tmp_path) -> Path:
     return home
 
 
-@pytest.fixture
-def four_clips(asset, tmp_path) -> Path:
-    folder = tmp_path / "archive"
-    folder.mkdir()
-    for name in ["single_face.mp4", "no_face.mp4", "WolfgangLanger_Pexels.mp4"]:
-        shutil.copyfile(asset(name), folder / name)
-    (folder / "notes.mp4").write_text("not a video\n")
-    return folder
-
-
 def _emotrack(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMOTRACK_")}
     env |= {"XDG_CACHE_HOME": str(cache), "PREFECT_API_URL": str(PREFECT_API_URL.value())}

@@ -50,15 +50,6 @@ def receiver():
     server.shutdown()
 
 
-def _wait(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _deployment(name: str):
     with get_client(sync_client=True) as client:
         try:
@@ -68,7 +59,7 @@ def _deployment(name: str):
 
 
 def test_bad_nights_post_to_the_webhook_and_a_clean_night_does_not(
-    locked_server, receiver, asset, tmp_path
+    locked_server, receiver, asset, tmp_path, wait_until
 ):
     served = locked_server
     clean, bad = tmp_path / "clean", tmp_path / "bad"
@@ -91,8 +82,10 @@ def test_bad_nights_post_to_the_webhook_and_a_clean_night_does_not(
     updates = {PREFECT_API_URL: served.api, PREFECT_API_AUTH_STRING: served.auth}
     try:
         with temporary_settings(updates=updates):
-            _wait(lambda: _deployment(NIGHTLY) and _deployment(MAINTENANCE), 120, "deployments")
-            _bad_nights_post(clean, bad, tmp_path, lake)
+            wait_until(
+                lambda: _deployment(NIGHTLY) and _deployment(MAINTENANCE), 120, "deployments"
+            )
+            _bad_nights_post(clean, bad, tmp_path, lake, wait_until)
     finally:
         os.killpg(serving.pid, signal.SIGTERM)
         try:
@@ -102,7 +95,7 @@ def test_bad_nights_post_to_the_webhook_and_a_clean_night_does_not(
     assert TOKEN not in log.read_text()  # serve never prints the URL
 
 
-def _bad_nights_post(clean: Path, bad: Path, tmp_path: Path, lake: Lake) -> None:
+def _bad_nights_post(clean: Path, bad: Path, tmp_path: Path, lake: Lake, wait_until) -> None:
     nightly = _deployment(NIGHTLY)
     assert nightly.parameters["maintenance"] is False  # the maintenance deployment does it
     assert nightly.parameters["failed_videos_alert"] == 1
@@ -112,7 +105,7 @@ def _bad_nights_post(clean: Path, bad: Path, tmp_path: Path, lake: Lake) -> None
     noisy = run_deployment(NIGHTLY, parameters={"source": str(bad)}, timeout=300)
     assert noisy.state.is_completed(), noisy.state
     ended = time.monotonic()
-    _wait(lambda: len(Receiver.posts) >= 1, 60, "the failed-videos post")
+    wait_until(lambda: len(Receiver.posts) >= 1, 60, "the failed-videos post")
     at, post = Receiver.posts[0]
     print(f"failed-videos post {at - ended:.1f} s after the run ended")
     assert at - ended < 60
@@ -122,7 +115,7 @@ def _bad_nights_post(clean: Path, bad: Path, tmp_path: Path, lake: Lake) -> None
     broken = run_deployment(NIGHTLY, parameters={"source": str(tmp_path / "gone")}, timeout=300)
     assert broken.state.is_failed(), broken.state
     ended = time.monotonic()
-    _wait(lambda: len(Receiver.posts) >= 2, 60, "the failed-run post")
+    wait_until(lambda: len(Receiver.posts) >= 2, 60, "the failed-run post")
     at, post = Receiver.posts[1]
     print(f"failed-run post {at - ended:.1f} s after the run ended")
     assert at - ended < 60

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
@@ -18,15 +17,6 @@ from prefect.states import Scheduled
 from emotrack.lake import Lake
 
 DEPLOYMENT = "emotrack-nightly/test-nightly"
-
-
-def _wait(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _deployment_exists() -> bool:
@@ -44,15 +34,15 @@ def _final_state(flow_run_id):
 
 
 def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
-    locked_server, asset, tmp_path, faulty_cluster
+    locked_server, asset, tmp_path, faulty_cluster, wait_until
 ) -> None:
     served = locked_server
     updates = {PREFECT_API_URL: served.api, PREFECT_API_AUTH_STRING: served.auth}
     with temporary_settings(updates=updates):
-        _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster)
+        _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster, wait_until)
 
 
-def _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster) -> None:
+def _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster, wait_until) -> None:
     archive, lake = tmp_path / "archive", Lake(tmp_path / "lake")
     archive.mkdir()
     for name in ["single_face.mp4", "no_face.mp4"]:
@@ -86,7 +76,7 @@ def _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster) -> N
         start_new_session=True,
     )
     try:
-        _wait(_deployment_exists, 120, "the served deployment")
+        wait_until(_deployment_exists, 120, "the served deployment")
         first = run_deployment(DEPLOYMENT, timeout=300)
         assert first.state.is_failed(), first.state
         videos = lake.read("videos")
@@ -97,7 +87,7 @@ def _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster) -> N
         broken.unlink()  # the operator fixes the cause, then retries the run
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(first.id, Scheduled(), force=True)
-        state = _wait(lambda: _final_state(first.id), 300, "the retried run")
+        state = wait_until(lambda: _final_state(first.id), 300, "the retried run")
         assert state.is_completed(), state
         videos = lake.read("videos").set_index("source_uri")
         assert len(videos) == 2 and len(lake.read("summaries")) == 2
