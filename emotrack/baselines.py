@@ -55,6 +55,8 @@ REST_CAP = {
     "au45_blink": 0.30,
 }
 REST_CAP_OTHER = 0.15
+# The tracks table's columns of the AUs relative to the face's resting face.
+RELATIVE_COLUMNS = [f"rel_{column}" for column in AU_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -125,3 +127,21 @@ def relative_aus(rows: pd.DataFrame, baselines: dict[int, Baseline]) -> pd.DataF
         mine = (rows["track_id"] == track_id).to_numpy()
         base.loc[mine, :] = np.asarray(baseline.values)[None, :]
     return ((raw - base) / (1.0 - base)).clip(0.0, 1.0).astype(np.float32)
+
+
+def baseline_rows(baselines: dict[int, Baseline]) -> pd.DataFrame:
+    """The `baselines` table's rows of one video (emotrack.schema), a row per track."""
+    return pd.DataFrame(
+        [
+            {
+                "track_id": track_id,
+                "source": b.source,
+                "frames": b.frames,
+                "resting_frames": b.resting_frames,
+                "seconds": b.seconds,
+                **dict(zip(AU_COLUMNS, b.values, strict=True)),
+            }
+            for track_id, b in sorted(baselines.items())
+        ],
+        columns=["track_id", "source", "frames", "resting_frames", "seconds", *AU_COLUMNS],
+    ).astype({c: np.float32 for c in AU_COLUMNS} | {"track_id": np.int32})

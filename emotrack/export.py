@@ -11,7 +11,9 @@ not (gaze, the 68 landmarks, the pose's translation, the shape parameters):
 - `success`: 1 where the face was measured (its action units are there), else 0;
 - `pose_Rx`, `pose_Ry`, `pose_Rz`: `pitch_deg`, `yaw_deg`, `roll_deg` in radians, with our
   signs (as the image shows the head);
-- `AUxx_r`: the AU's activity in [0, 1] times 5, OpenFace's 0-5 intensity scale;
+- `AUxx_r`: the AU's activity in [0, 1] times 5, OpenFace's 0-5 intensity scale: against
+  the face's resting face where its track has one (`rel_au*`, emotrack.baselines), as
+  OpenFace's person-calibrated models do; the AU itself elsewhere;
 - `AUxx_c`: 1 where `AUxx_r` >= 1 (FACS's trace level, A), else 0.
 As in OpenFace's own files, a row whose face was not measured reads 0 there, and fields are
 separated by ", " (so names after the first carry a leading space).
@@ -73,7 +75,7 @@ def openface_rows(tracks: pd.DataFrame, fps: float | None, confidence: pd.Series
     for name, column in OPENFACE_POSE.items():
         out[name] = np.radians(tracks[column].astype(np.float64)).where(success, 0.0)
     intensity = {
-        f"{au}_r": (tracks[column].astype(np.float64) * OPENFACE_SCALE).where(success, 0.0)
+        f"{au}_r": (_calibrated(tracks, column) * OPENFACE_SCALE).where(success, 0.0)
         for column, au in OPENFACE_AUS.items()
     }
     present = {
@@ -82,6 +84,13 @@ def openface_rows(tracks: pd.DataFrame, fps: float | None, confidence: pd.Series
     }
     out = pd.concat([out, pd.DataFrame(intensity), pd.DataFrame(present)], axis=1)
     return out.sort_values(["frame", "face_id"], kind="stable").reset_index(drop=True)
+
+
+def _calibrated(tracks: pd.DataFrame, column: str) -> pd.Series:
+    """The AU against the face's resting face (rows written before `rel_*`: the AU)."""
+    raw = tracks[column].astype(np.float64)
+    relative = f"rel_{column}"
+    return tracks[relative].astype(np.float64).fillna(raw) if relative in tracks else raw
 
 
 def plain_rows(tracks: pd.DataFrame) -> pd.DataFrame:

@@ -521,7 +521,8 @@ class Lake:
         theirs = mine.replace("video_id", "other_video_id").replace("track_id", "other_track_id")
         named = f"person_id = {_quoted(person)}"
         predicates = {
-            name: mine for name in ("features", "tracks", "episodes", IDENTITIES, "track_people")
+            name: mine
+            for name in ("features", "tracks", "baselines", "episodes", IDENTITIES, "track_people")
         }
         predicates["people"] = named
         predicates[DECISIONS] = f"{named} OR other_id = {_quoted(person)} OR {mine} OR {theirs}"

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from emotrack import action_units
 from emotrack.action_units import AU_COLUMNS
+from emotrack.baselines import RELATIVE_COLUMNS
 from emotrack.models.expression_cnn import EMBEDDING_DIM
 from emotrack.models.face_landmarker import BLENDSHAPE_COLUMNS, LANDMARKS, POSE_COLUMNS
 from emotrack.vocabulary import EMOTIONS
@@ -178,7 +179,23 @@ TABLES: dict[str, Table] = {
                    "enough to trust its expression (*Which rows to trust*; null: rows "
                    "written before the column)"),
             *FACE_MEASURES,
+            *_group(RELATIVE_COLUMNS, _f32, "the AU against the face's resting face "
+                    "(`baselines`): (au - baseline) / (1 - baseline) in [0, 1]; the AU itself "
+                    "where the track has no baseline (*Each face against itself*; null: rows "
+                    "written before the column)"),
         ), versioned=True),
+        Table("baselines", "face track with a resting face (*Each face against itself*)", (
+            VIDEO_ID,
+            Column("track_id", _i32, "the face's track", True),
+            Column("source", _str, "what it was made from: `track` (this track's own frames)",
+                   True),
+            Column("frames", _i32, "the track's frames with action units", True),
+            Column("resting_frames", _i32, "of those, the frames at rest it was made from",
+                   True),
+            Column("seconds", _f64, "seconds of the face it saw (first to last frame)", True),
+            *_group(AU_COLUMNS, _f32, "the AU's baseline: its 90th percentile over the "
+                    "frames at rest, capped at what resting faces show", True),
+        )),
         Table("episodes", "expression episode of a face track and model version", (
             VIDEO_ID,
             Column("track_id", _i32, "the face's track", True),
@@ -302,6 +319,7 @@ COMMIT_ORDER = (
     SOURCES,
     "features",
     "tracks",
+    "baselines",
     "episodes",
     "summaries",
     IDENTITIES,
@@ -320,7 +338,11 @@ assert sorted(COMMIT_ORDER) == sorted(TABLES)
 STORE_LEVELS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "full": {},
     "geometry": {"features": ("embedding", "landmarks_i16", "landmarks")},
-    "labels": {"features": None, "tracks": tuple(MEASURE_COLUMNS)},
+    "labels": {
+        "features": None,
+        "tracks": (*MEASURE_COLUMNS, *RELATIVE_COLUMNS),
+        "baselines": None,
+    },
 }
 
 

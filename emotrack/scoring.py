@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from emotrack.action_units import AU_COLUMNS, action_units
+from emotrack.baselines import RELATIVE_COLUMNS, Baseline, relative_aus, track_baselines
 from emotrack.evidence import au_evidence, reliable, reliable_rows, trust
 from emotrack.models.expression_cnn import CONFIG as CNN_CONFIG
 from emotrack.models.temporal_gru import TemporalConfig, extra_inputs, model_inputs, predict_track
@@ -137,7 +138,11 @@ def temporal_scores(features: pd.DataFrame, model: Any, cfg: TemporalConfig) -> 
     return FrameScores(probs, va, intensity, cfg.version)
 
 
-def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> pd.DataFrame:
+def score_frames(
+    features: pd.DataFrame,
+    scores: FrameScores | None = None,
+    baselines: dict[int, Baseline] | None = None,
+) -> pd.DataFrame:
     """The analyst-facing per-frame table: one row per face per frame of `features`.
 
     Adds emotion (argmax label), p_* (summing to 1), valence and arousal in [-1, 1],
@@ -145,7 +150,8 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
     defaults to the CNN frame by frame. The face's measures (emotrack.schema.FACE_MEASURES:
     pose, blendshapes, action units) are copied from `features` (NaN where it has none); the
     action units are computed from the blendshapes, so that features written before them
-    give tracks with them.
+    give tracks with them; and the action units against each track's resting face
+    (`baselines`, default: resting_faces(features); emotrack.baselines).
     """
     scores = cnn_frame_scores(features) if scores is None else scores
     probs, va = scores.probs, scores.va
@@ -160,7 +166,25 @@ def score_frames(features: pd.DataFrame, scores: FrameScores | None = None) -> p
     tracks["reliable"] = reliable(features)
     measures = features.reindex(columns=MEASURE_COLUMNS).astype(np.float32)
     measures[AU_COLUMNS] = action_units(measures)
-    return pd.concat([tracks.reset_index(drop=True), measures.reset_index(drop=True)], axis=1)
+    basis = with_aus(features)
+    baselines = track_baselines(basis) if baselines is None else baselines
+    relative = relative_aus(basis, baselines)
+    relative.columns = RELATIVE_COLUMNS
+    parts = [tracks, measures, relative]
+    return pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
+
+
+def with_aus(features: pd.DataFrame) -> pd.DataFrame:
+    """What a resting face is made from (emotrack.baselines): each row's time, track, CNN
+    logits and action units (computed from its blendshapes, as score_frames does)."""
+    basis = features[["timestamp_s", "track_id", "logits"]].copy()
+    basis[AU_COLUMNS] = action_units(features.reindex(columns=MEASURE_COLUMNS))
+    return basis
+
+
+def resting_faces(features: pd.DataFrame) -> dict[int, Baseline]:
+    """track_id -> the resting face of each track of one video's features that has one."""
+    return track_baselines(with_aus(features))
 
 
 def summarise_video(

@@ -1,6 +1,7 @@
 """Resting faces (emotrack.baselines): each face's AUs against its own rest, with the guards
 (enough of the person, resting frames only, never beyond a resting face in general)."""
 
+import shutil
 import subprocess
 
 import numpy as np
@@ -10,12 +11,14 @@ import pytest
 from emotrack.action_units import AU_COLUMNS
 from emotrack.baselines import (
     MIN_SECONDS,
+    RELATIVE_COLUMNS,
     REST_CAP,
     relative_aus,
     resting,
     resting_face,
     track_baselines,
 )
+from emotrack.lake import Lake
 from emotrack.settings import Settings
 from emotrack.vocabulary import EMOTIONS
 
@@ -111,3 +114,59 @@ def test_the_talking_head_never_at_rest_gets_no_baseline(features_of) -> None:
     assert longest["timestamp_s"].max() - longest["timestamp_s"].min() >= MIN_SECONDS
     assert track_baselines(rows) == {}
     assert EMOTIONS[6] == "neutral"
+
+
+@pytest.fixture(scope="module")
+def one_man_lake(prefect_server, asset, tmp_path_factory) -> Lake:
+    """A lake of one 12-s clip of the man (single_face.mp4 five times), run by the nightly."""
+    from emotrack.flows.nightly import nightly
+
+    archive = tmp_path_factory.mktemp("one-man")
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-stream_loop", "4", "-i",
+         str(asset("single_face.mp4")), "-an", "-c:v", "libx264", "-preset", "veryfast",
+         str(archive / "one_man.mp4")],
+        check=True,
+    )  # fmt: skip
+    lake = Lake(tmp_path_factory.mktemp("one-man-lake"))
+    assert nightly(source=str(archive), lake=str(lake.root)) == {"ok": 1}
+    return lake
+
+
+def test_a_run_stores_each_resting_face_and_the_aus_against_it(one_man_lake) -> None:
+    (baseline,) = one_man_lake.read("baselines").itertuples()
+    assert baseline.source == "track" and baseline.seconds >= MIN_SECONDS
+    assert baseline.resting_frames >= 10 and baseline.frames >= 50
+    tracks = one_man_lake.read("tracks")
+    assert tracks[RELATIVE_COLUMNS].notna().all().all()
+    brows = tracks["rel_au01_inner_brow_raiser"] < tracks["au01_inner_brow_raiser"]
+    assert brows.mean() > 0.5  # his resting brows' AU1, taken off
+
+
+def test_a_rescore_gives_rows_written_before_baselines_their_relative_values(
+    one_man_lake, tmp_path
+) -> None:
+    from deltalake import DeltaTable
+    from emotrack.flows.rescore import rescore
+
+    lake = Lake(shutil.copytree(one_man_lake.root, tmp_path / "lake"))
+    # As a lake analysed before this change: no baselines, no relative values.
+    DeltaTable(lake.table_uri("baselines")).delete()
+    DeltaTable(lake.table_uri("tracks")).update({c: "NULL" for c in RELATIVE_COLUMNS})
+    assert lake.read("baselines").empty and lake.read("tracks")[RELATIVE_COLUMNS].isna().all().all()
+    rescore(lake=str(lake.root))
+    assert len(lake.read("baselines")) == 1
+    after = lake.read("tracks").sort_values("frame_index", ignore_index=True)
+    before = one_man_lake.read("tracks").sort_values("frame_index", ignore_index=True)
+    assert np.allclose(after[RELATIVE_COLUMNS], before[RELATIVE_COLUMNS], atol=1e-6)
+
+
+def test_openface_intensities_are_against_the_resting_face(one_man_lake, tmp_path) -> None:
+    from emotrack.export import export
+
+    (done,) = export(one_man_lake, tmp_path, "openface")
+    ours = pd.read_csv(done.path, skipinitialspace=True)
+    tracks = one_man_lake.read("tracks").sort_values(["timestamp_s", "track_id"])
+    relative = tracks["rel_au01_inner_brow_raiser"].to_numpy()
+    assert np.allclose(ours["AU01_r"], relative * 5, atol=1e-5)
+    assert not np.allclose(ours["AU01_r"], tracks["au01_inner_brow_raiser"].to_numpy() * 5)
