@@ -192,7 +192,6 @@ def emotrack_server(tmp_path_factory) -> Iterator[Callable[..., Served]]:
     one per such set-up for the session (a server takes 10-20 s to start), stopped at its
     end."""
     import os
-    import signal
     import socket
     import time
     import urllib.request
@@ -238,12 +237,47 @@ def emotrack_server(tmp_path_factory) -> Iterator[Callable[..., Served]]:
         return started[key]
 
     yield start
-    for process in (served.process for served in started.values()):
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+    for served in started.values():
+        stop_session(served.process)
+
+
+def stop_session(process: subprocess.Popen) -> None:
+    """End a command started in its own session, and what it started: SIGTERM, then SIGKILL
+    after 30 s."""
+    import os
+    import signal
+
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def serve_cli() -> Iterator[Callable[..., subprocess.Popen]]:
+    """serve_cli(*args, env=..., log=None): `emotrack serve ARGS` in its own session, its
+    output into the file `log` (or nowhere); stopped at the test's end."""
+    started: list[subprocess.Popen] = []
+    cli = str(Path(sys.executable).with_name("emotrack"))
+
+    def start(*args: str, env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+        with ExitStack() as files:
+            out = files.enter_context(log.open("w")) if log else subprocess.DEVNULL
+            started.append(
+                subprocess.Popen(
+                    [cli, "serve", *args],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        return started[-1]
+
+    yield start
+    for process in started:
+        stop_session(process)
 
 
 class InjectFault(WorkerPlugin):

@@ -4,11 +4,7 @@ threshold; a clean night posts nothing; the URL stays a secret. `--maintenance-c
 lake's upkeep as a second deployment, which the nightly then leaves to it."""
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,7 +55,7 @@ def _deployment(name: str):
 
 
 def test_bad_nights_post_to_the_webhook_and_a_clean_night_does_not(
-    locked_server, receiver, asset, tmp_path, wait_until
+    locked_server, receiver, asset, tmp_path, wait_until, serve_cli
 ):
     served = locked_server
     clean, bad = tmp_path / "clean", tmp_path / "bad"
@@ -70,28 +66,14 @@ def test_bad_nights_post_to_the_webhook_and_a_clean_night_does_not(
         (bad / name).write_text(f"{name}: not a video\n")
     lake = Lake(tmp_path / "lake")
     log = tmp_path / "serve.log"
-    cli = str(Path(sys.executable).with_name("emotrack"))
-    command = [cli, "serve", "--source", str(clean), "--lake", str(lake.root), "--name",
-               "notify-nightly", "--workers", "1", "--notify", receiver,
-               "--notify-failed-videos", "1", "--maintenance-cron", "0 5 * * 0"]  # fmt: skip
     env = {**served.client_env(), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    with log.open("w") as out:
-        serving = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    serve_cli("--source", str(clean), "--lake", str(lake.root), "--name", "notify-nightly",
+              "--workers", "1", "--notify", receiver, "--notify-failed-videos", "1",
+              "--maintenance-cron", "0 5 * * 0", env=env, log=log)  # fmt: skip
     updates = {PREFECT_API_URL: served.api, PREFECT_API_AUTH_STRING: served.auth}
-    try:
-        with temporary_settings(updates=updates):
-            wait_until(
-                lambda: _deployment(NIGHTLY) and _deployment(MAINTENANCE), 120, "deployments"
-            )
-            _bad_nights_post(clean, bad, tmp_path, lake, wait_until)
-    finally:
-        os.killpg(serving.pid, signal.SIGTERM)
-        try:
-            serving.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(serving.pid, signal.SIGKILL)
+    with temporary_settings(updates=updates):
+        wait_until(lambda: _deployment(NIGHTLY) and _deployment(MAINTENANCE), 120, "deployments")
+        _bad_nights_post(clean, bad, tmp_path, lake, wait_until)
     assert TOKEN not in log.read_text()  # serve never prints the URL
 
 

@@ -2,12 +2,7 @@
 credentials: the served runs and the operator's retry (through the API) carry them."""
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
@@ -34,15 +29,19 @@ def _final_state(flow_run_id):
 
 
 def test_a_failed_run_retried_from_the_api_redoes_only_what_failed(
-    locked_server, asset, tmp_path, faulty_cluster, wait_until
+    locked_server, asset, tmp_path, faulty_cluster, wait_until, serve_cli
 ) -> None:
     served = locked_server
     updates = {PREFECT_API_URL: served.api, PREFECT_API_AUTH_STRING: served.auth}
     with temporary_settings(updates=updates):
-        _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster, wait_until)
+        _retry_redoes_only_what_failed(
+            served, asset, tmp_path, faulty_cluster, wait_until, serve_cli
+        )
 
 
-def _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster, wait_until) -> None:
+def _retry_redoes_only_what_failed(
+    served, asset, tmp_path, faulty_cluster, wait_until, serve_cli
+) -> None:
     archive, lake = tmp_path / "archive", Lake(tmp_path / "lake")
     archive.mkdir()
     for name in ["single_face.mp4", "no_face.mp4"]:
@@ -56,57 +55,31 @@ def _retry_redoes_only_what_failed(served, asset, tmp_path, faulty_cluster, wait
     )
 
     env = {**served.client_env(), "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    cli = str(Path(sys.executable).with_name("emotrack"))
-    serving = subprocess.Popen(
-        [
-            cli,
-            "serve",
-            "--source",
-            str(archive),
-            "--lake",
-            str(lake.root),
-            "--name",
-            "test-nightly",
-            "--dask-address",
-            address,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until(_deployment_exists, 120, "the served deployment")
-        first = run_deployment(DEPLOYMENT, timeout=300)
-        assert first.state.is_failed(), first.state
-        videos = lake.read("videos")
-        assert set(videos["status"]) == {"ok"} and len(videos) == 1  # no_face.mp4 is done
-        done_at = videos["processed_at"].tolist()
-        done_files = {p: p.stat().st_mtime_ns for p in (lake.root / "videos").glob("*.parquet")}
+    serve_cli("--source", str(archive), "--lake", str(lake.root), "--name", "test-nightly",
+              "--dask-address", address, env=env)  # fmt: skip
+    wait_until(_deployment_exists, 120, "the served deployment")
+    first = run_deployment(DEPLOYMENT, timeout=300)
+    assert first.state.is_failed(), first.state
+    videos = lake.read("videos")
+    assert set(videos["status"]) == {"ok"} and len(videos) == 1  # no_face.mp4 is done
+    done_at = videos["processed_at"].tolist()
+    done_files = {p: p.stat().st_mtime_ns for p in (lake.root / "videos").glob("*.parquet")}
 
-        broken.unlink()  # the operator fixes the cause, then retries the run
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(first.id, Scheduled(), force=True)
-        state = wait_until(lambda: _final_state(first.id), 300, "the retried run")
-        assert state.is_completed(), state
-        videos = lake.read("videos").set_index("source_uri")
-        assert len(videos) == 2 and len(lake.read("summaries")) == 2
-        assert videos.loc[[str(archive / "no_face.mp4")], "processed_at"].tolist() == done_at
-        for path, mtime in done_files.items():  # the completed video was not redone
-            assert path.stat().st_mtime_ns == mtime
-        with get_client(sync_client=True) as client:
-            artifacts = [a for a in client.read_artifacts() if a.flow_run_id == first.id]
-        assert {"emotrack-run-videos", "emotrack-run-summary"} <= {a.key for a in artifacts}
-        tables = sorted(
-            (a for a in artifacts if a.key == "emotrack-run-videos"), key=lambda a: a.created
-        )
-        retried = (
-            json.loads(tables[-1].data) if isinstance(tables[-1].data, str) else tables[-1].data
-        )
-        assert [row["video"] for row in retried] == ["single_face.mp4"]
-    finally:
-        os.killpg(serving.pid, signal.SIGTERM)
-        try:
-            serving.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(serving.pid, signal.SIGKILL)
+    broken.unlink()  # the operator fixes the cause, then retries the run
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(first.id, Scheduled(), force=True)
+    state = wait_until(lambda: _final_state(first.id), 300, "the retried run")
+    assert state.is_completed(), state
+    videos = lake.read("videos").set_index("source_uri")
+    assert len(videos) == 2 and len(lake.read("summaries")) == 2
+    assert videos.loc[[str(archive / "no_face.mp4")], "processed_at"].tolist() == done_at
+    for path, mtime in done_files.items():  # the completed video was not redone
+        assert path.stat().st_mtime_ns == mtime
+    with get_client(sync_client=True) as client:
+        artifacts = [a for a in client.read_artifacts() if a.flow_run_id == first.id]
+    assert {"emotrack-run-videos", "emotrack-run-summary"} <= {a.key for a in artifacts}
+    tables = sorted(
+        (a for a in artifacts if a.key == "emotrack-run-videos"), key=lambda a: a.created
+    )
+    retried = json.loads(tables[-1].data) if isinstance(tables[-1].data, str) else tables[-1].data
+    assert [row["video"] for row in retried] == ["single_face.mp4"]
