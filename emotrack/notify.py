@@ -2,9 +2,10 @@
 automation on the server posts to a webhook when a run of the nightly deployment fails or
 crashes, or ends with more failed videos than a threshold (an event the flow emits).
 
-The URL is a secret: it is kept in a Prefect Secret block (`emotrack-notify-url`), from which
+The URL is a secret: it is kept in a Prefect Secret block (`emotrack-notify-url`), and in
 the Webhook block that the automation's action calls (`emotrack-notify`, its URL a secret
-field too) is made. Neither is ever printed or logged; the UI and the API show them masked.
+field too: Prefect's CallWebhook action reads only a Webhook block). Neither is ever printed
+or logged; the UI and the API show them masked.
 """
 
 from __future__ import annotations
@@ -69,10 +70,9 @@ def set_up_notifications(url: str, deployment_id: UUID, deployment: str) -> UUID
     # Prefect's block and automation methods are typed as maybe-coroutines: called from
     # synchronous code, they return their values.
     Secret(value=SecretStr(url)).save(SECRET_BLOCK, overwrite=True)
-    secret = cast(Secret[str], Secret.load(SECRET_BLOCK)).get()
     webhook = Webhook(
         method="POST",
-        url=SecretStr(str(secret)),
+        url=SecretStr(url),
         headers=SecretDict({"Content-Type": "application/json"}),
     )
     block_id = cast(UUID, webhook.save(WEBHOOK_BLOCK, overwrite=True))

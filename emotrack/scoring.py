@@ -165,8 +165,8 @@ def score_frames(
     tracks["model_version"] = scores.model_version
     tracks["reliable"] = reliable(features)
     measures = features.reindex(columns=MEASURE_COLUMNS).astype(np.float32)
-    measures[AU_COLUMNS] = action_units(measures)
     basis = with_aus(features)
+    measures[AU_COLUMNS] = basis[AU_COLUMNS]
     baselines = track_baselines(basis) if baselines is None else baselines
     relative = relative_aus(basis, baselines)
     relative.columns = RELATIVE_COLUMNS

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from emotrack.models.tensorflow_runtime import captured_output, gpu_visible, import_tensorflow
+
+from .tensorflow_runtime import captured_output, gpu_visible, import_tensorflow
 
 # The FER2013 labels 0..6 (Goodfellow et al. 2013): angry, disgust, fear, happy, sad,
 # surprise, neutral, in that order (emotrack.vocabulary.EMOTIONS names them).
@@ -66,7 +67,7 @@ class LiteCNN:
     """The features network in a LiteRT interpreter (threads: tensorflow_runtime.RUNTIME)."""
 
     def __init__(self, flatbuffer: bytes) -> None:
-        from emotrack.models.tensorflow_runtime import RUNTIME, quiet_native_stderr
+        from .tensorflow_runtime import RUNTIME, quiet_native_stderr
 
         with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on stderr
             from ai_edge_litert.interpreter import Interpreter

@@ -81,7 +81,7 @@ def load_face_detector(
     min_score: threshold in [0, 1]; None means the model's own (BlazeFace 0.65 to 0.8, MTCNN 0.9).
     """
     if name == "mtcnn":
-        from emotrack.models.tensorflow_runtime import import_tensorflow
+        from .tensorflow_runtime import import_tensorflow
 
         import_tensorflow()
         from mtcnn import MTCNN
@@ -113,7 +113,7 @@ class BlazeFace:
     """One BlazeFace model in a LiteRT interpreter (threads: tensorflow_runtime.RUNTIME)."""
 
     def __init__(self, config: BlazeFaceConfig, weights: Path) -> None:
-        from emotrack.models.tensorflow_runtime import RUNTIME, quiet_native_stderr
+        from .tensorflow_runtime import RUNTIME, quiet_native_stderr
 
         self.config = config
         threads = RUNTIME.threads

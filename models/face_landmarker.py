@@ -88,7 +88,7 @@ class FaceLandmarker:
     """The mesh and blendshape models in LiteRT interpreters, and the canonical face."""
 
     def __init__(self, bundle: Path) -> None:
-        from emotrack.models.tensorflow_runtime import RUNTIME, quiet_native_stderr
+        from .tensorflow_runtime import RUNTIME, quiet_native_stderr
 
         threads = RUNTIME.threads
         with zipfile.ZipFile(bundle) as task:

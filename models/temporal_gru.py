@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from emotrack.models.face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
-from emotrack.models.tensorflow_runtime import import_tensorflow
+
+from .face_landmarker import BLENDSHAPE_COLUMNS, POSE_COLUMNS
+from .tensorflow_runtime import import_tensorflow
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 LOGIT_SCALE = 4.0  # centred mini-Xception logits mostly lie within +-8 (measured on real video)

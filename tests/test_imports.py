@@ -25,8 +25,10 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
-    """The package's modules that `path` imports anywhere, but under `if TYPE_CHECKING:`."""
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules that `path` (the module `name`) imports anywhere, but under
+    `if TYPE_CHECKING:`; relative imports (the networks' among themselves) resolved."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text())
     typing_only = {
         id(node)
@@ -41,15 +43,17 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
             continue
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+            module = f"{base}.{node.module}" if node.level else node.module
+            names.add(module)
+            names |= {f"{module}.{alias.name}" for alias in node.names}
     return {name for name in names if name in modules}
 
 
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
-    return {name: _imports(path, modules) - {name} for name, path in modules.items()}
+    return {name: _imports(name, path, modules) - {name} for name, path in modules.items()}
 
 
 def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
