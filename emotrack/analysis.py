@@ -33,6 +33,7 @@ from emotrack.models.face_identity import FaceIdentity, load_face_identity
 from emotrack.models.face_landmarker import (
     BLENDSHAPE_COLUMNS,
     POSE_COLUMNS,
+    SHAPE_COLUMNS,
     FaceLandmarker,
     Geometry,
     load_face_landmarker,
@@ -284,6 +285,8 @@ def geometry_row(geometry: Geometry, face: Face, upright: float = 1.0) -> dict[s
         row.update(zip(POSE_COLUMNS, geometry.pose, strict=True))
     if geometry.blendshapes is not None:
         row.update(zip(BLENDSHAPE_COLUMNS, geometry.blendshapes.tolist(), strict=True))
+    if geometry.shape is not None:
+        row.update(zip(SHAPE_COLUMNS, geometry.shape.tolist(), strict=True))
     return row
 
 

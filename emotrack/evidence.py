@@ -95,10 +95,10 @@ def reliable_rows(tracks: pd.DataFrame) -> pd.DataFrame:
     return tracks[tracks["reliable"].fillna(True).astype(bool)]
 
 
-def au_evidence(rows: pd.DataFrame) -> np.ndarray:
-    """float64 (N, 7), EMOTIONS order, in [0, 1]: how fully each row's AUs (computed from
-    its blendshapes) show each expression; 0 where the row has no blendshapes."""
-    aus = action_units(rows)
+def au_evidence(rows: pd.DataFrame, aus: pd.DataFrame | None = None) -> np.ndarray:
+    """float64 (N, 7), EMOTIONS order, in [0, 1]: how fully each row's AUs (`aus`, default:
+    computed from its blendshapes) show each expression; 0 where the row has none."""
+    aus = action_units(rows) if aus is None else aus
     by_number = {au.number: aus[au.column].to_numpy(np.float64) for au in ACTION_UNITS}
     evidence = np.zeros((len(rows), len(EMOTIONS)))
     for i, emotion in enumerate(EMOTIONS):

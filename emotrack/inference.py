@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from emotrack.baselines import Baseline
 from emotrack.models.temporal_gru import WEIGHTS_DIR, load_model_folder
 from emotrack.registry import model_folder, registered
 from emotrack.scoring import (
+    EVIDENCE_V1,
     EVIDENCE_VERSION,
     SMOOTHED_VERSION,
     FrameScores,
@@ -34,18 +36,22 @@ def known_models(lake_root: Path | str | None = None) -> list[str]:
     into the lake at lake_root (its registry), and the CNN alone."""
     shipped = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/config.json"))
     trained = [entry["name"] for entry in registered(lake_root)] if lake_root else []
-    return [EVIDENCE_VERSION, SMOOTHED_VERSION, *shipped, *trained, CNN_PER_FRAME]
+    return [EVIDENCE_VERSION, EVIDENCE_V1, SMOOTHED_VERSION, *shipped, *trained, CNN_PER_FRAME]
 
 
 def score_features(
-    features: pd.DataFrame, version: str, lake_root: str | None = None
+    features: pd.DataFrame,
+    version: str,
+    lake_root: str | None = None,
+    baselines: dict[int, Baseline] | None = None,
 ) -> FrameScores:
     """Per-row scores of one video's features with the model `version` (shipped, or in the
-    registry of the lake at lake_root)."""
+    registry of the lake at lake_root); the default reads the AUs against `baselines`
+    (default: each track's own resting face)."""
     if version == CNN_PER_FRAME:
         return cnn_frame_scores(features)
-    if version == EVIDENCE_VERSION:
-        return evidence_scores(features)
+    if version in (EVIDENCE_VERSION, EVIDENCE_V1):
+        return evidence_scores(features, version, baselines)
     if version == SMOOTHED_VERSION:
         return smoothed_scores(features)
     folder = model_folder(version, lake_root)

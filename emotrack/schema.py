@@ -23,9 +23,14 @@ import pyarrow as pa
 
 from emotrack import action_units
 from emotrack.action_units import AU_COLUMNS
-from emotrack.baselines import RELATIVE_COLUMNS
+from emotrack.baselines import GEOMETRIC_COLUMNS, RELATIVE_COLUMNS, REST_SHAPE_COLUMNS
 from emotrack.models.expression_cnn import EMBEDDING_DIM
-from emotrack.models.face_landmarker import BLENDSHAPE_COLUMNS, LANDMARKS, POSE_COLUMNS
+from emotrack.models.face_landmarker import (
+    BLENDSHAPE_COLUMNS,
+    LANDMARKS,
+    POSE_COLUMNS,
+    SHAPE_COLUMNS,
+)
 from emotrack.vocabulary import EMOTIONS
 
 if TYPE_CHECKING:
@@ -92,6 +97,13 @@ FACE_MEASURES = [
         AU_COLUMNS,
         _f32,
         "a facial action unit's activity in [0, 1], from the blendshapes (*Action units*)",
+    ),
+    *_group(
+        SHAPE_COLUMNS,
+        _f32,
+        "a distance between landmarks of the face turned to the camera, centimetres of "
+        "MediaPipe's canonical face (*Geometric action units*; null: rows written before "
+        "emotrack 0.6)",
     ),
 ]
 FACE_COLUMNS = [c.name for c in FACE if c is not VIDEO_ID]  # a video's rows, before commit
@@ -183,18 +195,26 @@ TABLES: dict[str, Table] = {
                     "(`baselines`): (au - baseline) / (1 - baseline) in [0, 1]; the AU itself "
                     "where the track has no baseline (*Each face against itself*; null: rows "
                     "written before the column)"),
+            *_group(GEOMETRIC_COLUMNS, _f32, "the AU read from the face's shape against its "
+                    "resting face's, in [0, 1] (*Geometric action units*); null without a "
+                    "resting face or landmarks"),
         ), versioned=True),
         Table("baselines", "face track with a resting face (*Each face against itself*)", (
             VIDEO_ID,
             Column("track_id", _i32, "the face's track", True),
-            Column("source", _str, "what it was made from: `track` (this track's own frames)",
+            Column("source", _str, "what it was made from: `track` (this track's own "
+                   "frames) or `person` (the frames of every track of `person_id`, --people)",
                    True),
-            Column("frames", _i32, "the track's frames with action units", True),
+            Column("person_id", _str, "the person whose resting face it is (source "
+                   "`person`; null for `track`)"),
+            Column("frames", _i32, "the frames with action units it was made from", True),
             Column("resting_frames", _i32, "of those, the frames at rest it was made from",
                    True),
             Column("seconds", _f64, "seconds of the face it saw (first to last frame)", True),
             *_group(AU_COLUMNS, _f32, "the AU's baseline: its 90th percentile over the "
                     "frames at rest, capped at what resting faces show", True),
+            *_group(REST_SHAPE_COLUMNS, _f32, "the shape measure's median over the frames "
+                    "at rest (null: no landmarks)"),
         )),
         Table("episodes", "expression episode of a face track and model version", (
             VIDEO_ID,
@@ -340,7 +360,7 @@ STORE_LEVELS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "geometry": {"features": ("embedding", "landmarks_i16", "landmarks")},
     "labels": {
         "features": None,
-        "tracks": (*MEASURE_COLUMNS, *RELATIVE_COLUMNS),
+        "tracks": (*MEASURE_COLUMNS, *RELATIVE_COLUMNS, *GEOMETRIC_COLUMNS),
         "baselines": None,
     },
 }

@@ -9,9 +9,17 @@ import numpy as np
 import pandas as pd
 
 from emotrack.action_units import AU_COLUMNS, action_units
-from emotrack.baselines import RELATIVE_COLUMNS, Baseline, relative_aus, track_baselines
+from emotrack.baselines import (
+    GEOMETRIC,
+    RELATIVE_COLUMNS,
+    Baseline,
+    geometric_aus,
+    relative_aus,
+    track_baselines,
+)
 from emotrack.evidence import au_evidence, reliable, reliable_rows, trust
 from emotrack.models.expression_cnn import CONFIG as CNN_CONFIG
+from emotrack.models.face_landmarker import SHAPE_COLUMNS
 from emotrack.models.temporal_gru import TemporalConfig, extra_inputs, model_inputs, predict_track
 from emotrack.schema import (
     FACE_COLUMNS,
@@ -36,7 +44,10 @@ SMOOTHED_VERSION = f"cnn-smoothed-1s-v1:{CNN_CONFIG.version}"
 # (evidence_scores; models/cards/au-evidence-v1.md). log(99): a full prototype on a fully
 # trusted face moves the odds as much as a 99 % CNN reading.
 EVIDENCE_WEIGHT = float(np.log(99.0))
-EVIDENCE_VERSION = f"au-evidence-v1:{CNN_CONFIG.version}"
+EVIDENCE_V1 = f"au-evidence-v1:{CNN_CONFIG.version}"
+# The default since resting faces: the same rule, on each face's AUs against its resting
+# face, with the geometric AUs where the blendshapes are blind (models/cards/au-evidence-v2.md).
+EVIDENCE_VERSION = f"au-evidence-v2:{CNN_CONFIG.version}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,11 @@ def smoothed_scores(features: pd.DataFrame, window_s: float = SMOOTHING_S) -> Fr
     )
 
 
-def evidence_scores(features: pd.DataFrame) -> FrameScores:
+def evidence_scores(
+    features: pd.DataFrame,
+    version: str = EVIDENCE_VERSION,
+    baselines: dict[int, Baseline] | None = None,
+) -> FrameScores:
     """The default model: per row, the CNN's probabilities weighed with the AU evidence
     (emotrack.evidence), then smoothed as smoothed_scores does:
 
@@ -86,15 +101,43 @@ def evidence_scores(features: pd.DataFrame) -> FrameScores:
 
     A prototype shown in full, on a face trusted in full, counts as much as a CNN reading
     of 99 %; on a face without blendshapes (or trust 0) the model is the smoothed CNN.
+    au-evidence-v1 reads the AUs as the blendshapes give them; au-evidence-v2 (the
+    default) reads them against the face's resting face (`baselines`, default: each
+    track's own; emotrack.baselines), each GEOMETRIC AU the larger of that and its
+    geometric reading: evidence_aus.
     """
     if not len(features):
-        return FrameScores(np.zeros((0, 7)), np.zeros((0, 2)), np.zeros(0), EVIDENCE_VERSION)
+        return FrameScores(np.zeros((0, 7)), np.zeros((0, 2)), np.zeros(0), version)
     weight = EVIDENCE_WEIGHT * trust(features)[:, None]
-    pooled = softmax(np.log(softmax(logits_of(features))) + weight * au_evidence(features))
+    aus = None if version == EVIDENCE_V1 else evidence_aus(features, baselines)
+    evidence = au_evidence(features, aus)
+    pooled = softmax(np.log(softmax(logits_of(features))) + weight * evidence)
     smoothed = smooth(pooled, features, SMOOTHING_S)
-    return FrameScores(
-        smoothed, valence_arousal(smoothed), 1.0 - smoothed[:, NEUTRAL], EVIDENCE_VERSION
-    )
+    return FrameScores(smoothed, valence_arousal(smoothed), 1.0 - smoothed[:, NEUTRAL], version)
+
+
+def evidence_aus(
+    features: pd.DataFrame, baselines: dict[int, Baseline] | None = None
+) -> pd.DataFrame:
+    """AU_COLUMNS as au-evidence-v2 reads them: against the face's resting face, each
+    GEOMETRIC AU the larger of that and its geometric reading (where there is one)."""
+    relative, geometric = against_rest(features, baselines)
+    aus = relative.set_axis(AU_COLUMNS, axis=1)
+    for au in GEOMETRIC:
+        aus[au.au] = np.fmax(aus[au.au], geometric[au.column])
+    return aus
+
+
+def against_rest(
+    features: pd.DataFrame, baselines: dict[int, Baseline] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(RELATIVE_COLUMNS, GEOMETRIC_COLUMNS) of `features` against each track's resting
+    face (`baselines`, default: resting_faces(features))."""
+    basis = with_aus(features)
+    baselines = track_baselines(basis) if baselines is None else baselines
+    relative = relative_aus(basis, baselines)
+    geometric = geometric_aus(basis, baselines, relative)
+    return relative.set_axis(RELATIVE_COLUMNS, axis=1), geometric
 
 
 def smooth(probs: np.ndarray, features: pd.DataFrame, window_s: float) -> np.ndarray:
@@ -151,7 +194,8 @@ def score_frames(
     pose, blendshapes, action units) are copied from `features` (NaN where it has none); the
     action units are computed from the blendshapes, so that features written before them
     give tracks with them; and the action units against each track's resting face
-    (`baselines`, default: resting_faces(features); emotrack.baselines).
+    (`baselines`, default: resting_faces(features); emotrack.baselines), relative and
+    geometric (against_rest).
     """
     scores = cnn_frame_scores(features) if scores is None else scores
     probs, va = scores.probs, scores.va
@@ -165,20 +209,19 @@ def score_frames(
     tracks["model_version"] = scores.model_version
     tracks["reliable"] = reliable(features)
     measures = features.reindex(columns=MEASURE_COLUMNS).astype(np.float32)
-    basis = with_aus(features)
-    measures[AU_COLUMNS] = basis[AU_COLUMNS]
-    baselines = track_baselines(basis) if baselines is None else baselines
-    relative = relative_aus(basis, baselines)
-    relative.columns = RELATIVE_COLUMNS
-    parts = [tracks, measures, relative]
+    measures[AU_COLUMNS] = action_units(measures)
+    relative, geometric = against_rest(features, baselines)
+    parts = [tracks, measures, relative, geometric]
     return pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
 
 
 def with_aus(features: pd.DataFrame) -> pd.DataFrame:
     """What a resting face is made from (emotrack.baselines): each row's time, track, CNN
-    logits and action units (computed from its blendshapes, as score_frames does)."""
+    logits, action units (computed from its blendshapes, as score_frames does) and shape."""
     basis = features[["timestamp_s", "track_id", "logits"]].copy()
-    basis[AU_COLUMNS] = action_units(features.reindex(columns=MEASURE_COLUMNS))
+    measures = features.reindex(columns=MEASURE_COLUMNS)
+    basis[AU_COLUMNS] = action_units(measures)
+    basis[SHAPE_COLUMNS] = measures[SHAPE_COLUMNS]
     return basis
 
 

@@ -284,7 +284,7 @@ def features_result(
     if model is None:
         return result
     baselines = resting_faces(table)
-    scored = score_frames(table, score_features(table, model, lake_url), baselines)
+    scored = score_frames(table, score_features(table, model, lake_url, baselines), baselines)
     tracks = stored("tracks", scored, level)  # what the lake, and so the page, may show
     summary = summarise_video(tracks, features.frames_analysed, model, source.duration_s)
     episodes = episodes_of(tracks)
@@ -344,7 +344,7 @@ def rescore_videos(
         table = by_video.get(video["video_id"], features.iloc[:0]).drop(columns="video_id")
         table = table.sort_values(["frame_index", "track_id"], ignore_index=True)
         baselines = resting_faces(table)
-        tracks = score_frames(table, score_features(table, model, lake_url), baselines)
+        tracks = score_frames(table, score_features(table, model, lake_url, baselines), baselines)
         frames = int(video["frames_analysed"] or 0)
         summary = summarise_video(tracks, frames, model, video["duration_s"])
         episodes = episodes_of(tracks)

@@ -53,6 +53,17 @@ BLENDSHAPE_NAMES = (
 )  # fmt: skip
 # Names of the outputs, as columns: head pose in degrees (Geometry.pose), the 52 scores.
 POSE_COLUMNS = ["yaw_deg", "pitch_deg", "roll_deg"]
+# The face's shape (Geometry.shape): distances between landmarks of the face turned to face
+# the camera and scaled to MediaPipe's canonical face (centimetres of that face), each the
+# mean of the face's two sides. What the geometric action units compare with the face's
+# resting face (emotrack.baselines).
+SHAPE_COLUMNS = [
+    "shape_brow_eye_cm",  # the middle of the brows above the upper eyelids (AU4 lowers it)
+    "shape_brow_gap_cm",  # between the inner ends of the brows (AU4 draws them together)
+    "shape_wing_eye_cm",  # the nose wings below the inner eye corners (AU9 raises them)
+    "shape_lip_nose_cm",  # the upper lip's middle below the nose (AU10 raises the lip)
+    "shape_corner_drop_cm",  # the lip corners below the mouth's middle (AU15 pulls them down)
+]
 BLENDSHAPE_COLUMNS = [f"bs_{name}" for name in BLENDSHAPE_NAMES]
 # The 146 landmarks the blendshape model reads (kLandmarksSubsetIdxs).
 BLENDSHAPE_LANDMARKS = (
@@ -79,6 +90,7 @@ class Geometry:
     pose: tuple[float, float, float] | None  # yaw, pitch, roll in degrees
     blendshapes: np.ndarray | None  # float32 (52,), BLENDSHAPE_NAMES order, in [0, 1]
     presence: float | None  # face-presence score in [0, 1]
+    shape: np.ndarray | None = None  # float64 (5,), SHAPE_COLUMNS order, centimetres
 
 
 MISSED = Geometry(None, None, None, None)
@@ -130,7 +142,8 @@ class FaceLandmarker:
         if presence < MIN_PRESENCE:
             return Geometry(None, None, None, presence)
         pose = head_pose(points, self.canonical, self.weights)
-        return Geometry(points, pose, self._blendshapes(points), presence)
+        shape = face_shape(frontal(points, self.canonical, self.weights))
+        return Geometry(points, pose, self._blendshapes(points), presence, shape)
 
     def _mesh(
         self, frame: np.ndarray, box: tuple[float, float, float, float], roll_deg: float
@@ -191,25 +204,67 @@ def five_points(landmarks: np.ndarray) -> np.ndarray:
 _FIVE = [LEFT_EYE[0], RIGHT_EYE[0], LEFT_EYE[1], RIGHT_EYE[1], NOSE_TIP, *MOUTH]
 
 
-def head_pose(
+def _fit(
     points: np.ndarray, canonical: np.ndarray, weights: np.ndarray
-) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees of the rotation that best maps the canonical face onto
-    `points` (weighted Procrustes, scale included; see the module's docstring for signs)."""
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The similarity that best maps the canonical face onto `points` (weighted Procrustes):
+    points ~ scale * rotation @ (canonical - mean_s) + mean_t; (scale, rotation, mean_s,
+    mean_t)."""
     source = canonical
     target = points[: len(canonical)].astype(np.float64)
     w = weights / weights.sum()
     mean_s, mean_t = w @ source, w @ target
     covariance = ((target - mean_t) * w[:, None]).T @ (source - mean_s)
-    u, _, vt = np.linalg.svd(covariance)
+    u, singular, vt = np.linalg.svd(covariance)
     fix = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
     rotation = u @ fix @ vt  # canonical axes -> image axes (x right, y down, z away)
+    spread = float(w @ ((source - mean_s) ** 2).sum(axis=1))
+    scale = float((singular * np.diag(fix)).sum()) / spread
+    return scale, rotation, mean_s, mean_t
+
+
+def head_pose(
+    points: np.ndarray, canonical: np.ndarray, weights: np.ndarray
+) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of the rotation that best maps the canonical face onto
+    `points` (weighted Procrustes, scale included; see the module's docstring for signs)."""
+    _, rotation, _, _ = _fit(points, canonical, weights)
     nose = rotation @ np.array([0.0, 0.0, -1.0])  # where the face points
     across = rotation @ np.array([1.0, 0.0, 0.0])  # the face's own left-to-right
     yaw = np.degrees(np.arctan2(nose[0], -nose[2]))
     pitch = np.degrees(np.arctan2(-nose[1], np.hypot(nose[0], nose[2])))
     roll = np.degrees(np.arctan2(across[1], across[0]))
     return float(yaw), float(pitch), float(roll)
+
+
+def frontal(points: np.ndarray, canonical: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """float64 (468, 3): the face's mesh points turned to face the camera and scaled onto
+    the canonical face (its units, centimetres; image axes)."""
+    scale, rotation, mean_s, mean_t = _fit(points, canonical, weights)
+    face = points[: len(canonical)].astype(np.float64)
+    return (face - mean_t) @ rotation / scale + mean_s
+
+
+# Mesh points of each side (the image's left, then right) that SHAPE_COLUMNS measure.
+_BROW_MIDDLE = ((65, 52, 105), (295, 282, 334))  # above the eye's middle
+_UPPER_LID = (159, 386)
+_INNER_BROW = (55, 285)
+_NOSE_WING = (64, 294)
+_INNER_EYE = (LEFT_EYE[1], RIGHT_EYE[0])
+_UPPER_LIP, _BELOW_NOSE = 0, 2  # the upper lip's top edge, the point under the nose
+_LIPS_MIDDLE = (13, 14)  # where the lips meet, upper and lower
+
+
+def face_shape(face: np.ndarray) -> np.ndarray:
+    """float64 (5,): SHAPE_COLUMNS of a frontal face (frontal's output; y down)."""
+    y = face[:, 1]
+    sides = zip(_UPPER_LID, _BROW_MIDDLE, strict=True)
+    brow_eye = np.mean([y[lid] - y[list(brow)].mean() for lid, brow in sides])
+    brow_gap = abs(face[_INNER_BROW[1], 0] - face[_INNER_BROW[0], 0])
+    wing_eye = np.mean(y[list(_NOSE_WING)] - y[list(_INNER_EYE)])
+    lip_nose = y[_UPPER_LIP] - y[_BELOW_NOSE]
+    corner_drop = np.mean(y[list(MOUTH)]) - np.mean(y[list(_LIPS_MIDDLE)])
+    return np.array([brow_eye, brow_gap, wing_eye, lip_nose, corner_drop], np.float64)
 
 
 def canonical_face(metadata: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -7,18 +7,22 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+from emotrack.models.face_landmarker import SHAPE_COLUMNS
 
 from emotrack.action_units import AU_COLUMNS
 from emotrack.baselines import (
+    GEOMETRIC_COLUMNS,
     MIN_SECONDS,
     RELATIVE_COLUMNS,
     REST_CAP,
+    geometric_aus,
     relative_aus,
     resting,
     resting_face,
     track_baselines,
 )
 from emotrack.lake import Lake
+from emotrack.scoring import EVIDENCE_V1, evidence_scores
 from emotrack.settings import Settings
 from emotrack.vocabulary import EMOTIONS
 
@@ -26,10 +30,17 @@ NEUTRAL_LOGITS = [0.0] * 6 + [4.0]  # the CNN: neutral at 0.87
 HAPPY_LOGITS = [0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0]
 
 
+REST_SHAPE = {"shape_brow_eye_cm": 1.9, "shape_brow_gap_cm": 2.8, "shape_wing_eye_cm": 4.0,
+              "shape_lip_nose_cm": 1.5, "shape_corner_drop_cm": 0.1}  # fmt: skip
+
+
 def _rows(seconds: float, fps: float, **aus: float) -> pd.DataFrame:
-    """One track of `seconds` at `fps`, every AU 0 but those given, the CNN neutral."""
+    """One track of `seconds` at `fps`, every AU 0 but those given, the CNN neutral, the
+    shape REST_SHAPE's."""
     n = int(seconds * fps)
     rows = pd.DataFrame({c: np.full(n, aus.get(c, 0.0), np.float32) for c in AU_COLUMNS})
+    for column, value in REST_SHAPE.items():
+        rows[column] = value
     rows["timestamp_s"] = np.arange(n) / fps
     rows["track_id"] = 0
     rows["logits"] = [NEUTRAL_LOGITS] * n
@@ -71,6 +82,29 @@ def test_a_baseline_never_goes_beyond_a_resting_face_in_general() -> None:
     assert relative["au06_cheek_raiser"].min() >= 0.5
 
 
+def test_geometric_aus_are_the_shape_against_its_rest_unless_a_smile_explains_it() -> None:
+    rows = _rows(12.0, 5.0)
+    moved = rows.index[30:40]  # the brows down 4 mm and together 2 mm; the lip up 3 mm
+    rows.loc[moved, "shape_brow_eye_cm"] -= 0.4
+    rows.loc[moved, "shape_brow_gap_cm"] -= 0.2
+    rows.loc[moved, "shape_lip_nose_cm"] -= 0.3
+    baseline = resting_face(rows, "track", "0")
+    assert baseline is not None
+    assert baseline.shape == pytest.approx(tuple(REST_SHAPE[c] for c in SHAPE_COLUMNS))
+    relative = relative_aus(rows, {0: baseline})
+    geometric = geometric_aus(rows, {0: baseline}, relative)
+    assert list(geometric.columns) == GEOMETRIC_COLUMNS
+    assert geometric.drop(moved).max().max() == 0.0  # at rest: nothing
+    assert geometric.loc[moved, "geo_au04_brow_lowerer"].min() == pytest.approx(0.3 / 0.45)
+    assert geometric.loc[moved, "geo_au10_upper_lip_raiser"].min() == pytest.approx(0.2 / 0.35)
+    still = ["geo_au09_nose_wrinkler", "geo_au15_lip_corner_depressor"]
+    assert geometric.loc[moved, still].max().max() == 0.0
+    smiling = relative.copy()
+    smiling["au12_lip_corner_puller"] = 1.0  # a full smile lifts the cheeks, lids and lip
+    assert geometric_aus(rows, {0: baseline}, smiling).max().max() == 0.0
+    assert geometric_aus(rows, {}, relative).isna().all().all()  # no rest: no reading
+
+
 @pytest.fixture(scope="module")
 def features_of(tmp_path_factory, asset):
     from emotrack.analysis import extract_features, load_models
@@ -79,15 +113,21 @@ def features_of(tmp_path_factory, asset):
     settings = Settings()
     models = load_models(settings)
 
-    def features(name: str, loops: int = 0) -> pd.DataFrame:
+    def _encoded(inputs: list[str], name: str):
+        video = tmp_path_factory.mktemp("clip") / name
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", *inputs, "-an", "-c:v", "libx264",
+             "-preset", "veryfast", str(video)],
+            check=True,
+        )  # fmt: skip
+        return video
+
+    def features(name: str, loops: int = 0, start_s: float = 0.0) -> pd.DataFrame:
         video = asset(name)
-        if loops:  # the same clip `loops` more times after itself: a longer clip of one man
-            video = tmp_path_factory.mktemp("looped") / f"looped-{name}"
-            subprocess.run(
-                ["ffmpeg", "-nostdin", "-v", "error", "-stream_loop", str(loops), "-i",
-                 str(asset(name)), "-an", "-c:v", "libx264", "-preset", "veryfast", str(video)],
-                check=True,
-            )  # fmt: skip
+        if start_s:  # the clip from start_s
+            video = _encoded(["-ss", str(start_s), "-i", str(video)], f"from-{start_s}-{name}")
+        if loops:  # the clip `loops` more times after itself: a longer clip of one man
+            video = _encoded(["-stream_loop", str(loops), "-i", str(video)], f"looped-{name}")
         return extract_features(VideoSource.from_path(video), *models, settings).table
 
     return features
@@ -106,6 +146,11 @@ def test_one_mans_resting_aus_read_near_zero_against_his_own_rest(features_of) -
     assert relative.loc[at_rest].max().max() <= 0.1, relative.loc[at_rest].max()
     smiling = relative["au12_lip_corner_puller"] >= 0.7  # and his smile stays a smile
     assert smiling.mean() >= 0.5
+    geometric = geometric_aus(rows, {int(rows["track_id"].iloc[0]): baseline}, relative)
+    assert geometric.loc[at_rest].max().max() <= 0.1, geometric.loc[at_rest].max()
+    assert geometric.loc[smiling.to_numpy()].max().max() <= 0.3  # explained by his smile
+    labels = evidence_scores(rows).probs.argmax(axis=1)
+    assert (labels[smiling.to_numpy()] == EMOTIONS.index("happy")).all()
 
 
 def test_the_talking_head_never_at_rest_gets_no_baseline(features_of) -> None:
@@ -113,7 +158,16 @@ def test_the_talking_head_never_at_rest_gets_no_baseline(features_of) -> None:
     longest = rows[rows["track_id"] == rows["track_id"].value_counts().idxmax()]
     assert longest["timestamp_s"].max() - longest["timestamp_s"].min() >= MIN_SECONDS
     assert track_baselines(rows) == {}
-    assert EMOTIONS[6] == "neutral"
+    # No resting face, no change: the default reads the AUs as au-evidence-v1 does.
+    assert np.array_equal(evidence_scores(rows).probs, evidence_scores(rows, EVIDENCE_V1).probs)
+
+
+def test_a_clip_that_smiles_throughout_stays_happy(features_of) -> None:
+    # The man's smile (the last 1.4 s of single_face.mp4), nine times: 12.6 s, never at rest.
+    rows = features_of("single_face.mp4", loops=8, start_s=1.0)
+    assert rows["timestamp_s"].max() >= MIN_SECONDS and track_baselines(rows) == {}
+    labels = evidence_scores(rows).probs.argmax(axis=1)
+    assert (labels == EMOTIONS.index("happy")).mean() >= 0.95
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from emotrack.models.face_landmarker import (
     BLENDSHAPE_LANDMARKS,
     BLENDSHAPE_NAMES,
     LANDMARKS,
+    face_shape,
+    frontal,
     head_pose,
     load_face_landmarker,
 )
@@ -114,6 +116,23 @@ def test_pose_of_the_canonical_face_is_zero_and_of_a_turned_copy_its_angle(landm
     turn = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
     turned = np.vstack([canonical @ turn.T, irises])
     assert head_pose(turned, canonical, weights) == pytest.approx((30, 0, 0), abs=1e-4)
+
+
+def test_the_shape_of_a_face_is_the_same_however_turned_placed_and_sized(landmarker) -> None:
+    canonical, weights = landmarker.canonical, landmarker.weights
+    irises = np.zeros((LANDMARKS - len(canonical), 3))
+    own = face_shape(canonical)
+    assert own[0] > 1.0 and own[2] > 3.0 and own[3] > 1.0  # brows over eyes, wings, lip
+    a, b = np.radians(35), np.radians(-15)
+    yaw = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+    pitch = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    placed = np.vstack([canonical @ (pitch @ yaw).T * 23 + [410, 170, 5], irises])
+    assert face_shape(frontal(placed, canonical, weights)) == pytest.approx(own, abs=1e-6)
+    lowered = canonical.copy()
+    lowered[[65, 52, 105, 295, 282, 334], 1] += 0.4  # the brows' middles down by 4 mm
+    moved = np.vstack([lowered @ yaw.T * 23, irises])
+    shape = face_shape(frontal(moved, canonical, weights))  # the brows barely move the fit
+    assert own[0] - shape[0] == pytest.approx(0.4, abs=0.03)
 
 
 def test_a_face_the_landmarker_cannot_fit_gets_nulls_not_zeros(landmarker) -> None:
