@@ -13,9 +13,11 @@ the features is subtracted); this module does the same, with guards:
 - Resting frames only: frames where the CNN gives neutral at least REST_NEUTRAL and the lips
   are closed (AU25 under REST_LIPS_PART: not speaking). A talking head the CNN never calls
   neutral gets no baseline; a clip that smiles throughout has no resting frame either.
-- The upper edge of the rest: each AU's baseline is its REST_QUANTILE quantile over the
-  resting frames (a resting face drifts: the man's AU1 reads 0.24-0.44 within one second
-  at rest; a median would leave half of that drift above his baseline).
+- The upper edge of the rest: each AU's baseline is its highest value over the resting
+  frames (a resting face drifts: the man's AU1 reads 0.30-0.59 over his rests in three
+  encodings of his clip; a median would leave half of that drift above his baseline, and
+  even a 90th percentile left 0.19 in some of his resting frames). The resting frames are
+  chosen strictly, and the cap below bounds what one misjudged frame can do.
 - Never beyond what resting faces in general show: the baseline is capped at REST_CAP (the
   most we measured on resting faces), so that a face that is expressive in every frame the
   CNN calls neutral keeps most of its reading.
@@ -51,15 +53,14 @@ MIN_SECONDS = 10.0  # of the person, first to last measured frame of each track,
 MIN_RESTING = 5  # resting frames (1 s at the default 5 frames per second)
 REST_NEUTRAL = 0.8  # the CNN gives neutral at least this (confidently): the face is at rest
 REST_LIPS_PART = 0.2  # AU25 under this: the lips are closed (not speaking)
-REST_QUANTILE = 0.9  # the baseline: this quantile of each AU over the resting frames
 # The most each AU reads on a resting face in general (beyond it, a baseline is capped).
-# Measured on resting faces: the man in single_face.mp4 before he smiles (AU1 0.22-0.52 and
+# Measured on resting faces: the man in single_face.mp4 before he smiles (AU1 0.22-0.59 and
 # AU2 0.09-0.33, AU17 0.09-0.27 and AU23 0.08-0.29 over the clip and a re-encoding of it,
 # AU7 0.21-0.35, AU45 0.05-0.09), rounded up; AU7 reads
 # 0.4-0.55 on relaxed eyes (models/cards/au-evidence-v1.md); AU12 0.25-0.33 on a resting
 # mouth that curls up (issue 36's clip). Every other AU: REST_CAP_OTHER.
 REST_CAP = {
-    "au01_inner_brow_raiser": 0.55,
+    "au01_inner_brow_raiser": 0.60,
     "au02_outer_brow_raiser": 0.35,
     "au07_lid_tightener": 0.55,
     "au12_lip_corner_puller": 0.35,
@@ -157,21 +158,28 @@ def resting_face(rows: pd.DataFrame, source: str, key: str) -> Baseline | None:
     """The baseline of the person (or track) whose rows these are (features or tracks rows:
     timestamp_s, track_id, logits and the AU columns); None where there is not enough of
     them, or not enough of them at rest."""
-    seconds = seconds_seen(rows)
-    at_rest = resting(rows)
-    if seconds < MIN_SECONDS or at_rest.sum() < MIN_RESTING:
+    measured = int(rows[AU_COLUMNS].notna().all(axis=1).sum())
+    return baseline_of(rows.loc[resting(rows)], measured, seconds_seen(rows), source, key)
+
+
+def baseline_of(
+    at_rest: pd.DataFrame, frames: int, seconds: float, source: str, key: str
+) -> Baseline | None:
+    """The baseline made from the rows `at_rest` (AU and shape columns) of `frames`
+    measured frames over `seconds` of the person or track; None where that is not enough
+    (MIN_SECONDS, MIN_RESTING)."""
+    if seconds < MIN_SECONDS or len(at_rest) < MIN_RESTING:
         return None
-    edge = rows.loc[at_rest, AU_COLUMNS].astype(np.float64).quantile(REST_QUANTILE)
+    edge = at_rest[AU_COLUMNS].astype(np.float64).max()
     caps = pd.Series([REST_CAP.get(c, REST_CAP_OTHER) for c in AU_COLUMNS], index=AU_COLUMNS)
     values = np.minimum(edge, caps)
-    measured = int(rows[AU_COLUMNS].notna().all(axis=1).sum())
-    shape = rows.loc[at_rest].reindex(columns=SHAPE_COLUMNS).astype(np.float64).median()
+    shape = at_rest.reindex(columns=SHAPE_COLUMNS).astype(np.float64).median()
     return Baseline(
         source,
         key,
-        measured,
-        int(at_rest.sum()),
-        round(seconds, 3),
+        int(frames),
+        len(at_rest),
+        round(float(seconds), 3),
         tuple(map(float, values)),
         tuple(map(float, shape)),
     )

@@ -34,6 +34,7 @@ class Grouping:
     tracks: int
     new: int
     merges: list[tuple[str, str]]
+    videos: frozenset[str] = frozenset()  # whose tracks' people changed
 
 
 def has_people(lake: Lake) -> bool:
@@ -73,7 +74,11 @@ def update_people(lake: Lake, threshold: float, touched: Iterable[str] = ()) -> 
     publish(lake, changed | set(touched))
     new = set(assignment.people.values()) - set(known.values())
     return Grouping(
-        len(set(assignment.people.values())), len(assignment.people), len(new), assignment.merges
+        len(set(assignment.people.values())),
+        len(assignment.people),
+        len(new),
+        assignment.merges,
+        frozenset(changed),
     )
 
 

@@ -211,7 +211,7 @@ TABLES: dict[str, Table] = {
             Column("resting_frames", _i32, "of those, the frames at rest it was made from",
                    True),
             Column("seconds", _f64, "seconds of the face it saw (first to last frame)", True),
-            *_group(AU_COLUMNS, _f32, "the AU's baseline: its 90th percentile over the "
+            *_group(AU_COLUMNS, _f32, "the AU's baseline: its highest value over the "
                     "frames at rest, capped at what resting faces show", True),
             *_group(REST_SHAPE_COLUMNS, _f32, "the shape measure's median over the frames "
                     "at rest (null: no landmarks)"),

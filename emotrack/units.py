@@ -33,7 +33,7 @@ from emotrack.analysis import (
     segment_track_ids,
     stitch_segments,
 )
-from emotrack.baselines import baseline_rows
+from emotrack.baselines import Baseline, baseline_rows
 from emotrack.cluster import report, trim_heap
 from emotrack.episodes import episodes_of
 from emotrack.errors import UnreadableVideo
@@ -323,9 +323,11 @@ def failed_result(
 
 @dataclass(frozen=True)
 class RescoreJob:
-    """Videos to score again from their stored features: their `videos` rows."""
+    """Videos to score again from their stored features: their `videos` rows, and the
+    resting faces of their tracks' people (video_id -> track_id -> Baseline; --people)."""
 
     videos: list[dict[str, Any]]
+    people: dict[str, dict[int, Baseline]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -336,14 +338,15 @@ def rescore_videos(
     job: RescoreJob, model: str, lake_url: str, pages: bool = True
 ) -> list[VideoResult]:
     """The unit of work of `emotrack rescore`: tracks, episodes, summaries (and pages) of a
-    few videos, scored by `model` from their features (one read of the lake for all)."""
+    few videos, scored by `model` from their features (one read of the lake for all); a
+    track of a person with a resting face is read against it, any other against its own."""
     features = Lake(lake_url).read_videos("features", [v["video_id"] for v in job.videos])
     by_video = dict(iter(features.groupby("video_id")))
     results = []
     for video in job.videos:
         table = by_video.get(video["video_id"], features.iloc[:0]).drop(columns="video_id")
         table = table.sort_values(["frame_index", "track_id"], ignore_index=True)
-        baselines = resting_faces(table)
+        baselines = resting_faces(table) | job.people.get(video["video_id"], {})
         tracks = score_frames(table, score_features(table, model, lake_url, baselines), baselines)
         frames = int(video["frames_analysed"] or 0)
         summary = summarise_video(tracks, frames, model, video["duration_s"])

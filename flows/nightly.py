@@ -11,7 +11,7 @@ from typing import Any
 from emotrack.tasks.commit import commit_batch
 from emotrack.tasks.discover import plan_run
 from emotrack.tasks.forget import forget_expired
-from emotrack.tasks.people import group_people
+from emotrack.tasks.people import group_people, people_at_rest
 from emotrack.tasks.report import (
     alert_failed_videos,
     compact_tables,
@@ -38,6 +38,7 @@ from emotrack.incremental import CRASHED_RUNS, Plan, arrivals_first
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
 from emotrack.people_lake import has_people
+from emotrack.person_baselines import people_jobs
 from emotrack.progress import RunProgress
 from emotrack.report import OutcomeLog, outcome, outcome_of
 from emotrack.settings import Settings
@@ -177,9 +178,12 @@ def _nightly(
         get_run_logger().warning(
             "the run's budget is spent: %d video(s) left for the next run", len(left)
         )
-    # Step 3b: the new tracks joined to people (--people).
+    # Step 3b: the new tracks joined to people (--people); 3c: the videos whose people
+    # changed, scored again with their people's resting faces (settled, or made now).
     if settings.people:
-        group_people(lake, settings)
+        grouping = group_people(lake, settings)
+        for job in people_jobs(lake, grouping.videos):
+            commit_batch(lake, people_at_rest(job, model, lake), f"resting faces, {job.name}")
     # Step 4: pack small files together once they pile up (unless the maintenance
     # deployment does).
     if maintenance:

@@ -8,6 +8,8 @@ from prefect import flow, get_run_logger
 from emotrack.cluster import dask_client, run_bounded
 from emotrack.inference import DEFAULT_MODEL
 from emotrack.lake import Lake
+from emotrack.people_lake import has_people
+from emotrack.person_baselines import resting_people
 from emotrack.settings import Settings
 from emotrack.units import RescoreJob, VideoResult, rescore_videos
 
@@ -53,7 +55,14 @@ def _rescore(
             "geometry to rescore them)",
             bare,
         )
-    jobs = [RescoreJob(rows[i : i + VIDEOS_PER_JOB]) for i in range(0, len(rows), VIDEOS_PER_JOB)]
+    # People (--people) get their resting faces made again from all their rows.
+    people = resting_people(lake, settled=False) if has_people(lake) else {}
+    jobs = [
+        RescoreJob(
+            part, {v["video_id"]: people[v["video_id"]] for v in part if v["video_id"] in people}
+        )
+        for part in (rows[i : i + VIDEOS_PER_JOB] for i in range(0, len(rows), VIDEOS_PER_JOB))
+    ]
     # Step 2: the model over every face track on the cluster; commits in batches.
     rescored, errors, waiting = 0, [], list[VideoResult]()
     keep = model if keep_versions else None

@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from emotrack.lake import Lake
 from emotrack.people_lake import Grouping, update_people
 from emotrack.settings import Settings
+from emotrack.units import RescoreJob, VideoResult, rescore_videos
 
 
 @task(name="group-people", cache_policy=NO_CACHE)
@@ -23,3 +24,10 @@ def group_people(lake: Lake, settings: Settings) -> Grouping:
         done.tracks,
     )
     return done
+
+
+@task(name="people-at-rest", task_run_name="resting faces: {job.name}", cache_policy=NO_CACHE)
+def people_at_rest(job: RescoreJob, model: str, lake: Lake) -> list[VideoResult]:
+    """Step 3c: a few videos whose people changed, scored again from their features with
+    their people's resting faces (emotrack.person_baselines)."""
+    return rescore_videos(job, model, lake.url)

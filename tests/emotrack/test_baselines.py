@@ -170,31 +170,77 @@ def test_a_clip_that_smiles_throughout_stays_happy(features_of) -> None:
     assert (labels == EMOTIONS.index("happy")).mean() >= 0.95
 
 
+def _clips_of_the_man(folder, asset, crfs) -> None:
+    """single_face.mp4 twice over (4.8 s, under MIN_SECONDS), once per crf: files of other
+    content (other videos) that show the same man."""
+    for crf in crfs:
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-stream_loop", "1", "-i",
+             str(asset("single_face.mp4")), "-an", "-c:v", "libx264", "-preset", "veryfast",
+             "-crf", str(crf), str(folder / f"man-crf{crf}.mp4")],
+            check=True,
+        )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def one_man_lake(prefect_server, asset, tmp_path_factory) -> Lake:
-    """A lake of one 12-s clip of the man (single_face.mp4 five times), run by the nightly."""
+    """A lake of three 4.8-s clips of the man, run by the nightly with --people: no clip
+    is long enough for a resting face of its own, the three together are."""
     from emotrack.flows.nightly import nightly
 
     archive = tmp_path_factory.mktemp("one-man")
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-stream_loop", "4", "-i",
-         str(asset("single_face.mp4")), "-an", "-c:v", "libx264", "-preset", "veryfast",
-         str(archive / "one_man.mp4")],
-        check=True,
-    )  # fmt: skip
+    _clips_of_the_man(archive, asset, (20, 23, 26))
     lake = Lake(tmp_path_factory.mktemp("one-man-lake"))
-    assert nightly(source=str(archive), lake=str(lake.root)) == {"ok": 1}
+    assert nightly(source=str(archive), lake=str(lake.root), people=True) == {"ok": 3}
     return lake
 
 
-def test_a_run_stores_each_resting_face_and_the_aus_against_it(one_man_lake) -> None:
-    (baseline,) = one_man_lake.read("baselines").itertuples()
-    assert baseline.source == "track" and baseline.seconds >= MIN_SECONDS
-    assert baseline.resting_frames >= 10 and baseline.frames >= 50
-    tracks = one_man_lake.read("tracks")
-    assert tracks[RELATIVE_COLUMNS].notna().all().all()
+def test_a_person_gets_one_resting_face_from_all_their_videos(one_man_lake) -> None:
+    (person,) = one_man_lake.read("people")["person_id"]
+    baselines = one_man_lake.read("baselines")
+    assert len(baselines) == 3 and set(baselines["source"]) == {"person"}
+    assert set(baselines["person_id"]) == {person}
+    assert baselines[["frames", "resting_frames", "seconds"]].nunique().max() == 1  # one
+    (seconds,) = set(baselines["seconds"])
+    assert seconds >= MIN_SECONDS and baselines["resting_frames"].min() >= 10
+    features = one_man_lake.read("features")
+    assert (features.groupby("video_id")["timestamp_s"].max() < MIN_SECONDS).all()
+    # Made in DuckDB over the lake: as the same rows give it in Python.
+    assert features["track_id"].eq(0).all()
+    mine = resting_face(features, "person", person)
+    assert mine is not None and mine.frames == baselines["frames"].iloc[0]
+    stored = baselines[AU_COLUMNS].iloc[0].to_numpy()
+    assert np.allclose(stored, mine.values, atol=1e-6)
+    # Against it, his resting frames read at most 0.1, by every AU and geometric AU.
+    tracks = one_man_lake.read("tracks").merge(
+        features[["video_id", "frame_index", "logits"]], on=["video_id", "frame_index"]
+    )
+    at_rest = resting(tracks)
+    assert at_rest.sum() >= 10 and tracks.loc[at_rest, "au01_inner_brow_raiser"].min() >= 0.2
+    against = tracks.loc[at_rest, [*RELATIVE_COLUMNS, *GEOMETRIC_COLUMNS]]
+    assert against.max().max() <= 0.1, against.max()
     brows = tracks["rel_au01_inner_brow_raiser"] < tracks["au01_inner_brow_raiser"]
     assert brows.mean() > 0.5  # his resting brows' AU1, taken off
+
+
+def test_a_persons_resting_face_is_settled_until_a_rescore(one_man_lake, asset, tmp_path) -> None:
+    from emotrack.flows.nightly import nightly
+    from emotrack.flows.rescore import rescore
+
+    lake = Lake(shutil.copytree(one_man_lake.root, tmp_path / "lake"))
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    _clips_of_the_man(archive, asset, (20, 23, 26, 29))  # one more video of him
+    assert nightly(source=str(archive), lake=str(lake.root), people=True) == {
+        "ok": 1,
+        "skipped": 3,
+    }
+    before = one_man_lake.read("baselines").iloc[0]
+    after = lake.read("baselines")
+    assert len(after) == 4 and set(after["frames"]) == {before["frames"]}  # settled
+    rescore(lake=str(lake.root))
+    again = lake.read("baselines")
+    assert len(again) == 4 and set(again["frames"]) == {len(lake.read("features"))}
 
 
 def test_a_rescore_gives_rows_written_before_baselines_their_relative_values(
@@ -209,18 +255,20 @@ def test_a_rescore_gives_rows_written_before_baselines_their_relative_values(
     DeltaTable(lake.table_uri("tracks")).update({c: "NULL" for c in RELATIVE_COLUMNS})
     assert lake.read("baselines").empty and lake.read("tracks")[RELATIVE_COLUMNS].isna().all().all()
     rescore(lake=str(lake.root))
-    assert len(lake.read("baselines")) == 1
-    after = lake.read("tracks").sort_values("frame_index", ignore_index=True)
-    before = one_man_lake.read("tracks").sort_values("frame_index", ignore_index=True)
+    assert len(lake.read("baselines")) == 3
+    after = lake.read("tracks").sort_values(["video_id", "frame_index"], ignore_index=True)
+    before = one_man_lake.read("tracks").sort_values(["video_id", "frame_index"], ignore_index=True)
     assert np.allclose(after[RELATIVE_COLUMNS], before[RELATIVE_COLUMNS], atol=1e-6)
 
 
 def test_openface_intensities_are_against_the_resting_face(one_man_lake, tmp_path) -> None:
     from emotrack.export import export
 
-    (done,) = export(one_man_lake, tmp_path, "openface")
+    video = one_man_lake.read("videos")["video_id"].iloc[0]
+    (done,) = export(one_man_lake, tmp_path, "openface", [video])
     ours = pd.read_csv(done.path, skipinitialspace=True)
-    tracks = one_man_lake.read("tracks").sort_values(["timestamp_s", "track_id"])
+    tracks = one_man_lake.read("tracks", "video_id = ?", [video])
+    tracks = tracks.sort_values(["timestamp_s", "track_id"])
     relative = tracks["rel_au01_inner_brow_raiser"].to_numpy()
     assert np.allclose(ours["AU01_r"], relative * 5, atol=1e-5)
     assert not np.allclose(ours["AU01_r"], tracks["au01_inner_brow_raiser"].to_numpy() * 5)
