@@ -1,3 +1,3 @@
 """emotrack: video archives in, per-frame facial-emotion tables out."""
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"

