@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from emotrack.baselines import Baseline
 from emotrack.models.temporal_gru import WEIGHTS_DIR, load_model_folder
 from emotrack.registry import model_folder, registered
 from emotrack.scoring import (
@@ -18,6 +17,7 @@ from emotrack.scoring import (
     EVIDENCE_VERSION,
     SMOOTHED_VERSION,
     FrameScores,
+    Rest,
     cnn_frame_scores,
     evidence_scores,
     smoothed_scores,
@@ -43,15 +43,15 @@ def score_features(
     features: pd.DataFrame,
     version: str,
     lake_root: str | None = None,
-    baselines: dict[int, Baseline] | None = None,
+    rest: Rest | None = None,
 ) -> FrameScores:
     """Per-row scores of one video's features with the model `version` (shipped, or in the
-    registry of the lake at lake_root); the default reads the AUs against `baselines`
-    (default: each track's own resting face)."""
+    registry of the lake at lake_root); the default reads the AUs against `rest`
+    (emotrack.scoring.against_rest; default: each track's own resting face)."""
     if version == CNN_PER_FRAME:
         return cnn_frame_scores(features)
     if version in (EVIDENCE_VERSION, EVIDENCE_V1):
-        return evidence_scores(features, version, baselines)
+        return evidence_scores(features, version, rest)
     if version == SMOOTHED_VERSION:
         return smoothed_scores(features)
     folder = model_folder(version, lake_root)

@@ -92,7 +92,7 @@ def smoothed_scores(features: pd.DataFrame, window_s: float = SMOOTHING_S) -> Fr
 def evidence_scores(
     features: pd.DataFrame,
     version: str = EVIDENCE_VERSION,
-    baselines: dict[int, Baseline] | None = None,
+    rest: Rest | None = None,
 ) -> FrameScores:
     """The default model: per row, the CNN's probabilities weighed with the AU evidence
     (emotrack.evidence), then smoothed as smoothed_scores does:
@@ -102,42 +102,47 @@ def evidence_scores(
     A prototype shown in full, on a face trusted in full, counts as much as a CNN reading
     of 99 %; on a face without blendshapes (or trust 0) the model is the smoothed CNN.
     au-evidence-v1 reads the AUs as the blendshapes give them; au-evidence-v2 (the
-    default) reads them against the face's resting face (`baselines`, default: each
-    track's own; emotrack.baselines), each GEOMETRIC AU the larger of that and its
-    geometric reading: evidence_aus.
+    default) reads them against the face's resting face (`rest`, default: each track's
+    own; against_rest), each GEOMETRIC AU the larger of that and its geometric reading:
+    evidence_aus.
     """
     if not len(features):
         return FrameScores(np.zeros((0, 7)), np.zeros((0, 2)), np.zeros(0), version)
     weight = EVIDENCE_WEIGHT * trust(features)[:, None]
-    aus = None if version == EVIDENCE_V1 else evidence_aus(features, baselines)
+    aus = None if version == EVIDENCE_V1 else evidence_aus(rest or against_rest(features))
     evidence = au_evidence(features, aus)
     pooled = softmax(np.log(softmax(logits_of(features))) + weight * evidence)
     smoothed = smooth(pooled, features, SMOOTHING_S)
     return FrameScores(smoothed, valence_arousal(smoothed), 1.0 - smoothed[:, NEUTRAL], version)
 
 
-def evidence_aus(
-    features: pd.DataFrame, baselines: dict[int, Baseline] | None = None
-) -> pd.DataFrame:
+def evidence_aus(rest: Rest) -> pd.DataFrame:
     """AU_COLUMNS as au-evidence-v2 reads them: against the face's resting face, each
     GEOMETRIC AU the larger of that and its geometric reading (where there is one)."""
-    relative, geometric = against_rest(features, baselines)
-    aus = relative.set_axis(AU_COLUMNS, axis=1)
+    aus = rest.relative.set_axis(AU_COLUMNS, axis=1)
     for au in GEOMETRIC:
-        aus[au.au] = np.fmax(aus[au.au], geometric[au.column])
+        aus[au.au] = np.fmax(aus[au.au], rest.geometric[au.column])
     return aus
 
 
-def against_rest(
-    features: pd.DataFrame, baselines: dict[int, Baseline] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(RELATIVE_COLUMNS, GEOMETRIC_COLUMNS) of `features` against each track's resting
-    face (`baselines`, default: resting_faces(features))."""
+@dataclass(frozen=True)
+class Rest:
+    """One video's faces against their resting faces: the baselines (track_id ->
+    Baseline), and per row of its features the RELATIVE_COLUMNS and GEOMETRIC_COLUMNS."""
+
+    baselines: dict[int, Baseline]
+    relative: pd.DataFrame
+    geometric: pd.DataFrame
+
+
+def against_rest(features: pd.DataFrame, people: dict[int, Baseline] | None = None) -> Rest:
+    """`features` against each track's resting face: its person's (`people`: track_id ->
+    a person's baseline, --people), else its own where it has one (emotrack.baselines)."""
     basis = with_aus(features)
-    baselines = track_baselines(basis) if baselines is None else baselines
+    baselines = track_baselines(basis) | (people or {})
     relative = relative_aus(basis, baselines)
     geometric = geometric_aus(basis, baselines, relative)
-    return relative.set_axis(RELATIVE_COLUMNS, axis=1), geometric
+    return Rest(baselines, relative.set_axis(RELATIVE_COLUMNS, axis=1), geometric)
 
 
 def smooth(probs: np.ndarray, features: pd.DataFrame, window_s: float) -> np.ndarray:
@@ -184,7 +189,7 @@ def temporal_scores(features: pd.DataFrame, model: Any, cfg: TemporalConfig) -> 
 def score_frames(
     features: pd.DataFrame,
     scores: FrameScores | None = None,
-    baselines: dict[int, Baseline] | None = None,
+    rest: Rest | None = None,
 ) -> pd.DataFrame:
     """The analyst-facing per-frame table: one row per face per frame of `features`.
 
@@ -194,8 +199,7 @@ def score_frames(
     pose, blendshapes, action units) are copied from `features` (NaN where it has none); the
     action units are computed from the blendshapes, so that features written before them
     give tracks with them; and the action units against each track's resting face
-    (`baselines`, default: resting_faces(features); emotrack.baselines), relative and
-    geometric (against_rest).
+    (`rest`, default: against_rest(features)), relative and geometric.
     """
     scores = cnn_frame_scores(features) if scores is None else scores
     probs, va = scores.probs, scores.va
@@ -210,8 +214,8 @@ def score_frames(
     tracks["reliable"] = reliable(features)
     measures = features.reindex(columns=MEASURE_COLUMNS).astype(np.float32)
     measures[AU_COLUMNS] = action_units(measures)
-    relative, geometric = against_rest(features, baselines)
-    parts = [tracks, measures, relative, geometric]
+    rest = against_rest(features) if rest is None else rest
+    parts = [tracks, measures, rest.relative, rest.geometric]
     return pd.concat([part.reset_index(drop=True) for part in parts], axis=1)
 
 
@@ -223,11 +227,6 @@ def with_aus(features: pd.DataFrame) -> pd.DataFrame:
     basis[AU_COLUMNS] = action_units(measures)
     basis[SHAPE_COLUMNS] = measures[SHAPE_COLUMNS]
     return basis
-
-
-def resting_faces(features: pd.DataFrame) -> dict[int, Baseline]:
-    """track_id -> the resting face of each track of one video's features that has one."""
-    return track_baselines(with_aus(features))
 
 
 def summarise_video(

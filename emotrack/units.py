@@ -45,7 +45,7 @@ from emotrack.lake import Batch, Lake, Staged, to_arrow
 from emotrack.people_lake import identity_rows
 from emotrack.records import failure_rows, video_row
 from emotrack.schema import IDENTITIES, SOURCES, key_of, stored
-from emotrack.scoring import resting_faces, score_frames, summarise_video
+from emotrack.scoring import against_rest, score_frames, summarise_video
 from emotrack.settings import Settings
 from emotrack.sources import Found, local_file, source_rows, unread_id
 from emotrack.storage import base_name, is_url
@@ -283,8 +283,8 @@ def features_result(
     )
     if model is None:
         return result
-    baselines = resting_faces(table)
-    scored = score_frames(table, score_features(table, model, lake_url, baselines), baselines)
+    rest = against_rest(table)
+    scored = score_frames(table, score_features(table, model, lake_url, rest), rest)
     tracks = stored("tracks", scored, level)  # what the lake, and so the page, may show
     summary = summarise_video(tracks, features.frames_analysed, model, source.duration_s)
     episodes = episodes_of(tracks)
@@ -294,7 +294,7 @@ def features_result(
         rows[IDENTITIES] = identity_rows(str(source.video_id), table, features.identities)
     rows |= {
         "tracks": tracks,
-        "baselines": stored("baselines", baseline_rows(baselines), level),
+        "baselines": stored("baselines", baseline_rows(rest.baselines), level),
         "episodes": episodes,
         "summaries": pd.DataFrame([summary]),
         "videos": pd.DataFrame([video]),
@@ -346,14 +346,14 @@ def rescore_videos(
     for video in job.videos:
         table = by_video.get(video["video_id"], features.iloc[:0]).drop(columns="video_id")
         table = table.sort_values(["frame_index", "track_id"], ignore_index=True)
-        baselines = resting_faces(table) | job.people.get(video["video_id"], {})
-        tracks = score_frames(table, score_features(table, model, lake_url, baselines), baselines)
+        rest = against_rest(table, job.people.get(video["video_id"]))
+        tracks = score_frames(table, score_features(table, model, lake_url, rest), rest)
         frames = int(video["frames_analysed"] or 0)
         summary = summarise_video(tracks, frames, model, video["duration_s"])
         episodes = episodes_of(tracks)
         rows = {
             "tracks": tracks,
-            "baselines": baseline_rows(baselines),  # rows written before baselines get them
+            "baselines": baseline_rows(rest.baselines),  # rows written before baselines get them
             "episodes": episodes,
             "summaries": pd.DataFrame([summary]),
         }
