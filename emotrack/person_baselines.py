@@ -5,8 +5,10 @@ track's own (emotrack.baselines says what a baseline is and how it is guarded).
 - Made once there is enough of the person: MIN_SECONDS over all their tracks, MIN_RESTING
   frames at rest among them; a person seen in short clips gets one once the clips add up.
 - Settled once made: stored in `baselines` (source `person`, `person_id`) with each of their
-  tracks, and used as it is for their tracks in later videos. `emotrack rescore` makes
-  every person's again from all their rows (and gives older videos their person's).
+  tracks, and used as it is for their tracks in later videos. A track of a person with a
+  settled resting face that does not use it yet (its video analysed before it was made,
+  or by a run stopped before this step; a track moved to the person by a merge) gets it at
+  the next run. `emotrack rescore` makes every person's again from all their rows.
 - Made where the rows are: DuckDB selects the frames at rest over `features` joined to
   `track_people` (the CNN's neutral probability from the stored logits, AU25), so that only
   those, and two sums per person, reach Python.
@@ -45,10 +47,14 @@ PEOPLE_PER_QUERY = 200  # people whose rows at rest one query brings to Python
 
 
 def people_jobs(lake: Lake, videos: Iterable[str], per_job: int = 50) -> list[RescoreJob]:
-    """The videos among `videos` with a track of a person who has a resting face (settled,
-    or made now), as jobs of rescore_videos that carry those resting faces, per_job videos
-    each. Videos stored with `--store labels` have no features to rescore."""
-    per_video = resting_people(lake, videos)
+    """The videos to score again with their people's resting faces, as jobs of
+    rescore_videos that carry those resting faces, per_job videos each: those among
+    `videos` (whose people changed) with a track of a person who has a resting face
+    (settled, or made now), and those with a track that does not use its person's settled
+    one yet (not_using). Videos stored with `--store labels` have no features to rescore."""
+    per_video = not_using(lake)
+    for video, tracks in resting_people(lake, videos).items():
+        per_video.setdefault(video, {}).update(tracks)
     rows = lake.read(
         "videos", "status = 'ok' AND video_id IN (SELECT unnest(?))", [sorted(per_video)]
     )
@@ -71,6 +77,23 @@ def resting_people(
     track_people = lake.read("track_people", where, params)
     by_person = person_baselines(lake, track_people["person_id"], settled)
     return video_baselines(track_people, by_person)
+
+
+def not_using(lake: Lake) -> dict[str, dict[int, Baseline]]:
+    """video_id -> track_id -> its person's settled resting face, for the tracks of people
+    with one whose `baselines` row is not it."""
+    query = """
+        SELECT t.video_id, t.track_id, t.person_id FROM track_people t
+        WHERE t.person_id IN (SELECT person_id FROM baselines WHERE source = 'person')
+          AND NOT EXISTS (
+              SELECT 1 FROM baselines b
+              WHERE b.video_id = t.video_id AND b.track_id = t.track_id
+                AND b.source = 'person' AND b.person_id = t.person_id
+          )
+    """
+    with lake.connect(["track_people", "baselines"]) as con:
+        behind = con.execute(query).df()
+    return video_baselines(behind, settled_baselines(lake, sorted(set(behind["person_id"]))))
 
 
 def person_baselines(

@@ -227,10 +227,14 @@ def test_a_person_gets_one_resting_face_from_all_their_videos(one_man_lake) -> N
 
 
 def test_a_persons_resting_face_is_settled_until_a_rescore(one_man_lake, asset, tmp_path) -> None:
+    from deltalake import DeltaTable
     from emotrack.flows.nightly import nightly
     from emotrack.flows.rescore import rescore
 
     lake = Lake(shutil.copytree(one_man_lake.root, tmp_path / "lake"))
+    # One of his videos as if its run had stopped before giving it his resting face.
+    first = sorted(lake.read("videos")["video_id"])[0]
+    DeltaTable(lake.table_uri("baselines")).delete(f"video_id = '{first}'")
     archive = tmp_path / "archive"
     archive.mkdir()
     _clips_of_the_man(archive, asset)
@@ -246,6 +250,7 @@ def test_a_persons_resting_face_is_settled_until_a_rescore(one_man_lake, asset, 
     before = one_man_lake.read("baselines").iloc[0]
     after = lake.read("baselines")
     assert len(after) == 4 and set(after["frames"]) == {before["frames"]}  # settled
+    assert set(after["source"]) == {"person"}  # the video left behind has it again
     rescore(lake=str(lake.root))
     again = lake.read("baselines")
     assert len(again) == 4 and set(again["frames"]) == {len(lake.read("features"))}
