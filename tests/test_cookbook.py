@@ -23,11 +23,12 @@ NAMES = [
     "smiles",
     "looking-away",
     "episode-action-units",
+    "against-rest",
 ]
 READER_NAMES = ["pandas-dominant", "pandas-longest", "polars-shares", "polars-happiest"]
 
 
-def test_the_cookbook_has_a_duckdb_setup_ten_queries_and_four_snippets() -> None:
+def test_the_cookbook_has_a_duckdb_setup_eleven_queries_and_four_snippets() -> None:
     assert "duckdb.connect()" in SETUP and "read_parquet" in SETUP
     assert len(QUERIES) == len(NAMES) and len(READERS) == len(READER_NAMES)
 
