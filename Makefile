@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_store_levels.py
 	$(BIN)/python benchmarks/bench_action_units.py
 	$(BIN)/python benchmarks/bench_identity.py
+	$(BIN)/python benchmarks/bench_resting_people.py
 
 # mypy cannot follow setuptools' package-dir: it reads emotrack.flows, .tasks and .models
 # through these links (mypy_path in pyproject.toml).
