@@ -61,7 +61,7 @@ def test_fetch_then_a_first_run_print_no_tensorflow_dump(
     fetched = _emotrack(empty_cache, "fetch")
     said = fetched.stdout + fetched.stderr
     assert fetched.returncode == 0, said
-    assert not DUMP.search(said), DUMP.search(said)
+    assert not DUMP.search(said), _around(said)
     assert re.search(r"^its LiteRT file: .*\.tflite \(made, SHA-256 recorded\)$", said, re.M)
     (converted,) = _converted(empty_cache)
     assert converted.with_name(converted.name + ".sha256").read_text().strip()
@@ -69,7 +69,7 @@ def test_fetch_then_a_first_run_print_no_tensorflow_dump(
     done = _emotrack(empty_cache, "run", str(four_clips), "--lake", str(tmp_path / "lake"))
     said = done.stdout + done.stderr
     assert done.returncode == 0, said
-    assert not DUMP.search(said), DUMP.search(said)
+    assert not DUMP.search(said), _around(said)
     assert len(said.splitlines()) <= 40, said
     assert re.search(r"^processed 3 video\(s\), 1 unreadable", said, re.M)
     assert _converted(empty_cache) == [converted]
@@ -82,7 +82,7 @@ def test_a_first_run_without_fetch_on_two_workers_prints_no_tensorflow_dump(
     done = _emotrack(empty_cache, "run", str(four_clips), "--lake", str(lake), "--workers", "2")
     said = done.stdout + done.stderr
     assert done.returncode == 0, said
-    assert not DUMP.search(said), DUMP.search(said)
+    assert not DUMP.search(said), _around(said)
     assert len(said.splitlines()) <= 40, said
     assert re.search(r"^processed 3 video\(s\), 1 unreadable", said, re.M)
     (converted,) = _converted(empty_cache)  # made by a worker, its digest beside it
@@ -140,3 +140,9 @@ def test_a_read_only_cache_without_the_converted_file_says_what_to_do(
     (line,) = done.stderr.splitlines()
     assert "read-only" in line and "emotrack fetch" in line, line
     assert not _converted(empty_cache)
+
+
+def _around(said: str) -> str:
+    """The output around the first line that should not be there (what a failure shows)."""
+    found = DUMP.search(said)
+    return said if found is None else said[max(0, found.start() - 500) : found.end() + 2500]
