@@ -32,7 +32,7 @@ from emotrack.baselines import (
 )
 from emotrack.lake import Lake
 from emotrack.models.face_landmarker import SHAPE_COLUMNS
-from emotrack.units import RescoreJob
+from emotrack.units import RescoreJob, rescore_jobs
 from emotrack.vocabulary import NEUTRAL
 
 # The CNN's neutral probability from the stored logits (a stable softmax; lists count from 1).
@@ -59,11 +59,7 @@ def people_jobs(lake: Lake, videos: Iterable[str], per_job: int = 50) -> list[Re
         "videos", "status = 'ok' AND video_id IN (SELECT unnest(?))", [sorted(per_video)]
     )
     rows = rows[rows["stored"].fillna("full") != "labels"].sort_values("video_id")
-    records = rows.to_dict("records")
-    return [
-        RescoreJob(part, {r["video_id"]: per_video[r["video_id"]] for r in part})
-        for part in (records[i : i + per_job] for i in range(0, len(records), per_job))
-    ]
+    return rescore_jobs(rows.to_dict("records"), per_video, per_job)
 
 
 def resting_people(

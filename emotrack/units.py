@@ -334,6 +334,20 @@ class RescoreJob:
         return f"rescore-{self.videos[0]['video_id']}"
 
 
+def rescore_jobs(
+    videos: list[dict[str, Any]], people: dict[str, dict[int, Baseline]], per_job: int
+) -> list[RescoreJob]:
+    """`videos` (their `videos` rows), per_job a job, each job with the resting faces of
+    its videos' people (`people`: video_id -> track_id -> Baseline)."""
+    parts = (videos[i : i + per_job] for i in range(0, len(videos), per_job))
+    return [
+        RescoreJob(
+            part, {v["video_id"]: people[v["video_id"]] for v in part if v["video_id"] in people}
+        )
+        for part in parts
+    ]
+
+
 def rescore_videos(
     job: RescoreJob, model: str, lake_url: str, pages: bool = True
 ) -> list[VideoResult]:

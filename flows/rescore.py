@@ -11,7 +11,7 @@ from emotrack.lake import Lake
 from emotrack.people_lake import has_people
 from emotrack.person_baselines import resting_people
 from emotrack.settings import Settings
-from emotrack.units import RescoreJob, VideoResult, rescore_videos
+from emotrack.units import VideoResult, rescore_jobs, rescore_videos
 
 VIDEOS_PER_JOB = 50  # one read of the lake's features per job
 
@@ -57,12 +57,7 @@ def _rescore(
         )
     # People (--people) get their resting faces made again from all their rows.
     people = resting_people(lake, settled=False) if has_people(lake) else {}
-    jobs = [
-        RescoreJob(
-            part, {v["video_id"]: people[v["video_id"]] for v in part if v["video_id"] in people}
-        )
-        for part in (rows[i : i + VIDEOS_PER_JOB] for i in range(0, len(rows), VIDEOS_PER_JOB))
-    ]
+    jobs = rescore_jobs(rows, people, VIDEOS_PER_JOB)
     # Step 2: the model over every face track on the cluster; commits in batches.
     rescored, errors, waiting = 0, [], list[VideoResult]()
     keep = model if keep_versions else None
